@@ -1,0 +1,48 @@
+/**
+ * `peanut-onnx` command line: argv -> command. Each command module declares its options and
+ * lazily imports the library code it calls. A PeanutError prints one line and exits 1; bad usage
+ * exits 2; anything else is a bug and prints in full.
+ */
+import { Command, CommanderError } from 'commander';
+import { PeanutError, UsageError } from '../errors.ts';
+import { COMMANDS } from './commands/index.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('peanut-onnx')
+    .description('Fine-tune ONNX models with PEANuT weight-aware neural tweakers: inject, train, merge.')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const define of COMMANDS) {
+    const cmd = define();
+    cmd.exitOverride();
+    program.addCommand(cmd);
+  }
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (never calls process.exit itself). */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version "errors" are successful exits
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof PeanutError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}

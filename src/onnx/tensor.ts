@@ -1,0 +1,161 @@
+/**
+ * Tensor values: reading the bytes of a TensorProto wherever they live (raw_data, typed repeated
+ * fields, or an external data file) and making new tensors. Reads of external data go to the
+ * file on demand, so unrelated tensors of a large model are never loaded.
+ */
+import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { create, DataLocation, TensorProtoSchema, type TensorProto } from './proto.ts';
+import { DataType as DT, bytesToFloat32, dtypeName, dtypeSize, float32ToBytes } from './dtype.ts';
+import { PeanutError } from '../errors.ts';
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length: number;
+}
+
+export function tensorDims(t: TensorProto): number[] {
+  return t.dims.map(Number);
+}
+
+export function numElements(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+export function isExternal(t: TensorProto): boolean {
+  return t.dataLocation === DataLocation.EXTERNAL;
+}
+
+export function externalRef(t: TensorProto): ExternalRef {
+  const entry = (key: string) => t.externalData.find((e) => e.key === key)?.value;
+  const location = entry('location');
+  if (!location) throw new PeanutError('E_NOT_ONNX', `tensor '${t.name}' is marked external but names no location`);
+  const offset = Number(entry('offset') ?? 0);
+  const length = entry('length');
+  const expected = numElements(tensorDims(t)) * dtypeSize(t.dataType);
+  return { location, offset, length: length === undefined ? expected : Number(length) };
+}
+
+/** Reads `length` bytes at `offset` of a file without loading the rest of it. */
+export function readFileRange(path: string, offset: number, length: number): Uint8Array {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new PeanutError('E_FILE_NOT_FOUND', `external data file '${path}' not found (it must sit beside the .onnx file)`);
+  }
+  try {
+    if (offset + length > fstatSync(fd).size) {
+      throw new PeanutError('E_NOT_ONNX', `external data file '${path}' is truncated: need bytes ${offset}..${offset + length}`);
+    }
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, out, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The little-endian bytes of a tensor. `baseDir` resolves external data locations. For raw_data
+ * tensors this is a view (no copy).
+ */
+export function tensorBytes(t: TensorProto, baseDir: string): Uint8Array {
+  if (isExternal(t)) {
+    const ref = externalRef(t);
+    return readFileRange(join(baseDir, ref.location), ref.offset, ref.length);
+  }
+  if (t.rawData.byteLength > 0) return t.rawData;
+  const n = numElements(tensorDims(t));
+  switch (t.dataType) {
+    case DT.FLOAT:
+      return new Uint8Array(Float32Array.from(t.floatData).buffer);
+    case DT.DOUBLE:
+      return new Uint8Array(Float64Array.from(t.doubleData).buffer);
+    case DT.INT64:
+      return new Uint8Array(BigInt64Array.from(t.int64Data).buffer);
+    case DT.UINT64:
+      return new Uint8Array(BigUint64Array.from(t.uint64Data).buffer);
+    case DT.INT32:
+      return new Uint8Array(Int32Array.from(t.int32Data).buffer);
+    case DT.FLOAT16:
+    case DT.BFLOAT16:
+    case DT.UINT16:
+    case DT.INT16:
+      return new Uint8Array(Uint16Array.from(t.int32Data).buffer);
+    case DT.INT8:
+      return new Uint8Array(Int8Array.from(t.int32Data).buffer);
+    case DT.UINT8:
+    case DT.BOOL:
+      return Uint8Array.from(t.int32Data);
+    default:
+      if (n === 0) return new Uint8Array(0);
+      throw new PeanutError('E_DTYPE', `cannot read tensor '${t.name}' of type ${dtypeName(t.dataType)}`);
+  }
+}
+
+/** A floating tensor's values as float32 (fp16/bf16/fp64 converted). */
+export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
+  return bytesToFloat32(tensorBytes(t, baseDir), t.dataType);
+}
+
+/** An integer tensor's values as numbers (int64/int32 and smaller). */
+export function tensorToInts(t: TensorProto, baseDir: string): number[] {
+  const b = tensorBytes(t, baseDir);
+  const copy = b.slice();
+  switch (t.dataType) {
+    case DT.INT64:
+      return Array.from(new BigInt64Array(copy.buffer), Number);
+    case DT.INT32:
+      return Array.from(new Int32Array(copy.buffer));
+    case DT.INT8:
+      return Array.from(new Int8Array(copy.buffer));
+    case DT.UINT8:
+    case DT.BOOL:
+      return Array.from(copy);
+    default:
+      return Array.from(bytesToFloat32(b, t.dataType));
+  }
+}
+
+/** Replaces a tensor's contents in place with raw bytes (dims and type unchanged). */
+export function setTensorBytes(t: TensorProto, bytes: Uint8Array): void {
+  t.rawData = bytes as Uint8Array<ArrayBuffer>;
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  t.int64Data = [];
+  t.uint64Data = [];
+  t.externalData = [];
+  t.dataLocation = DataLocation.DEFAULT;
+}
+
+export function makeTensor(name: string, dataType: number, dims: readonly number[], bytes: Uint8Array): TensorProto {
+  return create(TensorProtoSchema, {
+    name,
+    dataType,
+    dims: dims.map(BigInt),
+    rawData: bytes as Uint8Array<ArrayBuffer>,
+  });
+}
+
+export function floatTensor(name: string, dims: readonly number[], values: Float32Array | readonly number[], dataType: number = DT.FLOAT): TensorProto {
+  const arr = values instanceof Float32Array ? values : Float32Array.from(values);
+  if (arr.length !== numElements(dims)) {
+    throw new PeanutError('E_SHAPE_MISMATCH', `tensor '${name}': ${arr.length} values for shape [${dims.join(', ')}]`);
+  }
+  return makeTensor(name, dataType, dims, float32ToBytes(arr, dataType));
+}
+
+export function int64Tensor(name: string, dims: readonly number[], values: readonly number[] | readonly bigint[]): TensorProto {
+  const arr = BigInt64Array.from(values as readonly (number | bigint)[], (v) => BigInt(v));
+  return makeTensor(name, DT.INT64, dims, new Uint8Array(arr.buffer));
+}
