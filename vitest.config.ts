@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // onnxruntime-node uses native threads; forks isolate each file's sessions cleanly.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
