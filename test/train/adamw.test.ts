@@ -108,9 +108,9 @@ describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
       const refP = SHAPES.map(fill);
       const refM = SHAPES.map(zeros);
       const refV = SHAPES.map(zeros);
-      let p = refP.map((x) => Float32Array.from(x));
-      let m = refM.map((x) => Float32Array.from(x));
-      let v = refV.map((x) => Float32Array.from(x));
+      let p: Float32Array[] = refP.map((x) => Float32Array.from(x));
+      let m: Float32Array[] = refM.map((x) => Float32Array.from(x));
+      let v: Float32Array[] = refV.map((x) => Float32Array.from(x));
       const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
       let clippedAtLeastOnce = false;
       for (let t = 1; t <= 6; t++) {
