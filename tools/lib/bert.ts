@@ -1,0 +1,186 @@
+/**
+ * A BertForSequenceClassification-like ONNX model in the layout of a TorchScript / optimum
+ * export: scopes `/bert/embeddings`, `/bert/encoder/layer.N/attention/self/query`, …, linear
+ * weights as [in, out] initializers `onnx::MatMul_<n>` with biases `<module>.bias`, pooler and
+ * classifier as Gemm (transB=1) on 2-D input, output `logits [batch_size, numLabels]`.
+ */
+import { DataType as DT } from '../../src/onnx/dtype.ts';
+import type { OnnxModel } from '../../src/onnx/io.ts';
+import { ExportContext, constI64, dim, scalarF32, scalarI64, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
+import {
+  additivePaddingMask,
+  gelu,
+  headLinear,
+  layerNorm,
+  linear,
+  mergeHeads,
+  rangePositionIds,
+  splitHeads,
+  type GeluStyle,
+  type LayerNormStyle,
+} from './blocks.ts';
+
+export interface BertConfig extends CommonConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  /** max_position_embeddings. */
+  maxPositions: number;
+  numLabels: number;
+  /** type_vocab_size (default 2). */
+  typeVocabSize?: number;
+  /** Default 1e-12, as BERT. */
+  layerNormEps?: number;
+  /** Default: `fused` (LayerNormalization) at opset ≥ 17, else `decomposed`. */
+  layerNorm?: LayerNormStyle;
+  /** Default: `op` (Gelu) at opset ≥ 20, else `erf`. */
+  gelu?: GeluStyle;
+  /** Position ids as a Slice of the `position_ids` buffer (default) or Range over the length. */
+  positionIds?: 'slice' | 'range';
+  /** Pooler and classifier as Gemm (default, torch's export of Linear on 2-D input) or MatMul + Add. */
+  head?: 'gemm' | 'matmul';
+  /** Pooler takes token 0 by Gather (default) or Slice + Squeeze. */
+  firstToken?: 'gather' | 'slice';
+}
+
+export type ResolvedBertConfig = Required<Omit<BertConfig, keyof CommonConfig>> & { opset: Opset };
+
+export function resolveBertConfig(cfg: BertConfig): ResolvedBertConfig {
+  const opset = cfg.opset ?? 17;
+  if (cfg.hiddenSize % cfg.numHeads !== 0) throw new RangeError(`'hiddenSize' ${cfg.hiddenSize} is not a multiple of 'numHeads' ${cfg.numHeads}`);
+  return {
+    vocabSize: cfg.vocabSize,
+    hiddenSize: cfg.hiddenSize,
+    numLayers: cfg.numLayers,
+    numHeads: cfg.numHeads,
+    intermediateSize: cfg.intermediateSize,
+    maxPositions: cfg.maxPositions,
+    numLabels: cfg.numLabels,
+    typeVocabSize: cfg.typeVocabSize ?? 2,
+    layerNormEps: cfg.layerNormEps ?? 1e-12,
+    layerNorm: cfg.layerNorm ?? (opset >= 17 ? 'fused' : 'decomposed'),
+    gelu: cfg.gelu ?? (opset >= 20 ? 'op' : 'erf'),
+    positionIds: cfg.positionIds ?? 'slice',
+    head: cfg.head ?? 'gemm',
+    firstToken: cfg.firstToken ?? 'gather',
+    opset,
+  };
+}
+
+/** Builds a BERT sequence classifier; same config and seed → identical bytes. */
+export function buildBert(config: BertConfig): OnnxModel {
+  const cfg = resolveBertConfig(config);
+  const ctx = new ExportContext({ ...config, opset: cfg.opset });
+  const dims = ['batch_size', 'sequence_length'];
+  const inputIds = ctx.input('input_ids', DT.INT64, dims);
+  const mask = ctx.input('attention_mask', DT.INT64, dims);
+  const tokenTypes = ctx.input('token_type_ids', DT.INT64, dims);
+
+  const extendedMask = additivePaddingMask(ctx, '/bert', mask);
+  let h = bertEmbeddings(ctx, cfg, inputIds, tokenTypes);
+  for (let i = 0; i < cfg.numLayers; i++) h = bertLayer(ctx, cfg, i, h, extendedMask);
+  const pooled = bertPooler(ctx, cfg, h);
+  headLinear(ctx, cfg.head, '/classifier', 'classifier', pooled, cfg.hiddenSize, cfg.numLabels, 'logits');
+  ctx.output('logits', DT.FLOAT, ['batch_size', cfg.numLabels]);
+  return ctx.model();
+}
+
+/** word + token_type + position embeddings, then LayerNorm. */
+export function bertEmbeddings(ctx: ExportContext, cfg: ResolvedBertConfig, inputIds: string, tokenTypes: string): string {
+  const scope = '/bert/embeddings';
+  const b = ctx.at(scope);
+  const H = cfg.hiddenSize;
+  let positions: string;
+  if (cfg.positionIds === 'slice') {
+    // HF's registered buffer position_ids [1, max_positions], sliced to the sequence length.
+    const buffer = constI64(b, Array.from({ length: cfg.maxPositions }, (_, i) => i), [1, cfg.maxPositions]);
+    const seq = unsqueeze(b, dim(b, inputIds, 1), [0]);
+    positions = b.op('Slice', [buffer, constI64(b, [0]), seq, constI64(b, [1]), constI64(b, [1])]);
+  } else {
+    positions = rangePositionIds(ctx, scope, inputIds);
+  }
+  const word = ctx.param('bert.embeddings.word_embeddings.weight', [cfg.vocabSize, H], { normal: ctx.initStd });
+  const pos = ctx.param('bert.embeddings.position_embeddings.weight', [cfg.maxPositions, H], { normal: ctx.initStd });
+  const type = ctx.param('bert.embeddings.token_type_embeddings.weight', [cfg.typeVocabSize, H], { normal: ctx.initStd });
+  const w = ctx.at(`${scope}/word_embeddings`).op('Gather', [word, inputIds]);
+  const t = ctx.at(`${scope}/token_type_embeddings`).op('Gather', [type, tokenTypes]);
+  const sum = b.op('Add', [w, t]);
+  const p = ctx.at(`${scope}/position_embeddings`).op('Gather', [pos, positions]);
+  const emb = b.op('Add', [sum, p]);
+  return layerNorm(ctx, cfg.layerNorm, `${scope}/LayerNorm`, 'bert.embeddings.LayerNorm', emb, H, cfg.layerNormEps);
+}
+
+/** BertSelfAttention: query/key/value, scaled scores + additive mask, Softmax, context. */
+export function bertSelfAttention(ctx: ExportContext, cfg: ResolvedBertConfig, layer: number, x: string, extendedMask: string): string {
+  const scope = `/bert/encoder/layer.${layer}/attention/self`;
+  const module = `bert.encoder.layer.${layer}.attention.self`;
+  const H = cfg.hiddenSize;
+  const d = H / cfg.numHeads;
+  const b = ctx.at(scope);
+  const q = linear(ctx, `${scope}/query`, `${module}.query`, x, H, H);
+  const k = linear(ctx, `${scope}/key`, `${module}.key`, x, H, H);
+  const kHeads = splitHeads(ctx, scope, k, cfg.numHeads, d);
+  const v = linear(ctx, `${scope}/value`, `${module}.value`, x, H, H);
+  const vT = b.op('Transpose', [splitHeads(ctx, scope, v, cfg.numHeads, d)], { perm: [0, 2, 1, 3] });
+  const qT = b.op('Transpose', [splitHeads(ctx, scope, q, cfg.numHeads, d)], { perm: [0, 2, 1, 3] });
+  const kT = b.op('Transpose', [kHeads], { perm: [0, 2, 3, 1] });
+  const scores = b.op('Div', [b.op('MatMul', [qT, kT]), scalarF32(b, Math.sqrt(d))]);
+  const probs = b.op('Softmax', [b.op('Add', [scores, extendedMask])], { axis: -1 });
+  const context = b.op('MatMul', [probs, vT]);
+  return mergeHeads(ctx, scope, context, H);
+}
+
+/** One encoder layer: attention + output dense + residual + LN, intermediate GELU, output + LN. */
+export function bertLayer(ctx: ExportContext, cfg: ResolvedBertConfig, layer: number, x: string, extendedMask: string): string {
+  const scope = `/bert/encoder/layer.${layer}`;
+  const module = `bert.encoder.layer.${layer}`;
+  const H = cfg.hiddenSize;
+  const I = cfg.intermediateSize;
+  const context = bertSelfAttention(ctx, cfg, layer, x, extendedMask);
+  const attnOut = linear(ctx, `${scope}/attention/output/dense`, `${module}.attention.output.dense`, context, H, H);
+  const attnRes = ctx.at(`${scope}/attention/output`).op('Add', [attnOut, x]);
+  const attn = layerNorm(ctx, cfg.layerNorm, `${scope}/attention/output/LayerNorm`, `${module}.attention.output.LayerNorm`, attnRes, H, cfg.layerNormEps);
+  const inter = linear(ctx, `${scope}/intermediate/dense`, `${module}.intermediate.dense`, attn, H, I);
+  const act = gelu(ctx, cfg.gelu, `${scope}/intermediate/intermediate_act_fn`, inter);
+  const out = linear(ctx, `${scope}/output/dense`, `${module}.output.dense`, act, I, H);
+  const res = ctx.at(`${scope}/output`).op('Add', [out, attn]);
+  return layerNorm(ctx, cfg.layerNorm, `${scope}/output/LayerNorm`, `${module}.output.LayerNorm`, res, H, cfg.layerNormEps);
+}
+
+/** BertPooler: hidden state of token 0, dense, Tanh. */
+export function bertPooler(ctx: ExportContext, cfg: ResolvedBertConfig, h: string): string {
+  const first = firstToken(ctx, cfg.firstToken, '/bert/pooler', h);
+  const dense = headLinear(ctx, cfg.head, '/bert/pooler/dense', 'bert.pooler.dense', first, cfg.hiddenSize, cfg.hiddenSize);
+  return ctx.at('/bert/pooler/activation').op('Tanh', [dense]);
+}
+
+/** `h[:, 0]` as Gather(index 0, axis 1) or Slice(0:1, axis 1) + Squeeze. */
+export function firstToken(ctx: ExportContext, style: 'gather' | 'slice', scope: string, h: string): string {
+  const b = ctx.at(scope);
+  if (style === 'gather') return b.op('Gather', [h, scalarI64(b, 0)], { axis: 1 });
+  const sliced = b.op('Slice', [h, constI64(b, [0]), constI64(b, [1]), constI64(b, [1]), constI64(b, [1])]);
+  return b.op('Squeeze', [sliced, constI64(b, [1])]);
+}
+
+/** bert-base-uncased sizes: hidden 768, 12 layers × 12 heads, intermediate 3072, vocab 30522, 512 positions (~440 MB). */
+export function bertBaseConfig(overrides: Partial<BertConfig> = {}): BertConfig {
+  return {
+    vocabSize: 30522,
+    hiddenSize: 768,
+    numLayers: 12,
+    numHeads: 12,
+    intermediateSize: 3072,
+    maxPositions: 512,
+    numLabels: 2,
+    opset: 14,
+    seed: 1101,
+    ...overrides,
+  };
+}
+
+/** A bert-base-sized classifier (~440 MB of float32 parameters), built in seconds. */
+export function buildBertBase(overrides: Partial<BertConfig> = {}): OnnxModel {
+  return buildBert(bertBaseConfig(overrides));
+}
