@@ -6,16 +6,15 @@
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import type { OnnxModel } from '../../src/onnx/io.ts';
-import { ExportContext, constI64, dim, scalarF32, scalarI64, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
+import { ExportContext, constI64, dim, scalarI64, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
 import {
   additivePaddingMask,
+  encoderSelfAttention,
   gelu,
   headLinear,
   layerNorm,
   linear,
-  mergeHeads,
   rangePositionIds,
-  splitHeads,
   type GeluStyle,
   type LayerNormStyle,
 } from './blocks.ts';
@@ -114,22 +113,7 @@ export function bertEmbeddings(ctx: ExportContext, cfg: ResolvedBertConfig, inpu
 
 /** BertSelfAttention: query/key/value, scaled scores + additive mask, Softmax, context. */
 export function bertSelfAttention(ctx: ExportContext, cfg: ResolvedBertConfig, layer: number, x: string, extendedMask: string): string {
-  const scope = `/bert/encoder/layer.${layer}/attention/self`;
-  const module = `bert.encoder.layer.${layer}.attention.self`;
-  const H = cfg.hiddenSize;
-  const d = H / cfg.numHeads;
-  const b = ctx.at(scope);
-  const q = linear(ctx, `${scope}/query`, `${module}.query`, x, H, H);
-  const k = linear(ctx, `${scope}/key`, `${module}.key`, x, H, H);
-  const kHeads = splitHeads(ctx, scope, k, cfg.numHeads, d);
-  const v = linear(ctx, `${scope}/value`, `${module}.value`, x, H, H);
-  const vT = b.op('Transpose', [splitHeads(ctx, scope, v, cfg.numHeads, d)], { perm: [0, 2, 1, 3] });
-  const qT = b.op('Transpose', [splitHeads(ctx, scope, q, cfg.numHeads, d)], { perm: [0, 2, 1, 3] });
-  const kT = b.op('Transpose', [kHeads], { perm: [0, 2, 3, 1] });
-  const scores = b.op('Div', [b.op('MatMul', [qT, kT]), scalarF32(b, Math.sqrt(d))]);
-  const probs = b.op('Softmax', [b.op('Add', [scores, extendedMask])], { axis: -1 });
-  const context = b.op('MatMul', [probs, vT]);
-  return mergeHeads(ctx, scope, context, H);
+  return encoderSelfAttention(ctx, `/bert/encoder/layer.${layer}/attention/self`, `bert.encoder.layer.${layer}.attention.self`, x, cfg.hiddenSize, cfg.numHeads, extendedMask);
 }
 
 /** One encoder layer: attention + output dense + residual + LN, intermediate GELU, output + LN. */

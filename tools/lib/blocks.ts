@@ -194,3 +194,24 @@ export function rangePositionIds(ctx: ExportContext, scope: string, ids: string)
   const range = b.op('Range', [constI64(b, [0], []), seq, constI64(b, [1], [])]);
   return unsqueeze(b, range, [0]);
 }
+
+/**
+ * Encoder self-attention as BERT and ViT export it: query/key/value linears, heads by
+ * Reshape/Transpose (key to [B, H, D, S]), MatMul, Div by √D, optional additive mask, Softmax,
+ * context MatMul, merge heads. `scope`/`module` name the attention module (`…/attention/self`).
+ */
+export function encoderSelfAttention(ctx: ExportContext, scope: string, module: string, x: string, hidden: number, heads: number, mask?: string): string {
+  const d = hidden / heads;
+  const b = ctx.at(scope);
+  const q = linear(ctx, `${scope}/query`, `${module}.query`, x, hidden, hidden);
+  const k = linear(ctx, `${scope}/key`, `${module}.key`, x, hidden, hidden);
+  const kHeads = splitHeads(ctx, scope, k, heads, d);
+  const v = linear(ctx, `${scope}/value`, `${module}.value`, x, hidden, hidden);
+  const vT = b.op('Transpose', [splitHeads(ctx, scope, v, heads, d)], { perm: [0, 2, 1, 3] });
+  const qT = b.op('Transpose', [splitHeads(ctx, scope, q, heads, d)], { perm: [0, 2, 1, 3] });
+  const kT = b.op('Transpose', [kHeads], { perm: [0, 2, 3, 1] });
+  let scores = b.op('Div', [b.op('MatMul', [qT, kT]), scalarF32(b, Math.sqrt(d))]);
+  if (mask) scores = b.op('Add', [scores, mask]);
+  const probs = b.op('Softmax', [scores], { axis: -1 });
+  return mergeHeads(ctx, scope, b.op('MatMul', [probs, vT]), hidden);
+}
