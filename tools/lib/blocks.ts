@@ -6,7 +6,7 @@
  */
 import { float } from '../../src/onnx/attributes.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { FLOAT32_MIN, constI64, dim, reduceMean, reshape, scalarF32, shapeOf, unsqueeze, type ExportContext } from './export-context.ts';
+import { FLOAT32_MIN, constI64, dim, reduceMean, reshape, scalarF32, shapeOf, transposed, unsqueeze, type ExportContext } from './export-context.ts';
 
 // ---- linear layers ----------------------------------------------------------------------
 
@@ -34,10 +34,7 @@ export function linear(
  */
 export function gemmLinear(ctx: ExportContext, scope: string, module: string, x: string, inF: number, outF: number, output?: string): string {
   const b = ctx.at(scope);
-  const io = ctx.normal(`${module}.weight`, inF * outF);
-  const oi = new Float32Array(inF * outF);
-  for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) oi[o * inF + i] = io[i * outF + o]!;
-  const w = ctx.param(`${module}.weight`, [outF, inF], oi);
+  const w = ctx.param(`${module}.weight`, [outF, inF], transposed(ctx.normal(`${module}.weight`, inF * outF), inF, outF));
   const bias = ctx.param(`${module}.bias`, [outF], ctx.biasInit());
   return b.op('Gemm', [x, w, bias], { alpha: float(1), beta: float(1), transB: 1 }, output ? { outputs: [output] } : {});
 }

@@ -137,6 +137,13 @@ export class ExportContext {
   }
 }
 
+/** A row-major [rows, cols] matrix transposed to [cols, rows]. */
+export function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
+  return out;
+}
+
 // ---- constants as Constant nodes, as the TorchScript exporter writes them --------------------
 
 export function constI64(b: GraphBuilder, values: readonly number[], dims: readonly number[] = [values.length]): string {

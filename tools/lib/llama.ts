@@ -16,6 +16,7 @@ import {
   reshape,
   scalarF32,
   shapeOf,
+  transposed,
   unsqueeze,
   type CommonConfig,
   type Opset,
@@ -93,13 +94,6 @@ export function buildLlama(config: LlamaConfig): OnnxModel {
   ctx.at('/lm_head').op('MatMul', [h, w], {}, { outputs: ['logits'] });
   ctx.output('logits', DT.FLOAT, ['batch_size', 'sequence_length', cfg.vocabSize]);
   return ctx.model();
-}
-
-/** [rows, cols] → [cols, rows]. */
-export function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
-  return out;
 }
 
 /**
