@@ -1,0 +1,11 @@
+/** Abs: dX = dY · sign(X) (0 at X = 0, the subgradient PyTorch uses). */
+import type { GradRule } from '../rule.ts';
+
+export const absGrad: GradRule = {
+  opType: 'Abs',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    return [ctx.b.op('Mul', [dY, ctx.b.op('Sign', [ctx.I(0)])])];
+  },
+};

@@ -1,0 +1,138 @@
+/**
+ * Conv, N-d, any group, in standard ops. With strides s, dilations d, pads (pb, pe), kernel k:
+ *   Y[n,m,o] = Σ_{c,κ} W[m,c,κ] · Xpad[n, g(m)·Cg + c, o·s + κ·d] + B[m]
+ *
+ * - dX = ConvTranspose(dY, W) with the same strides, dilations, pads and group. Positions of X
+ *   the forward pass never read (the floor in the output size) get zeros: output_padding when
+ *   the sizes are static, else a run-time Pad at the end of each spatial axis.
+ * - dW[m,c,κ] = Σ_{n,o} dY[n,m,o] · Xpad[n, c, κ·d + o·s]: a Conv whose batch is X's channels,
+ *   whose channels are X's batch, whose kernel is dY (batch-major), with strides and dilations
+ *   swapped; the result is sliced to the kernel size. For group G the input is rearranged to
+ *   [Cg, G·N, …] and the Conv runs with group G.
+ * - dB = Σ dY over the batch and spatial axes.
+ * auto_pad SAME_* needs static spatial dims (the pads depend on them); VALID and NOTSET do not.
+ */
+import type { GradContext, GradRule } from '../rule.ts';
+import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
+import { concatInts, dimOf, dimsOf, hasInput, reduce, transpose, unsupported } from '../shape-helpers.ts';
+
+interface ConvAttrs {
+  strides: number[];
+  dilations: number[];
+  pads: number[]; // begin…, end…
+  group: number;
+  kernel: Array<number | null>;
+}
+
+function convAttrs(ctx: GradContext): ConvAttrs {
+  const x = ctx.I(0);
+  const nsp = ctx.rank(x) - 2;
+  const ones = new Array<number>(nsp).fill(1);
+  const strides = attrInts(ctx.node, 'strides') ?? ones;
+  const dilations = attrInts(ctx.node, 'dilations') ?? ones;
+  const group = attrInt(ctx.node, 'group', 1);
+  const kernel = attrInts(ctx.node, 'kernel_shape') ?? ctx.shape(ctx.I(1)).slice(2);
+  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  let pads = attrInts(ctx.node, 'pads') ?? new Array<number>(2 * nsp).fill(0);
+  if (autoPad === 'VALID') pads = new Array<number>(2 * nsp).fill(0);
+  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const sp = ctx.shape(x).slice(2);
+    const begin: number[] = [];
+    const end: number[] = [];
+    for (let i = 0; i < nsp; i++) {
+      const n = sp[i];
+      const k = kernel[i];
+      if (typeof n !== 'number' || typeof k !== 'number') unsupported(ctx, `auto_pad ${autoPad} with dynamic spatial dims`);
+      const s = strides[i]!;
+      const total = Math.max(0, (Math.ceil(n / s) - 1) * s + (k - 1) * dilations[i]! + 1 - n);
+      const small = Math.floor(total / 2);
+      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      end.push(autoPad === 'SAME_UPPER' ? total - small : small);
+    }
+    pads = [...begin, ...end];
+  }
+  return { strides, dilations, pads, group, kernel };
+}
+
+export const convGrad: GradRule = {
+  opType: 'Conv',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY) return [];
+    const a = convAttrs(ctx);
+    const out: Array<string | undefined> = [];
+    if (ctx.needsGrad(0)) out[0] = inputGrad(ctx, dY, a);
+    if (ctx.needsGrad(1)) out[1] = weightGrad(ctx, dY, a);
+    if (hasInput(ctx, 2) && ctx.needsGrad(2)) {
+      const r = ctx.rank(ctx.I(0));
+      out[2] = reduce(ctx, 'ReduceSum', dY, [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2)], 0);
+    }
+    return out;
+  },
+};
+
+function inputGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
+  const b = ctx.b;
+  const x = ctx.I(0);
+  const nsp = ctx.rank(x) - 2;
+  const xs = ctx.shape(x).slice(2);
+  const ys = ctx.shape(ctx.O(0)).slice(2);
+  const attrs = { strides: a.strides, dilations: a.dilations, pads: a.pads, group: a.group };
+  const rem: Array<number | null> = xs.map((n, i) => {
+    const o = ys[i];
+    const k = a.kernel[i];
+    if (typeof n !== 'number' || typeof o !== 'number' || typeof k !== 'number') return null;
+    return n - ((o - 1) * a.strides[i]! + (k - 1) * a.dilations[i]! + 1 - a.pads[i]! - a.pads[i + nsp]!);
+  });
+  if (rem.every((v) => v !== null)) {
+    const outputPadding = rem as number[];
+    const withPadding = outputPadding.some((v) => v !== 0) ? { ...attrs, output_padding: outputPadding } : attrs;
+    return b.op('ConvTranspose', [dY, ctx.I(1)], withPadding);
+  }
+  const t = b.op('ConvTranspose', [dY, ctx.I(1)], attrs);
+  const tShape = b.op('Shape', [t]);
+  const ends = Array.from({ length: nsp }, (_, i) => {
+    const r = rem[i];
+    if (typeof r === 'number') return r;
+    return b.op('Sub', [dimOf(ctx, x, i + 2), b.op('Gather', [tShape, b.constInt64([i + 2])], { axis: 0 })]);
+  });
+  const pads = concatInts(ctx, [...new Array<number>(nsp + 2).fill(0), 0, 0, ...ends]);
+  return b.op('Pad', [t, pads], { mode: 'constant' });
+}
+
+function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
+  const b = ctx.b;
+  const x = ctx.I(0);
+  const w = ctx.I(1);
+  const r = ctx.rank(x);
+  const nsp = r - 2;
+  const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
+  const swap01 = [1, 0, ...spatial];
+  let input: string;
+  if (a.group === 1) {
+    input = transpose(ctx, x, swap01); // [C, N, …]
+  } else {
+    const G = a.group;
+    const sp = dimsOf(ctx, x, spatial);
+    const n = ctx.shape(x)[0];
+    const split = b.op('Reshape', [x, concatInts(ctx, [typeof n === 'number' ? n : dimOf(ctx, x, 0), G, -1, sp])]); // [N, G, Cg, …]
+    const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [Cg, G, N, …]
+    const cg = ctx.shape(w)[1];
+    input = b.op('Reshape', [moved, concatInts(ctx, [typeof cg === 'number' ? cg : dimOf(ctx, w, 1), -1, sp])]); // [Cg, G·N, …]
+  }
+  const kernel = transpose(ctx, dY, swap01); // [M, N, …]
+  const conv = b.op('Conv', [input, kernel], { strides: a.dilations, dilations: a.strides, pads: a.pads, group: a.group });
+  const dW = transpose(ctx, conv, swap01); // [M, Cg, k'…]
+  // k' ≥ k: the trailing positions belong to no kernel tap.
+  const xs = ctx.shape(x).slice(2);
+  const ys = ctx.shape(ctx.O(0)).slice(2);
+  const exact = xs.every((n, i) => {
+    const o = ys[i];
+    const k = a.kernel[i];
+    if (typeof n !== 'number' || typeof o !== 'number' || typeof k !== 'number') return false;
+    const kk = Math.floor((n + a.pads[i]! + a.pads[i + nsp]! - ((o - 1) * a.strides[i]! + 1)) / a.dilations[i]!) + 1;
+    return kk === k;
+  });
+  if (exact) return dW;
+  return b.op('Slice', [dW, b.constInt64(new Array<number>(nsp).fill(0)), dimsOf(ctx, w, spatial), b.constInt64(spatial)]);
+}

@@ -1,0 +1,34 @@
+/**
+ * Pad, constant mode (pads, constant_value and axes are stop-gradient edges). Padding in the
+ * forward pass is cropping in the backward pass and vice versa, so dX = Pad(dY, −pads) with
+ * zeros: positive pads crop dY, negative pads (forward cropping) give zeros back. The axes
+ * input (opset 18) is passed through unchanged. Reflect/edge/wrap modes are not supported.
+ */
+import type { GradRule } from '../rule.ts';
+import { attrInts, attrString } from '../../onnx/attributes.ts';
+import { hasInput, unsupported } from '../shape-helpers.ts';
+
+export const padGrad: GradRule = {
+  opType: 'Pad',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const mode = attrString(ctx.node, 'mode', 'constant');
+    if (mode !== 'constant') unsupported(ctx, `mode '${mode}' has no gradient rule (only 'constant')`);
+    if (ctx.opset < 11) unsupported(ctx, 'Pad takes pads as an input only from opset 11');
+    const b = ctx.b;
+    const attrPads = ctx.inputCount < 2 ? attrInts(ctx.node, 'pads') : undefined;
+    const constPads = attrPads ?? ctx.constInts(ctx.I(1));
+    let neg: string;
+    if (constPads) {
+      if (constPads.every((p) => p === 0)) return [dY];
+      neg = b.constInt64(constPads.map((p) => -p));
+    } else {
+      neg = b.op('Neg', [ctx.I(1)]);
+    }
+    const inputs = [dY, neg];
+    if (hasInput(ctx, 3)) inputs.push('', ctx.I(3));
+    return [b.op('Pad', inputs, { mode: 'constant' })];
+  },
+};

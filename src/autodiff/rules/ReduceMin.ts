@@ -1,0 +1,26 @@
+/**
+ * ReduceMin: the gradient flows to the elements equal to the result, shared evenly among ties
+ * (a subgradient; ONNX Runtime and PyTorch's amax/amin do the same for ties).
+ *   mask = Cast(Equal(X, Yk)), dX = dYk · mask / ReduceSum(mask, axes, keepdims=1)
+ * where Yk and dYk are Y and dY with the reduced axes kept. Axes: attribute < 18, input ≥ 18.
+ */
+import type { GradRule } from '../rule.ts';
+import { keepdimsGrad, reduce, reduceArg, reduceAxes } from '../shape-helpers.ts';
+
+export const reduceMinGrad: GradRule = {
+  opType: 'ReduceMin',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const x = ctx.I(0);
+    const axes = reduceAxes(ctx);
+    if (axes.kind === 'none') return [dY];
+    const dt = ctx.dtype(x);
+    const yk = keepdimsGrad(ctx, ctx.O(0), axes);
+    const mask = ctx.b.op('Cast', [ctx.b.op('Equal', [x, yk])], { to: dt });
+    const ties = reduce(ctx, 'ReduceSum', mask, reduceArg(axes), 1);
+    const share = ctx.b.op('Div', [keepdimsGrad(ctx, dY, axes), ties]);
+    return [ctx.b.op('Mul', [mask, share])];
+  },
+};

@@ -1,0 +1,60 @@
+/**
+ * Every gradient rule, as one plain list of imports. `registry.ts` builds its table from this
+ * list (a duplicate throws). Add a rule by importing its config and appending it here.
+ */
+import type { GradRule } from '../rule.ts';
+import { addGrad } from './Add.ts';
+import { castGrad } from './Cast.ts';
+import { clipGrad } from './Clip.ts';
+import { divGrad } from './Div.ts';
+import { dropoutGrad } from './Dropout.ts';
+import { erfGrad } from './Erf.ts';
+import { expGrad } from './Exp.ts';
+import { geluGrad } from './Gelu.ts';
+import { gemmGrad } from './Gemm.ts';
+import { identityGrad } from './Identity.ts';
+import { logGrad } from './Log.ts';
+import { logSoftmaxGrad } from './LogSoftmax.ts';
+import { matMulGrad } from './MatMul.ts';
+import { maxGrad } from './Max.ts';
+import { minGrad } from './Min.ts';
+import { mulGrad } from './Mul.ts';
+import { negGrad } from './Neg.ts';
+import { powGrad } from './Pow.ts';
+import { reciprocalGrad } from './Reciprocal.ts';
+import { reluGrad } from './Relu.ts';
+import { sigmoidGrad } from './Sigmoid.ts';
+import { softmaxGrad } from './Softmax.ts';
+import { sqrtGrad } from './Sqrt.ts';
+import { subGrad } from './Sub.ts';
+import { tanhGrad } from './Tanh.ts';
+import { whereGrad } from './Where.ts';
+
+export const RULES: readonly GradRule[] = [
+  addGrad,
+  castGrad,
+  clipGrad,
+  divGrad,
+  dropoutGrad,
+  erfGrad,
+  expGrad,
+  geluGrad,
+  gemmGrad,
+  identityGrad,
+  logGrad,
+  logSoftmaxGrad,
+  matMulGrad,
+  maxGrad,
+  minGrad,
+  mulGrad,
+  negGrad,
+  powGrad,
+  reciprocalGrad,
+  reluGrad,
+  sigmoidGrad,
+  softmaxGrad,
+  sqrtGrad,
+  subGrad,
+  tanhGrad,
+  whereGrad,
+];

@@ -1,0 +1,215 @@
+/**
+ * Small emitters shared by the shape, reduction and indexing gradient rules: shapes and dims as
+ * int64 tensors (constants where probing proved them static, `Shape` of a forward value where
+ * not), zeros of a run-time shape, and the ops whose axes moved from attribute to input between
+ * opsets (ReduceSum 13, ReduceMean/Max/Min 18, Unsqueeze/Squeeze/Split 13).
+ *
+ * Nothing here bakes a dynamic (null) axis into a constant.
+ */
+import type { GradContext, StaticShape } from './rule.ts';
+import { attrInts, attrInt } from '../onnx/attributes.ts';
+import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
+import { makeTensor } from '../onnx/tensor.ts';
+import { PeanutError } from '../errors.ts';
+
+export function isStatic(shape: StaticShape): shape is readonly number[] {
+  return shape.every((d) => d !== null);
+}
+
+export function normAxis(axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= Math.max(rank, 1)) throw new PeanutError('E_GRAPH', `axis ${axis} is out of range for rank ${rank}`);
+  return a;
+}
+
+export function unsupported(ctx: GradContext, why: string): never {
+  throw new PeanutError('E_UNSUPPORTED_OP', `cannot differentiate ${ctx.node.opType} node '${ctx.node.name}': ${why}`);
+}
+
+/** Whether optional input `i` is present. */
+export function hasInput(ctx: GradContext, i: number): boolean {
+  return i < ctx.inputCount && ctx.I(i) !== '';
+}
+
+/** A scalar constant of float type `dt` (float64 kept exact). */
+export function scalarOf(ctx: GradContext, value: number, dt: number): string {
+  return dt === DT.DOUBLE ? ctx.b.constDouble([value], []) : ctx.b.scalar(value, dt);
+}
+
+const shapeCache = new WeakMap<object, Map<string, string>>();
+
+/** Shape of forward value `name` as a 1-D int64 tensor: a constant when fully static. */
+export function shapeOf(ctx: GradContext, name: string): string {
+  const s = ctx.shape(name);
+  if (isStatic(s)) return ctx.b.constInt64([...s]);
+  let cache = shapeCache.get(ctx.b);
+  if (!cache) shapeCache.set(ctx.b, (cache = new Map()));
+  const hit = cache.get(name);
+  if (hit) return hit;
+  const out = ctx.b.op('Shape', [name]);
+  cache.set(name, out);
+  return out;
+}
+
+/** Dim `axis` of forward value `name` as an int64 tensor of shape [1]. */
+export function dimOf(ctx: GradContext, name: string, axis: number): string {
+  const d = ctx.shape(name)[axis];
+  if (typeof d === 'number') return ctx.b.constInt64([d]);
+  return ctx.b.op('Gather', [shapeOf(ctx, name), ctx.b.constInt64([axis])], { axis: 0 });
+}
+
+/** Dims `axes` of `name` as a 1-D int64 tensor (constant when those dims are static). */
+export function dimsOf(ctx: GradContext, name: string, axes: readonly number[]): string {
+  const s = ctx.shape(name);
+  const ds = axes.map((a) => s[a]);
+  if (ds.every((d) => typeof d === 'number')) return ctx.b.constInt64(ds as number[]);
+  return ctx.b.op('Gather', [shapeOf(ctx, name), ctx.b.constInt64([...axes])], { axis: 0 });
+}
+
+/**
+ * Concatenates 1-D int64 pieces (numbers become constants); all-number lists become one constant.
+ */
+export function concatInts(ctx: GradContext, pieces: ReadonlyArray<number | string>): string {
+  if (pieces.every((p) => typeof p === 'number')) return ctx.b.constInt64(pieces as number[]);
+  // Merge runs of numbers into one constant each.
+  const parts: string[] = [];
+  let run: number[] = [];
+  for (const p of pieces) {
+    if (typeof p === 'number') run.push(p);
+    else {
+      if (run.length) parts.push(ctx.b.constInt64(run));
+      run = [];
+      parts.push(p);
+    }
+  }
+  if (run.length) parts.push(ctx.b.constInt64(run));
+  return parts.length === 1 ? parts[0]! : ctx.b.op('Concat', parts, { axis: 0 });
+}
+
+/** Zeros of element type `dt` and run-time shape `shape` (a 1-D int64 tensor). */
+export function zerosOfShape(ctx: GradContext, shape: string, dt: number): string {
+  const direct = dt !== DT.BFLOAT16 || ctx.opset >= 20;
+  const valueType = direct ? dt : DT.FLOAT;
+  const value = makeTensor('value', valueType, [1], float32ToBytes(Float32Array.of(0), valueType));
+  const z = ctx.b.op('ConstantOfShape', [shape], { value });
+  return direct ? z : ctx.b.op('Cast', [z], { to: dt });
+}
+
+/** Zeros shaped and typed like forward value `name`. */
+export function zerosLike(ctx: GradContext, name: string): string {
+  return zerosOfShape(ctx, shapeOf(ctx, name), ctx.dtype(name));
+}
+
+/** Reshape `x` to the shape of forward value `like`. */
+export function reshapeLike(ctx: GradContext, x: string, like: string): string {
+  return ctx.b.op('Reshape', [x, shapeOf(ctx, like)]);
+}
+
+/** Unsqueeze with constant axes (attribute before opset 13, input from 13). */
+export function unsqueeze(ctx: GradContext, x: string, axes: readonly number[]): string {
+  if (axes.length === 0) return x;
+  if (ctx.opset < 13) return ctx.b.op('Unsqueeze', [x], { axes: [...axes] });
+  return ctx.b.op('Unsqueeze', [x, ctx.b.constInt64([...axes])]);
+}
+
+/**
+ * `ReduceSum`/`ReduceMean` over `axes`: a constant list ([] = nothing to reduce: returns x),
+ * `'all'`, or the name of a 1-D int64 tensor (only where the opset takes axes as an input).
+ */
+export function reduce(ctx: GradContext, op: 'ReduceSum' | 'ReduceMean', x: string, axes: readonly number[] | 'all' | { name: string }, keepdims: 0 | 1): string {
+  if (Array.isArray(axes) && axes.length === 0) return x;
+  const asInput = ctx.opset >= (op === 'ReduceSum' ? 13 : 18);
+  if (axes === 'all') return ctx.b.op(op, [x], { keepdims });
+  if (!Array.isArray(axes)) {
+    const name = (axes as { name: string }).name;
+    if (!asInput) unsupported(ctx, `${op} needs constant axes before opset ${op === 'ReduceSum' ? 13 : 18}`);
+    return ctx.b.op(op, [x, name], { keepdims });
+  }
+  const list = [...(axes as readonly number[])];
+  if (asInput) return ctx.b.op(op, [x, ctx.b.constInt64(list)], { keepdims });
+  return ctx.b.op(op, [x], { axes: list, keepdims });
+}
+
+/** Forward axes of a Reduce*/
+export type ReduceAxes =
+  | { kind: 'all' }
+  | { kind: 'none' }
+  | { kind: 'const'; axes: number[] }
+  | { kind: 'dynamic'; name: string };
+
+/**
+ * Axes a forward Reduce* node reduces: the `axes` input where the node has one (ReduceSum ≥13,
+ * others ≥18), else the attribute; empty axes mean all axes, or none with
+ * `noop_with_empty_axes=1`. Constant axes come back normalised to non-negative.
+ */
+export function reduceAxes(ctx: GradContext): ReduceAxes {
+  const rank = ctx.rank(ctx.I(0));
+  const noop = attrInt(ctx.node, 'noop_with_empty_axes', 0) === 1;
+  let axes: number[] | undefined;
+  if (hasInput(ctx, 1)) {
+    axes = ctx.constInts(ctx.I(1));
+    if (!axes) {
+      const len = ctx.shape(ctx.I(1))[0];
+      if (len === 0) return noop ? { kind: 'none' } : { kind: 'all' };
+      return { kind: 'dynamic', name: ctx.I(1) };
+    }
+  } else {
+    axes = attrInts(ctx.node, 'axes');
+  }
+  if (!axes || axes.length === 0) return noop ? { kind: 'none' } : { kind: 'all' };
+  return { kind: 'const', axes: [...new Set(axes.map((a) => normAxis(a, rank)))].sort((a, b) => a - b) };
+}
+
+/**
+ * Gradient of a Reduce* output brought back to the rank of the input (keepdims=0 → Unsqueeze),
+ * not yet expanded.
+ */
+export function keepdimsGrad(ctx: GradContext, dY: string, axes: ReduceAxes): string {
+  const keepdims = attrInt(ctx.node, 'keepdims', 1);
+  if (keepdims === 1 || axes.kind === 'none') return dY;
+  if (axes.kind === 'all') {
+    const rank = ctx.rank(ctx.I(0));
+    return rank === 0 ? dY : ctx.b.op('Reshape', [dY, ctx.b.constInt64(new Array<number>(rank).fill(1))]);
+  }
+  if (axes.kind === 'const') return unsqueeze(ctx, dY, axes.axes);
+  return ctx.b.op('Unsqueeze', [dY, axes.name]);
+}
+
+/** `ReduceAxes` as the argument of `reduce()`. */
+export function reduceArg(axes: ReduceAxes): readonly number[] | 'all' | { name: string } {
+  switch (axes.kind) {
+    case 'all':
+      return 'all';
+    case 'none':
+      return [];
+    case 'const':
+      return axes.axes;
+    case 'dynamic':
+      return { name: axes.name };
+  }
+}
+
+/** Split `x` along `axis` into pieces of `sizes` (a 1-D int64 tensor name, or numbers). */
+export function split(ctx: GradContext, x: string, axis: number, sizes: ReadonlyArray<number | string>): string[] {
+  const n = sizes.length;
+  if (ctx.opset < 13) {
+    if (!sizes.every((s) => typeof s === 'number')) unsupported(ctx, 'split sizes must be static before opset 13');
+    return ctx.b.opN('Split', [x], { axis, split: sizes as number[] }, { outputs: n });
+  }
+  return ctx.b.opN('Split', [x, concatInts(ctx, sizes)], { axis }, { outputs: n });
+}
+
+/** Inverse of a permutation. */
+export function invertPerm(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+}
+
+export function isIdentityPerm(perm: readonly number[]): boolean {
+  return perm.every((p, i) => p === i);
+}
+
+export function transpose(ctx: GradContext, x: string, perm: readonly number[]): string {
+  return isIdentityPerm(perm) ? x : ctx.b.op('Transpose', [x], { perm: [...perm] });
+}
