@@ -73,7 +73,8 @@ export function parseSafetensors(bytes: Uint8Array, what = 'input'): SafeFile {
     const [begin, end] = data_offsets;
     const n = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== n * BYTES[dtype] || dataStart + end > bytes.byteLength) throw bad(`tensor '${name}' has inconsistent offsets`);
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    // Uint8Array.prototype.slice copies (a Node Buffer's own slice would share the whole file).
+    const copy = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
     tensors.set(name, { dtype, shape, data: view(dtype, copy.buffer) });
   }
   return { tensors, metadata };

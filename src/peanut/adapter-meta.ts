@@ -1,0 +1,90 @@
+/**
+ * The adapter record stored in an adapted model's `metadata_props` under `peanut_onnx.adapter`:
+ * the method configuration and, per target, the layer, its weight and every name injection
+ * added. Merge, training and export read it instead of guessing from names.
+ */
+import { PeanutError } from '../errors.ts';
+import type { OnnxModel } from '../onnx/io.ts';
+import { create, StringStringEntryProtoSchema, type ModelProto } from '../onnx/proto.ts';
+import type { MethodConfig } from './config.ts';
+import type { LinearOp } from './targets.ts';
+
+export const ADAPTER_META_KEY = 'peanut_onnx.adapter';
+export const ADAPTER_META_VERSION = 1;
+
+export interface AdapterParam {
+  /** PEFT key, also the initializer name. */
+  name: string;
+  /** PEFT shape. */
+  shape: [number, number];
+}
+
+export interface AdapterTarget {
+  module: string;
+  node: string;
+  op: LinearOp;
+  /** The frozen weight's value name. */
+  weight: string;
+  /** Input index of the weight on the layer node. */
+  weightInput: number;
+  weightSource: 'initializer' | 'constant';
+  constantNode?: string;
+  transB: boolean;
+  /** Weight dtype name (`float32`, `float16`, `bfloat16`). */
+  dtype: string;
+  elemType: number;
+  in: number;
+  out: number;
+  /** Value now fed to the layer in place of the weight (W = W0 + ΔW). */
+  output: string;
+  params: AdapterParam[];
+  /** Names of the nodes injection added for this target. */
+  nodes: string[];
+  /** Names of the constant initializers injection added for this target. */
+  constants: string[];
+}
+
+export interface AdapterMeta {
+  version: number;
+  config: MethodConfig;
+  /** The `--targets` value used (or the architecture default). */
+  targetModules: string;
+  seed: number;
+  targets: AdapterTarget[];
+}
+
+/** Every parameter key of an adapter, in target order. */
+export function paramNames(meta: AdapterMeta): string[] {
+  return meta.targets.flatMap((t) => t.params.map((p) => p.name));
+}
+
+/** The adapter record of a model, or undefined for a plain model. */
+export function readAdapterMeta(model: OnnxModel | ModelProto): AdapterMeta | undefined {
+  const proto = 'proto' in model ? model.proto : model;
+  const entry = proto.metadataProps.find((e) => e.key === ADAPTER_META_KEY);
+  if (!entry) return undefined;
+  let meta: AdapterMeta;
+  try {
+    meta = JSON.parse(entry.value) as AdapterMeta;
+  } catch {
+    throw new PeanutError('E_NOT_ADAPTED', `the model's '${ADAPTER_META_KEY}' metadata is not valid JSON; was it edited by hand?`);
+  }
+  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.targets) || !meta.config) {
+    throw new PeanutError('E_NOT_ADAPTED', `the model's '${ADAPTER_META_KEY}' metadata is incomplete; was it edited by hand?`);
+  }
+  if (meta.version > ADAPTER_META_VERSION) {
+    throw new PeanutError('E_NOT_ADAPTED', `the model was adapted by a newer peanut-onnx (adapter format ${meta.version}); upgrade to read it`);
+  }
+  return meta;
+}
+
+/** Sets (or replaces) the adapter record on a model proto. */
+export function writeAdapterMeta(proto: ModelProto, meta: AdapterMeta): void {
+  const value = JSON.stringify(meta);
+  proto.metadataProps = [...proto.metadataProps.filter((e) => e.key !== ADAPTER_META_KEY), create(StringStringEntryProtoSchema, { key: ADAPTER_META_KEY, value })];
+}
+
+/** Removes the adapter record from a model proto. */
+export function removeAdapterMeta(proto: ModelProto): void {
+  proto.metadataProps = proto.metadataProps.filter((e) => e.key !== ADAPTER_META_KEY);
+}

@@ -1,0 +1,107 @@
+/**
+ * Adapter method configuration: the validated form of `--method`, `--rank`, `--depth`, `--act`,
+ * `--scaling` and `--alpha`. Library callers and the CLI share `resolveMethodConfig`, so a bad
+ * value gets the same one-line error (code `E_BAD_CONFIG`) either way.
+ */
+import { PeanutError } from '../errors.ts';
+
+/** Activations the tweaker can emit (standard ONNX ops only). */
+export const ACTIVATIONS = ['relu', 'gelu', 'gelu_tanh', 'silu', 'tanh', 'sigmoid'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+/** Hugging Face `ACT2FN` names accepted as spellings of the activations above. */
+export const ACTIVATION_ALIASES: Readonly<Record<string, Activation>> = {
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  swish: 'silu',
+};
+
+export const METHODS = ['peanut', 'lora'] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export interface PeanutConfig {
+  method: 'peanut';
+  /** Rank r of the tweaker. */
+  r: number;
+  /** Number of encoder/decoder pairs (PEFT `depth`). */
+  depth: number;
+  act: Activation;
+  scaling: number;
+}
+
+export interface LoraConfig {
+  method: 'lora';
+  r: number;
+  /** PEFT `lora_alpha`; ΔW is scaled by alpha / r. */
+  alpha: number;
+}
+
+export type MethodConfig = PeanutConfig | LoraConfig;
+
+/** Defaults of PEFT's `PeanutConfig` and `LoraConfig`. */
+export const DEFAULTS = { r: 32, depth: 0, act: 'relu' as Activation, scaling: 1, alpha: 8, seed: 0 } as const;
+
+/** Loose input: numbers may come as strings from the command line. */
+export interface MethodOptions {
+  method?: string;
+  r?: number | string;
+  depth?: number | string;
+  act?: string;
+  scaling?: number | string;
+  alpha?: number | string;
+}
+
+function bad(message: string): PeanutError {
+  return new PeanutError('E_BAD_CONFIG', message);
+}
+
+function toInt(name: string, v: number | string, min: number): number {
+  const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
+  if (!Number.isInteger(n) || n < min) throw bad(`${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function toFinite(name: string, v: number | string): number {
+  const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
+  if (!Number.isFinite(n)) throw bad(`${name} must be a finite number, got '${v}'`);
+  return n;
+}
+
+/** Canonical activation name for `name` (aliases resolved), or a PeanutError listing the valid ones. */
+export function resolveActivation(name: string): Activation {
+  const key = name.trim().toLowerCase();
+  if ((ACTIVATIONS as readonly string[]).includes(key)) return key as Activation;
+  const alias = ACTIVATION_ALIASES[key];
+  if (alias) return alias;
+  throw bad(`unknown activation '${name}'; valid: ${[...ACTIVATIONS, ...Object.keys(ACTIVATION_ALIASES)].join(', ')}`);
+}
+
+/**
+ * Validates and completes a method configuration.
+ *
+ * @param opts - loose options (CLI strings or numbers); missing fields take PEFT's defaults.
+ * @throws PeanutError `E_BAD_CONFIG` naming the bad value.
+ */
+export function resolveMethodConfig(opts: MethodOptions = {}): MethodConfig {
+  const method = (opts.method ?? 'peanut').toLowerCase();
+  if (!(METHODS as readonly string[]).includes(method)) throw bad(`unknown method '${opts.method}'; valid: ${METHODS.join(', ')}`);
+  const r = toInt('rank', opts.r ?? DEFAULTS.r, 1);
+  if (method === 'lora') {
+    return { method: 'lora', r, alpha: toFinite('alpha', opts.alpha ?? DEFAULTS.alpha) };
+  }
+  return {
+    method: 'peanut',
+    r,
+    depth: toInt('depth', opts.depth ?? DEFAULTS.depth, 0),
+    act: resolveActivation(opts.act ?? DEFAULTS.act),
+    scaling: toFinite('scaling', opts.scaling ?? DEFAULTS.scaling),
+  };
+}
+
+/** Validates a seed: an integer in [0, 2^32). */
+export function resolveSeed(seed: number | string | undefined): number {
+  if (seed === undefined) return DEFAULTS.seed;
+  const n = toInt('seed', seed, 0);
+  if (n > 0xffffffff) throw bad(`seed must be below 2^32, got '${seed}'`);
+  return n;
+}

@@ -1,0 +1,170 @@
+/**
+ * Injection pass: adds an adapter to the selected layers of a model.
+ *
+ * Before:  W0 ──▶ MatMul/Gemm
+ * After:   W0 ─(Cast)─▶ [ΔW subgraph of the method, reading θ initializers] ─▶ Add(W0, ΔW) ─(Cast)─▶ MatMul/Gemm
+ *
+ * Cases:
+ *  1. MatMul, or Gemm transB=0: ΔW is computed in `[in, out]` layout.
+ *  2. Gemm transB=1: ΔW is computed in `[out, in]` layout (the method's transposed form).
+ *  3. fp16/bf16 weight: W0 is cast to float32 and W back to the weight's type.
+ *  4. Weight held by a Constant node: the Constant stays; its output feeds the subgraph.
+ *
+ * The input model is not modified: the result shares its tensors but has its own node and
+ * initializer lists. θ is stored as float32 initializers named by PEFT keys, and the
+ * `peanut_onnx.adapter` metadata entry records every name added (see adapter-meta.ts).
+ */
+import { PeanutError } from '../errors.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { DataType as DT } from '../onnx/dtype.ts';
+import { Graph } from '../onnx/graph.ts';
+import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import type { GraphProto, ModelProto, NodeProto } from '../onnx/proto.ts';
+import { floatTensor } from '../onnx/tensor.ts';
+import type { SafeTensor } from '../safetensors.ts';
+import { Random } from '../util/random.ts';
+import { ADAPTER_META_VERSION, readAdapterMeta, writeAdapterMeta, type AdapterMeta, type AdapterParam, type AdapterTarget } from './adapter-meta.ts';
+import type { DetectedArchitecture } from './architectures.ts';
+import { resolveMethodConfig, resolveSeed, type MethodConfig, type MethodOptions } from './config.ts';
+import { methodFor, methodMarkers } from './methods/index.ts';
+import type { ParamSpec } from './methods/method.ts';
+import { selectTargets } from './select.ts';
+import { withFields } from './copy.ts';
+import { stateFromTensors, type TweakerState } from './state.ts';
+import { discoverTargets, type Candidate } from './targets.ts';
+
+export interface InjectOptions extends MethodOptions {
+  /** PEFT target_modules: suffix list, regex or `all-linear`; default: the architecture's. */
+  targets?: string | readonly string[];
+  /** Seed of the default initialisation. */
+  seed?: number | string;
+  /** Parameter values to start from (PEFT keys) instead of the default initialisation. */
+  init?: ReadonlyMap<string, SafeTensor | Float32Array>;
+  /** Name of the `init` source for messages (a file path). */
+  initName?: string;
+}
+
+export interface InjectResult {
+  /** The adapted model (shares tensors with the input model). */
+  model: OnnxModel;
+  /** The parameter values injected. */
+  state: TweakerState;
+  meta: AdapterMeta;
+  /** The adapted layers. */
+  targets: Candidate[];
+  /** The architecture whose default targets were used, if any. */
+  detected?: DetectedArchitecture;
+}
+
+/** PEFT default initialisation of one parameter: Kaiming-uniform (a = √5) or zeros. */
+export function initParam(spec: ParamSpec, key: string, seed: number): Float32Array {
+  const out = new Float32Array(spec.shape[0] * spec.shape[1]);
+  if (spec.init === 'zeros') return out;
+  // kaiming_uniform_(a=√5): gain = √(2/(1+5)), bound = gain·√3/√fan_in = 1/√fan_in; fan_in = size(1).
+  const bound = 1 / Math.sqrt(spec.shape[1]);
+  return Random.forKey(seed, key).fillUniform(out, -bound, bound);
+}
+
+/** Whether a model already carries an adapter (metadata, or parameter names of one). */
+export function isAdapted(model: OnnxModel): boolean {
+  if (readAdapterMeta(model)) return true;
+  const markers = methodMarkers().map((m) => `.${m}`);
+  return graphOf(model).initializer.some((t) => markers.some((m) => t.name.endsWith(m)));
+}
+
+function normaliseInit(init: ReadonlyMap<string, SafeTensor | Float32Array>, params: readonly AdapterParam[]): Map<string, SafeTensor> {
+  const shapes = new Map(params.map((p) => [p.name, p.shape]));
+  const out = new Map<string, SafeTensor>();
+  for (const [k, v] of init) {
+    if (v instanceof Float32Array) {
+      const shape = shapes.get(k);
+      out.set(k, { dtype: 'F32', shape: shape && shape[0] * shape[1] === v.length ? [...shape] : [v.length], data: v });
+    } else out.set(k, v);
+  }
+  return out;
+}
+
+function copyForEdit(model: OnnxModel, nodeIndexes: ReadonlySet<number>): OnnxModel {
+  const g = graphOf(model);
+  const graph: GraphProto = withFields(g, {
+    node: g.node.map((n, i) => (nodeIndexes.has(i) ? withFields(n, { input: [...n.input] }) : n)),
+    initializer: [...g.initializer],
+  });
+  const proto: ModelProto = withFields(model.proto, { graph, metadataProps: [...model.proto.metadataProps] });
+  return { proto, baseDir: model.baseDir };
+}
+
+/**
+ * Adds an adapter (PEANuT by default) to a model.
+ *
+ * @param model - a plain model (not already adapted)
+ * @param options - method configuration, targets, seed, optional initial values
+ * @throws PeanutError `E_ALREADY_ADAPTED`, `E_BAD_CONFIG`, `E_NO_TARGETS`, `E_BAD_SAFETENSORS`
+ */
+export function inject(model: OnnxModel, options: InjectOptions = {}): InjectResult {
+  const config: MethodConfig = resolveMethodConfig(options);
+  const seed = resolveSeed(options.seed);
+  if (isAdapted(model)) {
+    throw new PeanutError('E_ALREADY_ADAPTED', 'the model is already adapted (it has tweaker parameters); merge it first or inject into the original model');
+  }
+  const method = methodFor(config);
+  const discovery = discoverTargets(model);
+  const selection = selectTargets(discovery, options.targets);
+  const targets = selection.selected;
+
+  const specs = targets.map((c) => method.paramSpecs(config, { in: c.in, out: c.out }));
+  const params: AdapterParam[][] = targets.map((c, i) => specs[i]!.map((s) => ({ name: `${c.module}.${s.suffix}`, shape: s.shape })));
+  const flat = params.flat();
+  const state: TweakerState = options.init
+    ? stateFromTensors(normaliseInit(options.init, flat), flat, { what: options.initName ?? '--init' })
+    : new Map(flat.map((p, i) => [p.name, initParam(specs.flat()[i]!, p.name, seed)]));
+
+  const adapted = copyForEdit(model, new Set(targets.map((c) => c.nodeIndex)));
+  const proto = graphOf(adapted);
+  const graph = new Graph(proto);
+  const layerNodes: NodeProto[] = targets.map((c) => proto.node[c.nodeIndex]!);
+  const records: AdapterTarget[] = [];
+
+  targets.forEach((c, ti) => {
+    const node = layerNodes[ti]!;
+    for (const p of params[ti]!) {
+      if (graph.uniqueName(p.name) !== p.name) {
+        throw new PeanutError('E_ALREADY_ADAPTED', `the model already has a value named '${p.name}'; is it already adapted?`);
+      }
+      graph.addInitializer(floatTensor(p.name, p.shape, state.get(p.name)!));
+    }
+    const before = new Set(proto.initializer);
+    const b = new GraphBuilder(graph, `/peanut_onnx/${c.module}`, node);
+    const float = c.elemType === DT.FLOAT;
+    const w0 = float ? c.weight : b.op('Cast', [c.weight], { to: DT.FLOAT });
+    const byKey = new Map(specs[ti]!.map((s, i) => [s.suffix, params[ti]![i]!.name]));
+    const delta = method.emitDelta(b, config, w0, byKey, c.transB ? 'oi' : 'io', { in: c.in, out: c.out });
+    const wName = graph.uniqueName(`/peanut_onnx/${c.module}/W`);
+    const sum = b.op('Add', [w0, delta], {}, float ? { outputs: [wName] } : {});
+    const w = float ? sum : b.op('Cast', [sum], { to: c.elemType }, { outputs: [wName] });
+    node.input[c.weightInput] = w;
+    records.push({
+      module: c.module,
+      node: c.node,
+      op: c.op,
+      weight: c.weight,
+      weightInput: c.weightInput,
+      weightSource: c.weightSource,
+      ...(c.constantNode !== undefined ? { constantNode: c.constantNode } : {}),
+      transB: c.transB,
+      dtype: c.dtype,
+      elemType: c.elemType,
+      in: c.in,
+      out: c.out,
+      output: w,
+      params: params[ti]!,
+      nodes: b.emitted.map((n) => n.name),
+      constants: proto.initializer.filter((t) => !before.has(t)).map((t) => t.name),
+    });
+  });
+  graph.invalidate();
+
+  const meta: AdapterMeta = { version: ADAPTER_META_VERSION, config, targetModules: selection.targetModules, seed, targets: records };
+  writeAdapterMeta(adapted.proto, meta);
+  return { model: adapted, state, meta, targets, ...(selection.detected ? { detected: selection.detected } : {}) };
+}

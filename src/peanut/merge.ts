@@ -1,0 +1,158 @@
+/**
+ * Merge pass: folds each adapter into its layer's weight and removes the adapter.
+ *
+ * Before:  W0 ─▶ [ΔW subgraph, θ] ─▶ Add ─▶ MatMul/Gemm
+ * After:   W0 + ΔW ─▶ MatMul/Gemm         (the original graph, node for node)
+ *
+ * ΔW is computed in float32 (also for fp16/bf16 weights, which are cast back), by the method's
+ * JS form of the same math the adapted model runs. Everything injection added (nodes, θ and
+ * constant initializers, the metadata entry) is removed by the names the metadata recorded, so
+ * nodes, graph inputs/outputs and initializer names come out exactly as in the original; only the
+ * target weights' values differ. The input model is not modified.
+ */
+import { PeanutError } from '../errors.ts';
+import { float32ToBytes } from '../onnx/dtype.ts';
+import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { DataLocation, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
+import { tensorToFloat32 } from '../onnx/tensor.ts';
+import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';
+import { methodFor } from './methods/index.ts';
+import { addInPlace, transpose } from './linalg.ts';
+import { stateFromModel, type TweakerState } from './state.ts';
+import { withFields } from './copy.ts';
+
+export interface MergeOptions {
+  /** Parameter values to merge (PEFT keys); default: the adapted model's own initializers. */
+  params?: ReadonlyMap<string, Float32Array>;
+  /** Refuse to produce a weight containing NaN or Inf. */
+  safe?: boolean;
+}
+
+/** The adapter record of a model, or `E_NOT_ADAPTED`. */
+export function requireAdapter(model: OnnxModel): AdapterMeta {
+  const meta = readAdapterMeta(model);
+  if (!meta || meta.targets.length === 0) {
+    throw new PeanutError('E_NOT_ADAPTED', `${model.path ?? 'the model'} has no tweakers (no '${'peanut_onnx.adapter'}' metadata): nothing to merge; pass a model written by 'peanut-onnx inject'`);
+  }
+  return meta;
+}
+
+function checkParams(meta: AdapterMeta, params: ReadonlyMap<string, Float32Array>): TweakerState {
+  const missing: string[] = [];
+  const wrong: string[] = [];
+  const state: TweakerState = new Map();
+  for (const p of meta.targets.flatMap((t) => t.params)) {
+    const v = params.get(p.name);
+    if (!v) missing.push(p.name);
+    else if (v.length !== p.shape[0] * p.shape[1]) wrong.push(`${p.name} has ${v.length} values, expected [${p.shape.join(', ')}]`);
+    else state.set(p.name, v);
+  }
+  if (missing.length || wrong.length) {
+    const parts = [missing.length ? `missing ${missing.join(', ')}` : '', wrong.join('; ')].filter(Boolean);
+    throw new PeanutError('E_BAD_SAFETENSORS', `parameters do not match the adapter: ${parts.join('; ')}`);
+  }
+  return state;
+}
+
+function weightTensorOf(graph: GraphProto, t: AdapterTarget): { tensor: TensorProto; constant?: NodeProto } {
+  if (t.weightSource === 'constant') {
+    const node = graph.node.find((n) => n.opType === 'Constant' && n.output[0] === t.weight);
+    const tensor = node?.attribute.find((a) => a.name === 'value')?.t;
+    if (!node || !tensor) throw new PeanutError('E_GRAPH', `adapted model has no Constant producing '${t.weight}' for ${t.module}`);
+    return { tensor, constant: node };
+  }
+  const tensor = graph.initializer.find((x) => x.name === t.weight);
+  if (!tensor) throw new PeanutError('E_GRAPH', `adapted model has no weight initializer '${t.weight}' for ${t.module}`);
+  return { tensor };
+}
+
+function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
+  return withFields(t, {
+    rawData: bytes as Uint8Array<ArrayBuffer>,
+    floatData: [],
+    doubleData: [],
+    int32Data: [],
+    int64Data: [],
+    uint64Data: [],
+    externalData: [],
+    dataLocation: DataLocation.DEFAULT,
+  });
+}
+
+/**
+ * W0 + ΔW for one target, float32, in the weight's stored layout.
+ *
+ * @param w0 - the stored weight as float32 (`[in, out]`, or `[out, in]` when transB)
+ */
+export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float32Array, state: ReadonlyMap<string, Float32Array>): Float32Array {
+  const method = methodFor(meta.config);
+  const layer = { in: target.in, out: target.out };
+  const io = target.transB ? transpose(w0, target.out, target.in) : w0.slice();
+  const suffix = (name: string) => name.slice(target.module.length + 1);
+  const params = new Map(target.params.map((p) => [suffix(p.name), state.get(p.name)!]));
+  const merged = addInPlace(io, method.computeDelta(meta.config, io, params, layer));
+  return target.transB ? transpose(merged, target.in, target.out) : merged;
+}
+
+/**
+ * Folds an adapted model's tweakers into its weights.
+ *
+ * @param adapted - a model written by `inject`
+ * @param opts - parameter values (e.g. from a checkpoint) and the NaN/Inf guard
+ * @returns the merged model (shares untouched tensors with `adapted`)
+ * @throws PeanutError `E_NOT_ADAPTED`, `E_BAD_SAFETENSORS`, `E_NON_FINITE`, `E_GRAPH`
+ */
+export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
+  const meta = requireAdapter(adapted);
+  const state = opts.params ? checkParams(meta, opts.params) : stateFromModel(adapted, meta);
+  const g = graphOf(adapted);
+
+  const dropNodes = new Set(meta.targets.flatMap((t) => t.nodes));
+  const dropInits = new Set(meta.targets.flatMap((t) => [...t.params.map((p) => p.name), ...t.constants]));
+  const newInits = new Map<string, TensorProto>();
+  const newConstants = new Map<NodeProto, NodeProto>();
+  const layerInputs = new Map<string, AdapterTarget>();
+
+  for (const t of meta.targets) {
+    const { tensor, constant } = weightTensorOf(g, t);
+    const w0 = tensorToFloat32(tensor, adapted.baseDir);
+    const merged = mergedWeight(meta, t, w0, state);
+    if (opts.safe) {
+      const bad = merged.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
+    }
+    const next = withValues(tensor, float32ToBytes(merged, tensor.dataType));
+    if (constant) {
+      const attribute: AttributeProto[] = constant.attribute.map((a) => (a.name === 'value' ? withFields(a, { t: next }) : a));
+      newConstants.set(constant, withFields(constant, { attribute }));
+    } else newInits.set(t.weight, next);
+    layerInputs.set(t.node, t);
+  }
+
+  const node = g.node
+    .filter((n) => !dropNodes.has(n.name))
+    .map((n) => {
+      const c = newConstants.get(n);
+      if (c) return c;
+      const t = layerInputs.get(n.name);
+      if (!t) return n;
+      if (n.input[t.weightInput] !== t.output) {
+        throw new PeanutError('E_GRAPH', `node '${n.name}' no longer reads '${t.output}'; the adapted model was edited after injection`);
+      }
+      const input = [...n.input];
+      input[t.weightInput] = t.weight;
+      return withFields(n, { input });
+    });
+  const initializer = g.initializer.filter((t) => !dropInits.has(t.name)).map((t) => newInits.get(t.name) ?? t);
+
+  const removed = new Set([...dropInits, ...meta.targets.flatMap((t) => t.output)]);
+  for (const n of node) {
+    const dangling = n.input.find((i) => removed.has(i));
+    if (dangling) throw new PeanutError('E_GRAPH', `node '${n.name}' reads '${dangling}', which merge removes; the adapted model was edited after injection`);
+  }
+
+  const graph: GraphProto = withFields(g, { node, initializer });
+  const proto: ModelProto = withFields(adapted.proto, { graph, metadataProps: [...adapted.proto.metadataProps] });
+  removeAdapterMeta(proto);
+  return { proto, baseDir: adapted.baseDir };
+}

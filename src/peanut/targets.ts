@@ -1,0 +1,265 @@
+/**
+ * Target discovery: which MatMul/Gemm layers can carry a tweaker, and why the others cannot.
+ *
+ * Each MatMul/Gemm goes through pattern -> check: the pattern is "linear layer with its weight as
+ * input 1"; the checks return a reason when a layer is not a candidate (weight computed at run
+ * time, rank ≠ 2, integer, shared with another node, inside a control-flow subgraph, …), which
+ * `inspect` shows. Candidates get a module path (see module-path.ts) and an `[in, out]` shape in
+ * the layer's own semantics (a Gemm with transB=1 stores `[out, in]`).
+ */
+import { PeanutError } from '../errors.ts';
+import { attrInt, subgraphsOf } from '../onnx/attributes.ts';
+import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
+import { Graph } from '../onnx/graph.ts';
+import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import type { GraphProto, NodeProto, TensorProto } from '../onnx/proto.ts';
+import { tensorDims } from '../onnx/tensor.ts';
+import { modulePathFor, uniquifyModulePaths } from './module-path.ts';
+
+export type LinearOp = 'MatMul' | 'Gemm';
+
+/** A layer that can be adapted. */
+export interface Candidate {
+  /** Module path (PEFT key prefix). */
+  module: string;
+  /** ONNX node name. */
+  node: string;
+  /** Index of the node in the main graph. */
+  nodeIndex: number;
+  op: LinearOp;
+  /** Name of the weight value (initializer, or the output of a Constant node). */
+  weight: string;
+  /** Which node input the weight is (always 1: MatMul B / Gemm B). */
+  weightInput: number;
+  weightSource: 'initializer' | 'constant';
+  /** Name of the Constant node when `weightSource` is 'constant'. */
+  constantNode?: string;
+  /** Gemm transB=1: the weight is stored `[out, in]`. */
+  transB: boolean;
+  /** ONNX element type of the weight. */
+  elemType: number;
+  dtype: string;
+  /** The weight's stored dims. */
+  storedShape: [number, number];
+  /** Input and output features. */
+  in: number;
+  out: number;
+  /** The model's output head (excluded by `all-linear`). */
+  isHead: boolean;
+}
+
+/** A MatMul/Gemm that is not a candidate, and why. */
+export interface Skipped {
+  node: string;
+  op: string;
+  module?: string;
+  reason: string;
+}
+
+export interface Discovery {
+  candidates: Candidate[];
+  skipped: Skipped[];
+}
+
+const ADAPTABLE_TYPES = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.BFLOAT16]);
+
+type Check = { ok: true; weight: Omit<Candidate, 'module' | 'isHead'> } | { ok: false; reason: string };
+
+/** The weight tensor behind `name`: an initializer or a Constant node's `value`. */
+function weightTensor(g: Graph, name: string): { tensor?: TensorProto; constantNode?: NodeProto; reason?: string } {
+  const init = g.initializer(name);
+  if (init) return { tensor: init };
+  const producer = g.producer(name);
+  if (producer && producer.opType === 'Constant' && (producer.domain === '' || producer.domain === 'ai.onnx')) {
+    const value = producer.attribute.find((a) => a.name === 'value');
+    if (value?.t) return { tensor: value.t, constantNode: producer };
+    const other = producer.attribute[0]?.name ?? 'no value';
+    return { reason: `weight '${name}' is a Constant with '${other}' (rank < 2 or sparse); only a 2-D 'value' tensor can be adapted` };
+  }
+  if (producer) return { reason: `weight '${name}' is computed at run time (by ${producer.opType} node '${producer.name}'), not stored in the model` };
+  if (g.isInput(name)) return { reason: `weight '${name}' is a graph input, not stored in the model` };
+  return { reason: `weight '${name}' is not defined in this graph (outer-scope or missing value)` };
+}
+
+/** Pattern + checks for one MatMul/Gemm of the main graph. */
+function checkLayer(g: Graph, node: NodeProto, index: number): Check {
+  const op = node.opType as LinearOp;
+  const weight = node.input[1];
+  if (!weight) return { ok: false, reason: 'node has no second input' };
+  const found = weightTensor(g, weight);
+  if (!found.tensor) return { ok: false, reason: found.reason! };
+  const t = found.tensor;
+  if (!ADAPTABLE_TYPES.has(t.dataType)) {
+    return { ok: false, reason: `weight '${weight}' is ${dtypeName(t.dataType)}; only float32, float16 and bfloat16 weights can be adapted` };
+  }
+  const dims = tensorDims(t);
+  if (dims.length !== 2) return { ok: false, reason: `weight '${weight}' has rank ${dims.length} ([${dims.join(', ')}]); a linear layer's weight has rank 2` };
+  if (dims[0] === 0 || dims[1] === 0) return { ok: false, reason: `weight '${weight}' is empty ([${dims.join(', ')}])` };
+  const readers = g.consumers(weight).filter((n) => n !== node);
+  if (readers.length > 0) {
+    return { ok: false, reason: `weight '${weight}' is also read by ${readers.length} other node(s) (e.g. ${readers[0]!.opType} '${readers[0]!.name}'); adapting it would change them too` };
+  }
+  if (g.isOutput(weight)) return { ok: false, reason: `weight '${weight}' is also a graph output` };
+  if (op === 'Gemm' && node.input[0] === weight) return { ok: false, reason: 'Gemm reads the weight as both inputs' };
+  const transB = op === 'Gemm' && attrInt(node, 'transB', 0) === 1;
+  const [d0, d1] = dims as [number, number];
+  return {
+    ok: true,
+    weight: {
+      node: node.name,
+      nodeIndex: index,
+      op,
+      weight,
+      weightInput: 1,
+      weightSource: found.constantNode ? 'constant' : 'initializer',
+      ...(found.constantNode ? { constantNode: found.constantNode.name } : {}),
+      transB,
+      elemType: t.dataType,
+      dtype: dtypeName(t.dataType),
+      storedShape: [d0, d1],
+      in: transB ? d1 : d0,
+      out: transB ? d0 : d1,
+    },
+  };
+}
+
+function isLinear(node: NodeProto): boolean {
+  return (node.opType === 'MatMul' || node.opType === 'Gemm') && (node.domain === '' || node.domain === 'ai.onnx');
+}
+
+/** MatMul/Gemm nodes inside control-flow subgraphs, with the path of the enclosing node. */
+function nestedLinears(g: GraphProto, where: string, out: Skipped[]): void {
+  for (const n of g.node) {
+    for (const a of n.attribute) {
+      const graphs = a.g ? [a.g] : a.graphs;
+      for (const sg of graphs) {
+        const here = `${where}${n.opType} '${n.name}' (${a.name})`;
+        for (const inner of sg.node) {
+          if (isLinear(inner)) {
+            out.push({
+              node: inner.name,
+              op: inner.opType,
+              reason: `inside the ${here} subgraph; layers in control-flow subgraphs (If/Loop/Scan) are not adapted`,
+            });
+          }
+        }
+        nestedLinears(sg, `${here} > `, out);
+      }
+    }
+  }
+}
+
+const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Transpose', 'Softmax', 'LogSoftmax', 'Sigmoid', 'Tanh', 'Relu', 'Gelu']);
+const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div']);
+const HEAD_NAMES = new Set(['lm_head', 'embed_out']);
+
+/**
+ * Nodes that compute a graph output with no other layer in between: the output head(s).
+ * Walks back from each output through reshapes, casts, activations and bias/scale ops (binary
+ * ops whose other operand is a constant).
+ */
+function headNodes(g: Graph, isCandidate: (n: NodeProto) => boolean): Set<NodeProto> {
+  const heads = new Set<NodeProto>();
+  const isConst = (name: string) => !!g.initializer(name) || g.producer(name)?.opType === 'Constant';
+  for (const out of g.proto.output) {
+    let name: string | undefined = out.name;
+    for (let steps = 0; name && steps < 16; steps++) {
+      const p = g.producer(name);
+      if (!p) break;
+      if (isCandidate(p)) {
+        heads.add(p);
+        break;
+      }
+      if (PASS_THROUGH.has(p.opType)) name = p.input[0];
+      else if (BINARY.has(p.opType)) {
+        const live = p.input.filter((i) => i && !isConst(i));
+        name = live.length === 1 ? live[0] : undefined;
+      } else break;
+    }
+  }
+  return heads;
+}
+
+/**
+ * Finds every adaptable layer of a model and every MatMul/Gemm that is not one, with the reason.
+ *
+ * @param model - the model (only tensor dims and types are read, never tensor bytes)
+ */
+export function discoverTargets(model: OnnxModel): Discovery {
+  const proto = graphOf(model);
+  const g = new Graph(proto);
+  const candidates: Candidate[] = [];
+  const skipped: Skipped[] = [];
+  const candidateNodes = new Set<NodeProto>();
+  proto.node.forEach((node, index) => {
+    if (!isLinear(node)) return;
+    const check = checkLayer(g, node, index);
+    const module = modulePathFor(node.name, node.input[1], `${node.opType.toLowerCase()}_${index}`);
+    if (check.ok) {
+      candidates.push({ ...check.weight, module, isHead: false });
+      candidateNodes.add(node);
+    } else {
+      skipped.push({ node: node.name, op: node.opType, module, reason: check.reason });
+    }
+  });
+  uniquifyModulePaths(candidates);
+  const heads = headNodes(g, (n) => candidateNodes.has(n));
+  for (const c of candidates) {
+    const node = proto.node[c.nodeIndex]!;
+    c.isHead = heads.has(node) || HEAD_NAMES.has(c.module.split('.').pop() ?? '');
+  }
+  nestedLinears(proto, '', skipped);
+  return { candidates, skipped };
+}
+
+// ---- --targets -----------------------------------------------------------------------------
+
+const REGEX_CHARS = /[*+?()[\]|^$\\]/;
+
+/** A parsed `--targets` value (PEFT `target_modules`). */
+export type TargetSpec = { kind: 'all-linear' } | { kind: 'regex'; source: string; re: RegExp } | { kind: 'names'; names: string[] };
+
+/**
+ * Parses `--targets`: `all-linear`; a regular expression fully matched against the module path
+ * when the value contains any of `*+?()[]|^$\`; else a comma list of module-name suffixes.
+ */
+export function parseTargets(spec: string | readonly string[]): TargetSpec {
+  if (typeof spec !== 'string') {
+    const names = spec.map((s) => s.trim()).filter(Boolean);
+    if (names.length === 0) throw new PeanutError('E_BAD_CONFIG', '--targets is empty');
+    return { kind: 'names', names };
+  }
+  const s = spec.trim();
+  if (s === 'all-linear') return { kind: 'all-linear' };
+  if (REGEX_CHARS.test(s)) {
+    try {
+      return { kind: 'regex', source: s, re: new RegExp(`^(?:${s})$`) };
+    } catch (err) {
+      throw new PeanutError('E_BAD_CONFIG', `--targets '${s}' is not a valid regular expression: ${(err as Error).message}`);
+    }
+  }
+  return parseTargets(s.split(','));
+}
+
+/** PEFT's rule: a module matches a name when its path is the name or ends with `.name`. */
+export function moduleMatches(module: string, spec: TargetSpec): boolean {
+  switch (spec.kind) {
+    case 'all-linear':
+      return true;
+    case 'regex':
+      return spec.re.test(module);
+    case 'names':
+      return spec.names.some((n) => module === n || module.endsWith(`.${n}`));
+  }
+}
+
+/** The candidates a spec selects (`all-linear`: all but the output head), in graph order. */
+export function selectCandidates(candidates: readonly Candidate[], spec: TargetSpec): Candidate[] {
+  if (spec.kind === 'all-linear') return candidates.filter((c) => !c.isHead);
+  return candidates.filter((c) => moduleMatches(c.module, spec));
+}
+
+/** Human form of a spec, for messages and metadata. */
+export function describeTargets(spec: TargetSpec): string {
+  return spec.kind === 'all-linear' ? 'all-linear' : spec.kind === 'regex' ? spec.source : spec.names.join(',');
+}
