@@ -1,4 +1,7 @@
 /** Every subcommand, in the order `--help` lists them. Each entry returns a commander Command. */
 import type { Command } from 'commander';
+import { inspectCommand } from './inspect.ts';
+import { injectCommand } from './inject.ts';
+import { mergeCommand } from './merge.ts';
 
-export const COMMANDS: Array<() => Command> = [];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, mergeCommand];

@@ -1,0 +1,30 @@
+/** `peanut-onnx merge <adapted.onnx> -o <merged.onnx>`: fold the tweakers into the weights. */
+import { Command } from 'commander';
+
+export function mergeCommand(): Command {
+  return new Command('merge')
+    .description('compute W0 + ΔW for every target and write a plain model with the original graph, node for node')
+    .argument('<adapted>', 'adapted ONNX model (written by inject)')
+    .requiredOption('-o, --output <merged.onnx>', 'where to write the merged model')
+    .option('--checkpoint <file|dir>', 'parameter values to merge: a safetensors file, or a run directory (its latest checkpoints/step-<N>.safetensors)')
+    .option('--safe', 'refuse to write a merged weight containing NaN or Inf')
+    .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean }) => {
+      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { loadModel, saveModel } = await import('../../onnx/io.ts');
+      const { merge, requireAdapter } = await import('../../peanut/merge.ts');
+      const { readTweakerState, resolveCheckpoint } = await import('../../peanut/state.ts');
+      assertNotInput(o.output, modelPath, o.checkpoint);
+      const model = loadModel(modelPath);
+      const meta = requireAdapter(model);
+      let params: Map<string, Float32Array> | undefined;
+      let source = 'the adapted model';
+      if (o.checkpoint) {
+        const file = resolveCheckpoint(o.checkpoint);
+        params = readTweakerState(file, meta.targets.flatMap((t) => t.params), { allowExtra: true });
+        source = file;
+      }
+      const merged = merge(model, { ...(params ? { params } : {}), safe: o.safe ?? false });
+      saveModel(merged, o.output);
+      process.stdout.write(`merged ${meta.targets.length} layer(s) (parameters from ${source})\nwrote ${o.output}\n`);
+    });
+}
