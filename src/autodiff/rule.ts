@@ -34,8 +34,10 @@ export interface GradContext {
   /**
    * Sums `grad` (shaped like the broadcast result) down to the shape of forward value `like`:
    * reduces the axes `like` was broadcast along and reshapes. A no-op when shapes agree.
+   * `gradShape` is the shape of `grad`; by default the shape of the node's first output (right
+   * for elementwise ops; pass it where the gradient has another shape, e.g. batched MatMul).
    */
-  unbroadcast(grad: string, like: string): string;
+  unbroadcast(grad: string, like: string, gradShape?: StaticShape): string;
   /** Value of a constant forward input (initializer or Constant node), if it is one. */
   constInts(name: string): number[] | undefined;
 }

@@ -30,6 +30,34 @@ import { subGrad } from './Sub.ts';
 import { tanhGrad } from './Tanh.ts';
 import { whereGrad } from './Where.ts';
 
+// Shape, reduction, normalisation and indexing rules.
+import { reduceSumGrad } from './ReduceSum.ts';
+import { reduceMeanGrad } from './ReduceMean.ts';
+import { reduceMaxGrad } from './ReduceMax.ts';
+import { reduceMinGrad } from './ReduceMin.ts';
+import { layerNormalizationGrad } from './LayerNormalization.ts';
+import { reshapeGrad } from './Reshape.ts';
+import { transposeGrad } from './Transpose.ts';
+import { squeezeGrad } from './Squeeze.ts';
+import { unsqueezeGrad } from './Unsqueeze.ts';
+import { flattenGrad } from './Flatten.ts';
+import { concatGrad } from './Concat.ts';
+import { splitGrad } from './Split.ts';
+import { sliceGrad } from './Slice.ts';
+import { gatherGrad } from './Gather.ts';
+import { gatherElementsGrad } from './GatherElements.ts';
+import { expandGrad } from './Expand.ts';
+import { tileGrad } from './Tile.ts';
+import { padGrad } from './Pad.ts';
+import { convGrad } from './Conv.ts';
+import { sinGrad } from './Sin.ts';
+import { cosGrad } from './Cos.ts';
+import { absGrad } from './Abs.ts';
+import { sumGrad } from './Sum.ts';
+import { meanGrad } from './Mean.ts';
+import { leakyReluGrad } from './LeakyRelu.ts';
+import { triluGrad } from './Trilu.ts';
+import { einsumGrad } from './Einsum.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -57,4 +85,32 @@ export const RULES: readonly GradRule[] = [
   subGrad,
   tanhGrad,
   whereGrad,
+  // Shape, reduction, normalisation and indexing rules.
+  reduceSumGrad,
+  reduceMeanGrad,
+  reduceMaxGrad,
+  reduceMinGrad,
+  layerNormalizationGrad,
+  reshapeGrad,
+  transposeGrad,
+  squeezeGrad,
+  unsqueezeGrad,
+  flattenGrad,
+  concatGrad,
+  splitGrad,
+  sliceGrad,
+  gatherGrad,
+  gatherElementsGrad,
+  expandGrad,
+  tileGrad,
+  padGrad,
+  convGrad,
+  sinGrad,
+  cosGrad,
+  absGrad,
+  sumGrad,
+  meanGrad,
+  leakyReluGrad,
+  triluGrad,
+  einsumGrad,
 ];

@@ -1,0 +1,304 @@
+/**
+ * The generic reverse-mode builder. Given a graph, a scalar loss and parameter names, it appends
+ * the backward nodes (standard ONNX ops, emitted by the per-op rules) and returns the name of
+ * each parameter's gradient. It knows no specific op.
+ *
+ * 1. Which nodes get gradients: the values reachable forward from the parameters, intersected
+ *    with those reaching the loss backward. Both searches skip stop-gradient edges: non-float
+ *    values, inputs outside a rule's `differentiableInputs`, and every no-gradient op.
+ * 2. A node on that path with no rule is an error naming the op, the node and the path to it.
+ * 3. dLoss = 1; nodes are visited in reverse topological order; each rule turns the gradients of
+ *    its outputs (GO) into gradients of the inputs that need one (needsGrad). Gradients meeting
+ *    at a value are summed with one `Sum` node.
+ * 4. Each rule's output is checked: present for every input that needs it, and of the input's
+ *    dtype and rank where the builder knows the returned value's type.
+ */
+import { PeanutError } from '../errors.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { findAttr } from '../onnx/attributes.ts';
+import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
+import type { Graph } from '../onnx/graph.ts';
+import type { NodeProto } from '../onnx/proto.ts';
+import { tensorDims, tensorToInts } from '../onnx/tensor.ts';
+import { unbroadcast } from './broadcast.ts';
+import type { ShapeTable, ValueShape } from './probe.ts';
+import { defaultRegistry, type GradRegistry } from './registry.ts';
+import type { GradContext, GradRule, StaticShape } from './rule.ts';
+
+export interface BuildGradientsOptions {
+  graph: Graph;
+  /** Opset of the default ONNX domain. */
+  opset: number;
+  /** Name of the scalar loss value (seeded with dLoss = 1). */
+  loss?: string;
+  /**
+   * Instead of a loss: gradients to start from, forward value -> name of its given gradient
+   * (same shape and type), i.e. a vector-Jacobian product. Used by gradient checks.
+   */
+  seeds?: ReadonlyMap<string, string>;
+  /** Values to differentiate with respect to (graph inputs or initializers). */
+  params: readonly string[];
+  shapes: ShapeTable;
+  registry?: GradRegistry;
+  /** Directory for external data of constant initializers read by rules (default: inline only). */
+  baseDir?: string;
+}
+
+export interface GradientResult {
+  /** param -> gradient value name. */
+  grads: Map<string, string>;
+  /** Forward nodes that were differentiated, in forward order. */
+  pathNodes: NodeProto[];
+  /** Nodes appended for the backward pass, in order. */
+  backwardNodes: NodeProto[];
+}
+
+const nodeLabel = (n: NodeProto) => `${n.opType}${n.domain && n.domain !== 'ai.onnx' ? ` (domain '${n.domain}')` : ''} node '${n.name || '<unnamed>'}'`;
+
+/**
+ * Appends the backward pass of `loss` with respect to `params` to `graph`.
+ *
+ * @throws PeanutError E_UNSUPPORTED_OP when a node on the gradient path has no rule;
+ *   E_GRAPH when a parameter does not reach the loss or a rule returns a malformed gradient.
+ */
+export function buildGradients(opts: BuildGradientsOptions): GradientResult {
+  const { graph, opset, shapes } = opts;
+  const seeds = opts.seeds ?? new Map<string, string>();
+  if (opts.loss === undefined && seeds.size === 0) throw new PeanutError('E_GRAPH', 'buildGradients needs a loss or seeds');
+  const loss = opts.loss ?? [...seeds.keys()].join(', ');
+  const roots = opts.loss !== undefined ? [opts.loss] : [...seeds.keys()];
+  const registry = opts.registry ?? defaultRegistry();
+  graph.topologicalSort();
+  const nodes = [...graph.nodes];
+  const producers = new Map<string, NodeProto>();
+  for (const n of nodes) for (const o of n.output) if (o) producers.set(o, n);
+
+  const meta = (name: string): ValueShape | undefined => {
+    const s = shapes.get(name);
+    if (s) return s;
+    const t = graph.initializer(name);
+    return t ? { dtype: t.dataType, shape: tensorDims(t) } : undefined;
+  };
+  const isFloatValue = (name: string) => {
+    const m = meta(name);
+    return m !== undefined && isFloatType(m.dtype);
+  };
+  const ruleOf = (n: NodeProto): GradRule | undefined => registry.rule(n.domain, n.opType);
+  const noGrad = (n: NodeProto) => registry.isNoGradient(n.domain, n.opType);
+  const diffEdge = (n: NodeProto, i: number): boolean => {
+    const name = n.input[i];
+    if (!name || noGrad(n) || !isFloatValue(name)) return false;
+    const r = ruleOf(n);
+    return !r?.differentiableInputs || r.differentiableInputs.includes(i);
+  };
+  const diffOutput = (n: NodeProto, o: string) => !!o && !noGrad(n) && isFloatValue(o);
+
+  // 1a. forward reach from the parameters (with a parent pointer for error paths)
+  const params = [...opts.params];
+  for (const p of params) {
+    if (!meta(p)) throw new PeanutError('E_GRAPH', `parameter '${p}' is not a value of the graph (no initializer, input or probed shape)`);
+    if (!isFloatType(meta(p)!.dtype)) throw new PeanutError('E_DTYPE', `parameter '${p}' is ${dtypeName(meta(p)!.dtype)}; only floating tensors can be trained`);
+  }
+  const fwd = new Set<string>(params);
+  const cameFrom = new Map<string, { node: NodeProto; input: string }>();
+  for (const n of nodes) {
+    let via: string | undefined;
+    n.input.forEach((name, i) => {
+      if (via === undefined && fwd.has(name) && diffEdge(n, i)) via = name;
+    });
+    if (via === undefined) continue;
+    for (const o of n.output) {
+      if (diffOutput(n, o) && !fwd.has(o)) {
+        fwd.add(o);
+        cameFrom.set(o, { node: n, input: via });
+      }
+    }
+  }
+  // 1b. backward reach from the loss
+  const bwd = new Set<string>(roots);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (!n.output.some((o) => bwd.has(o) && diffOutput(n, o))) continue;
+    n.input.forEach((name, i) => {
+      if (diffEdge(n, i)) bwd.add(name);
+    });
+  }
+  for (const r of roots) {
+    if (!meta(r)) throw new PeanutError('E_GRAPH', `loss '${r}' is not a value of the graph`);
+    if (!isFloatValue(r)) throw new PeanutError('E_DTYPE', `loss '${r}' is ${dtypeName(meta(r)!.dtype)}, not a floating value`);
+  }
+  for (const p of params) {
+    if (!bwd.has(p)) throw new PeanutError('E_GRAPH', `cannot compute the gradient of '${p}': it does not reach the loss '${loss}' through differentiable ops`);
+  }
+  const active = (name: string) => fwd.has(name) && bwd.has(name);
+  const pathNodes = nodes.filter((n) => n.output.some((o) => active(o) && diffOutput(n, o)) && n.input.some((name, i) => active(name) && diffEdge(n, i)));
+
+  const pathTo = (n: NodeProto): string => {
+    const steps: string[] = [`${n.opType} '${n.name}'`];
+    let v = n.input.find((name, i) => fwd.has(name) && diffEdge(n, i));
+    for (let guard = 0; v !== undefined && guard < 10_000; guard++) {
+      const c = cameFrom.get(v);
+      if (!c) {
+        steps.push(`'${v}'`);
+        break;
+      }
+      steps.push(`${c.node.opType} '${c.node.name}'`);
+      v = c.input;
+    }
+    return steps.reverse().join(' -> ');
+  };
+
+  // 2. every node on the path needs a rule
+  for (const n of pathNodes) {
+    if (!ruleOf(n)) {
+      throw new PeanutError(
+        'E_UNSUPPORTED_OP',
+        `no gradient rule for op '${n.opType}'${n.domain ? ` (domain '${n.domain}')` : ''} at ${nodeLabel(n)}, on the gradient path ${pathTo(n)}. ` +
+          `Fix: export the model with a different opset or without fused/contrib ops (e.g. un-fuse '${n.opType}' into standard ONNX ops), ` +
+          `choose targets whose path to the loss avoids it, or report the op so a rule can be added.`,
+      );
+    }
+  }
+
+  // 3. reverse walk
+  const backwardNodes: NodeProto[] = [];
+  const contributions = new Map<string, string[]>();
+  const gradMeta = new Map<string, ValueShape>();
+  const accBuilder = new GraphBuilder(graph, '/grad/accumulate');
+  const gradOf = (value: string): string | undefined => {
+    const list = contributions.get(value);
+    if (!list || list.length === 0) return undefined;
+    if (list.length === 1) return list[0];
+    const sum = accBuilder.op('Sum', list, {}, { name: `AccumulateGrad_${value}` });
+    contributions.set(value, [sum]);
+    const m = meta(value);
+    if (m) gradMeta.set(sum, m);
+    return sum;
+  };
+  const seedBuilder = new GraphBuilder(graph, '/grad/seed');
+  if (opts.loss !== undefined) {
+    const lossMeta = meta(opts.loss)!;
+    let seed: string;
+    if (lossMeta.shape.every((d) => d !== null)) {
+      const dims = lossMeta.shape as number[];
+      const ones = Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => 1);
+      seed = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble(ones, dims) : seedBuilder.constFloat(ones, dims, lossMeta.dtype);
+    } else {
+      const one = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble([1], []) : seedBuilder.scalar(1, lossMeta.dtype);
+      seed = seedBuilder.op('Expand', [one, seedBuilder.op('Shape', [opts.loss])]);
+    }
+    backwardNodes.push(...seedBuilder.emitted);
+    contributions.set(opts.loss, [seed]);
+    gradMeta.set(seed, lossMeta);
+  } else {
+    for (const [value, g] of seeds) {
+      contributions.set(value, [g]);
+      gradMeta.set(g, meta(value)!);
+    }
+  }
+
+  const constInts = (name: string): number[] | undefined => {
+    const t = graph.initializer(name);
+    if (t) return tensorToInts(t, opts.baseDir ?? '.');
+    const p = producers.get(name);
+    if (!p || p.opType !== 'Constant') return undefined;
+    const a = p.attribute[0];
+    if (!a) return undefined;
+    switch (a.name) {
+      case 'value':
+        return a.t ? tensorToInts(a.t, opts.baseDir ?? '.') : undefined;
+      case 'value_int':
+        return [Number(a.i)];
+      case 'value_ints':
+        return a.ints.map(Number);
+      case 'value_float':
+        return [a.f];
+      case 'value_floats':
+        return [...a.floats];
+      default:
+        return undefined;
+    }
+  };
+
+  for (let k = pathNodes.length - 1; k >= 0; k--) {
+    const node = pathNodes[k]!;
+    const rule = ruleOf(node)!;
+    const goCache = new Map<number, string | undefined>();
+    const b = new GraphBuilder(graph, `/grad${node.name.startsWith('/') ? '' : '/'}${node.name || node.opType}`);
+    const needs = (i: number) => i < node.input.length && diffEdge(node, i) && active(node.input[i]!);
+    const shapeOf = (name: string): StaticShape => {
+      const m = meta(name) ?? gradMeta.get(name);
+      if (!m) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} asked for the shape of '${name}', which was not probed`);
+      return m.shape;
+    };
+    const ctx: GradContext = {
+      node,
+      b,
+      opset,
+      inputCount: node.input.length,
+      I: (i) => {
+        const name = node.input[i];
+        if (name === undefined) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} read input ${i}, which the node does not have`);
+        return name;
+      },
+      O: (i) => {
+        const name = node.output[i];
+        if (name === undefined) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} read output ${i}, which the node does not have`);
+        return name;
+      },
+      GO: (i) => {
+        if (!goCache.has(i)) {
+          const o = node.output[i];
+          goCache.set(i, o && active(o) ? gradOf(o) : undefined);
+        }
+        return goCache.get(i);
+      },
+      needsGrad: needs,
+      shape: shapeOf,
+      rank: (name) => shapeOf(name).length,
+      dtype: (name) => {
+        const m = meta(name) ?? gradMeta.get(name);
+        if (!m) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} asked for the dtype of '${name}', which was not probed`);
+        return m.dtype;
+      },
+      unbroadcast: (grad, like, gradShape) => unbroadcast(b, opset, grad, gradShape ?? shapeOf(node.output[0]!), shapeOf(like)),
+      constInts,
+    };
+    const out = rule.grad(ctx);
+    backwardNodes.push(...accBuilder.emitted.splice(0), ...b.emitted);
+    node.input.forEach((name, i) => {
+      if (!needs(i)) return;
+      const g = out[i];
+      const where = `the gradient rule for ${nodeLabel(node)}, input ${i} ('${name}')`;
+      if (typeof g !== 'string' || g === '') throw new PeanutError('E_GRAPH', `${where} returned no gradient, but that input needs one`);
+      const want = meta(name)!;
+      const got = meta(g) ?? gradMeta.get(g);
+      if (got && got.dtype !== want.dtype) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of type ${dtypeName(got.dtype)}, expected ${dtypeName(want.dtype)}`);
+      if (got && got.shape.length !== want.shape.length) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of rank ${got.shape.length}, expected rank ${want.shape.length}`);
+      if (!gradMeta.has(g)) gradMeta.set(g, want);
+      let list = contributions.get(name);
+      if (!list) contributions.set(name, (list = []));
+      list.push(g);
+    });
+  }
+
+  const grads = new Map<string, string>();
+  for (const p of params) {
+    const g = gradOf(p);
+    if (!g) throw new PeanutError('E_GRAPH', `no gradient reached parameter '${p}'`);
+    grads.set(p, g);
+  }
+  backwardNodes.push(...accBuilder.emitted.splice(0));
+  return { grads, pathNodes, backwardNodes };
+}
+
+/** The opset of the default domain a model imports. */
+export function defaultOpset(opsetImport: ReadonlyArray<{ domain: string; version: bigint }>): number {
+  const e = opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  return e ? Number(e.version) : 1;
+}
+
+/** Whether a node attribute is set (helper for rules with optional attributes). */
+export function hasAttr(node: NodeProto, name: string): boolean {
+  return findAttr(node, name) !== undefined;
+}

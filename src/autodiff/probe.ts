@@ -1,0 +1,220 @@
+/**
+ * Shape probing: gradient rules need the rank, element type and static dims of every value on the
+ * gradient path. Rather than re-implementing ONNX shape inference, we ask onnxruntime: a copy of
+ * the model lists every intermediate value as a graph output and runs on two synthetic batches in
+ * which each symbolic input dim has a different size. A dim equal across both runs is static;
+ * one that differs is dynamic (`null`), and rules must not bake it into constants.
+ */
+import { PeanutError } from '../errors.ts';
+import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
+import { graphOf, encodeModel, type OnnxModel } from '../onnx/io.ts';
+import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
+import { externalRef, isExternal, tensorDims } from '../onnx/tensor.ts';
+import { createSession, ort } from '../runtime.ts';
+import type { StaticShape } from './rule.ts';
+
+/** Element type and known dims of one value (`null` = varies at run time). */
+export interface ValueShape {
+  readonly dtype: number;
+  readonly shape: StaticShape;
+}
+
+/** Probed shapes of every value of a graph: inputs, initializers and node outputs. */
+export type ShapeTable = Map<string, ValueShape>;
+
+/** A feed for one graph input: an ORT tensor, or raw data with dims. */
+export type Feeds = Record<string, ort.Tensor>;
+
+export interface ProbeOptions {
+  /**
+   * Real batches to probe with. One batch: a second, synthetic run with different sizes is added
+   * so dynamic axes are still told apart. Two or more: used as given. None: two synthetic runs.
+   */
+  batches?: Feeds[];
+  /** Sizes for the first and second synthetic run's symbolic dims (default 2,3,4,… and 3,5,7,…). */
+  sizes?: [number[], number[]];
+  /** Values for synthetic int inputs, by input name (default: 0, or 1 for names containing `mask`). */
+  intFill?: (input: string) => number;
+}
+
+const ORT_TYPE_TO_DT: Record<string, number> = {
+  float32: DT.FLOAT,
+  float64: DT.DOUBLE,
+  float16: DT.FLOAT16,
+  bfloat16: DT.BFLOAT16,
+  int8: DT.INT8,
+  uint8: DT.UINT8,
+  int16: DT.INT16,
+  uint16: DT.UINT16,
+  int32: DT.INT32,
+  uint32: DT.UINT32,
+  int64: DT.INT64,
+  uint64: DT.UINT64,
+  bool: DT.BOOL,
+  string: DT.STRING,
+};
+
+/** ONNX element type of an onnxruntime tensor type string. */
+export function dtypeOfOrtType(type: string): number {
+  const dt = ORT_TYPE_TO_DT[type];
+  if (dt === undefined) throw new PeanutError('E_DTYPE', `unsupported onnxruntime tensor type '${type}'`);
+  return dt;
+}
+
+/** Graph inputs that must be fed (initializers listed as inputs by old exporters excluded). */
+export function feedInputs(proto: ModelProto): ValueInfoProto[] {
+  const g = proto.graph!;
+  const inits = new Set(g.initializer.map((t) => t.name));
+  return g.input.filter((v) => !inits.has(v.name));
+}
+
+/** Deterministic small values for synthetic float inputs. */
+function pseudoRandom(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** A synthetic tensor of the given element type and dims. */
+export function syntheticTensor(name: string, dt: number, dims: readonly number[], intFill: (input: string) => number, seed = 7): ort.Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  switch (dt) {
+    case DT.FLOAT:
+      return new ort.Tensor('float32', pseudoRandom(n, seed), dims);
+    case DT.DOUBLE:
+      return new ort.Tensor('float64', Float64Array.from(pseudoRandom(n, seed)), dims);
+    case DT.INT64:
+      return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(intFill(name))), dims);
+    case DT.INT32:
+      return new ort.Tensor('int32', new Int32Array(n).fill(intFill(name)), dims);
+    case DT.BOOL:
+      return new ort.Tensor('bool', new Uint8Array(n).fill(intFill(name) ? 1 : 0), dims);
+    case DT.UINT8:
+      return new ort.Tensor('uint8', new Uint8Array(n).fill(intFill(name)), dims);
+    default:
+      throw new PeanutError('E_DTYPE', `cannot synthesize a probe value for input '${name}' of type ${dtypeName(dt)}; pass a real batch`);
+  }
+}
+
+const defaultIntFill = (input: string) => (/mask/i.test(input) ? 1 : 0);
+
+/** Synthetic feeds for every graph input, symbolic dims sized from `sizes` in order of appearance. */
+export function syntheticFeeds(proto: ModelProto, sizes: readonly number[], intFill: (input: string) => number = defaultIntFill): Feeds {
+  const symbols = new Map<string, number>();
+  const sizeOf = (sym: string) => {
+    let s = symbols.get(sym);
+    if (s === undefined) {
+      s = sizes[symbols.size] ?? sizes[sizes.length - 1]! + symbols.size;
+      symbols.set(sym, s);
+    }
+    return s;
+  };
+  const feeds: Feeds = {};
+  for (const v of feedInputs(proto)) {
+    const t = valueInfoType(v);
+    if (!t) throw new PeanutError('E_GRAPH', `graph input '${v.name}' has no tensor type; pass a real batch to probe shapes`);
+    const dims = (t.dims ?? []).map((d, axis) => (typeof d === 'number' && d >= 0 ? d : sizeOf(typeof d === 'string' && d ? d : `${v.name}:${axis}`)));
+    feeds[v.name] = syntheticTensor(v.name, t.elemType, dims, intFill);
+  }
+  return feeds;
+}
+
+/** External data files of a model, for creating a session from bytes. */
+function externalFiles(model: OnnxModel): Array<{ path: string; data: string }> {
+  const locs = new Set<string>();
+  for (const t of graphOf(model).initializer) if (isExternal(t)) locs.add(externalRef(t).location);
+  return [...locs].map((loc) => ({ path: loc, data: `${model.baseDir}/${loc}` }));
+}
+
+/**
+ * Runs `model` with every node output fetched and returns the shapes of all values.
+ *
+ * @param model - the model (not modified)
+ * @param opts - real batches or synthetic sizes
+ */
+export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Promise<ShapeTable> {
+  const g = graphOf(model);
+  const outputs = new Set(g.output.map((v) => v.name));
+  const known = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
+  const extra: ValueInfoProto[] = [];
+  for (const n of g.node) {
+    for (const o of n.output) {
+      if (!o || outputs.has(o) || known.has(o)) continue;
+      outputs.add(o);
+      extra.push(makeValueInfo(o));
+    }
+  }
+  // Shallow copies: the (possibly huge) initializers are shared, only the output list differs.
+  const probeGraph = create(GraphProtoSchema, { ...g, output: [...g.output, ...extra] });
+  const probeProto = create(ModelProtoSchema, { ...model.proto, graph: probeGraph });
+  const bytes = encodeModel(probeProto);
+  const files = externalFiles(model);
+  const { session } = await createSession(bytes, {
+    ep: 'cpu',
+    memPattern: false,
+    graphOptimizationLevel: 'disabled',
+    ...(files.length ? { externalData: files } : {}),
+  });
+  const sizes = opts.sizes ?? [
+    [2, 3, 4, 5, 6, 7, 8, 9],
+    [3, 5, 7, 9, 11, 13, 15, 17],
+  ];
+  let batches: Feeds[];
+  if (opts.batches && opts.batches.length >= 2) batches = opts.batches;
+  else if (opts.batches && opts.batches.length === 1) {
+    const real = opts.batches[0]!;
+    // A synthetic run whose sizes differ from every real dim, so dynamic axes show up.
+    const maxDim = Math.max(1, ...Object.values(real).flatMap((t) => t.dims.map(Number)));
+    batches = [real, syntheticFeeds(probeProto, [maxDim + 1, maxDim + 2, maxDim + 3, maxDim + 4], opts.intFill)];
+  } else {
+    batches = [syntheticFeeds(probeProto, sizes[0], opts.intFill), syntheticFeeds(probeProto, sizes[1], opts.intFill)];
+  }
+  const fetch = [...outputs];
+  const runs: Array<Map<string, { dtype: number; dims: number[] }>> = [];
+  try {
+    for (const feeds of batches) {
+      let result: ort.InferenceSession.OnnxValueMapType;
+      try {
+        result = await session.run(feeds, fetch);
+      } catch (err) {
+        throw new PeanutError('E_GRAPH', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(feeds) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
+      }
+      const m = new Map<string, { dtype: number; dims: number[] }>();
+      for (const [name, v] of Object.entries(result)) {
+        const t = v as ort.Tensor;
+        m.set(name, { dtype: dtypeOfOrtType(t.type), dims: t.dims.map(Number) });
+      }
+      for (const [name, t] of Object.entries(feeds)) m.set(name, { dtype: dtypeOfOrtType(t.type), dims: t.dims.map(Number) });
+      runs.push(m);
+      for (const v of Object.values(result)) (v as ort.Tensor).dispose?.();
+    }
+  } finally {
+    await session.release();
+  }
+  const table: ShapeTable = new Map();
+  for (const t of g.initializer) table.set(t.name, initializerShape(t));
+  const first = runs[0]!;
+  for (const [name, r0] of first) {
+    const shape: Array<number | null> = [...r0.dims];
+    for (const r of runs.slice(1)) {
+      const other = r.get(name);
+      if (!other || other.dims.length !== shape.length) {
+        throw new PeanutError('E_GRAPH', `value '${name}' changes rank between probe runs; dynamic ranks are not supported`);
+      }
+      other.dims.forEach((d, i) => {
+        if (shape[i] !== d) shape[i] = null;
+      });
+    }
+    table.set(name, { dtype: r0.dtype, shape });
+  }
+  return table;
+}
+
+export function initializerShape(t: TensorProto): ValueShape {
+  return { dtype: t.dataType, shape: tensorDims(t) };
+}

@@ -1,0 +1,11 @@
+/** Log: Y = ln X;  dX = dY / X. */
+import type { GradRule } from '../rule.ts';
+
+export const logGrad: GradRule = {
+  opType: 'Log',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    return [ctx.b.op('Div', [dY, ctx.I(0)])];
+  },
+};

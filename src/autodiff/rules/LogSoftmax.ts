@@ -1,0 +1,18 @@
+/**
+ * LogSoftmax: dX = dY − exp(Y) · Σ dY, the sum over the normalized axes with keepdims (axis
+ * semantics as for Softmax).
+ */
+import type { GradRule } from '../rule.ts';
+import { reduceSum } from '../ops.ts';
+import { softmaxAxes } from './Softmax.ts';
+
+export const logSoftmaxGrad: GradRule = {
+  opType: 'LogSoftmax',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const s = reduceSum(b, ctx.opset, dY, softmaxAxes(ctx), true);
+    return [b.op('Sub', [dY, b.op('Mul', [b.op('Exp', [ctx.O(0)]), s])])];
+  },
+};

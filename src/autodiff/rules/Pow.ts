@@ -1,0 +1,28 @@
+/**
+ * Pow: Y = A^P (broadcasting). Base only: dA = unbroadcast(dY · P · A^(P−1), A). A gradient
+ * through the exponent is not supported (as in ONNX Runtime's training builder) and fails loudly
+ * rather than being dropped.
+ */
+import type { GradRule } from '../rule.ts';
+import { PeanutError } from '../../errors.ts';
+import { scalarOf } from '../ops.ts';
+
+export const powGrad: GradRule = {
+  opType: 'Pow',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY) return [];
+    if (ctx.needsGrad(1)) {
+      throw new PeanutError('E_UNSUPPORTED_OP', `Pow node '${ctx.node.name}': the exponent '${ctx.I(1)}' depends on a trained parameter; gradients through a Pow exponent are not supported (rewrite it as Exp(P·Log(A)))`);
+    }
+    if (!ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const a = ctx.I(0);
+    const dt = ctx.dtype(a);
+    let p = ctx.I(1);
+    if (ctx.dtype(p) !== dt) p = b.op('Cast', [p], { to: dt });
+    const pm1 = b.op('Sub', [p, scalarOf(b, 1, dt)]);
+    const local = b.op('Mul', [p, b.op('Pow', [a, pm1])]);
+    return [ctx.unbroadcast(b.op('Mul', [dY, local]), a)];
+  },
+};

@@ -1,0 +1,15 @@
+/** Relu: dX = dY where X > 0, else 0 (PyTorch's choice at 0). */
+import type { GradRule } from '../rule.ts';
+import { maskGrad, scalarOf } from '../ops.ts';
+
+export const reluGrad: GradRule = {
+  opType: 'Relu',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const dt = ctx.dtype(ctx.I(0));
+    const positive = b.op('Greater', [ctx.I(0), scalarOf(b, 0, dt)]);
+    return [maskGrad(b, positive, dY, dt, true)];
+  },
+};

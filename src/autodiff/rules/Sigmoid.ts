@@ -1,0 +1,15 @@
+/** Sigmoid: dX = dY · Y · (1 − Y). */
+import type { GradRule } from '../rule.ts';
+import { scalarOf } from '../ops.ts';
+
+export const sigmoidGrad: GradRule = {
+  opType: 'Sigmoid',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const y = ctx.O(0);
+    const one = scalarOf(b, 1, ctx.dtype(y));
+    return [b.op('Mul', [b.op('Mul', [dY, y]), b.op('Sub', [one, y])])];
+  },
+};

@@ -1,0 +1,13 @@
+/** Sqrt: Y = √X;  dX = dY · 0.5 / Y. */
+import type { GradRule } from '../rule.ts';
+import { scalarOf } from '../ops.ts';
+
+export const sqrtGrad: GradRule = {
+  opType: 'Sqrt',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    return [b.op('Div', [b.op('Mul', [dY, scalarOf(b, 0.5, ctx.dtype(ctx.I(0)))]), ctx.O(0)])];
+  },
+};

@@ -1,0 +1,82 @@
+/**
+ * Finite-difference checks of the arithmetic, activation, softmax and linear-algebra gradient
+ * rules through onnxruntime (see test/helpers/gradcheck.ts). float64 where ORT's CPU kernels take
+ * doubles; float32 (eps 1e-2, atol = rtol = 2e-3) where they do not (Erf, Gelu).
+ */
+import { describe, expect, it } from 'vitest';
+import { float } from '../../src/onnx/attributes.ts';
+import { gradCheck, randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
+
+const away0 = (dims: readonly number[]) => randomValues(dims.reduce((a, b) => a * b, 1), 5, -1, 1, [0], 0.05);
+const positive = (dims: readonly number[]) => randomValues(dims.reduce((a, b) => a * b, 1), 9, 0.3, 2);
+
+const CASES: Array<[string, GradCheckCase]> = [
+  // dA = dY, dB = Σ_batch dY  (B broadcast along axis 0 and a leading axis)
+  ['Add broadcast', { op: 'Add', inputs: [{ name: 'a', dims: [2, 3, 4] }, { name: 'b', dims: [3, 1] }] }],
+  ['Add dynamic batch', { op: 'Add', inputs: [{ name: 'a', dims: [2, 3, 4], altDims: [5, 3, 4] }, { name: 'b', dims: [1, 4] }] }],
+  ['Sub broadcast', { op: 'Sub', inputs: [{ name: 'a', dims: [4] }, { name: 'b', dims: [2, 3, 4] }] }],
+  // dA = dY·B, dB = dY·A
+  ['Mul broadcast', { op: 'Mul', inputs: [{ name: 'a', dims: [2, 1, 4] }, { name: 'b', dims: [3, 1] }] }],
+  ['Mul same tensor shape, dynamic', { op: 'Mul', inputs: [{ name: 'a', dims: [2, 3], altDims: [4, 5] }, { name: 'b', dims: [2, 3], altDims: [4, 5] }] }],
+  ['Mul scalar constant', { op: 'Mul', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [], constant: true, values: [0.7] }] }],
+  // dA = dY/B, dB = −dY·A/B²
+  ['Div broadcast', { op: 'Div', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3], values: positive }] }],
+  ['Div dynamic', { op: 'Div', inputs: [{ name: 'a', dims: [2, 3], altDims: [3, 3] }, { name: 'b', dims: [1, 3], values: positive }] }],
+  ['Neg', { op: 'Neg', inputs: [{ name: 'x', dims: [3, 2] }] }],
+  // dA = dY·p·A^(p−1), exponent constant
+  ['Pow square', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3] }, { name: 'p', dims: [], constant: true, values: [2] }] }],
+  ['Pow fractional', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [], constant: true, values: [1.5] }] }],
+  ['Pow exponent not trained', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [3], values: [0.5, 2, 3], grad: false }] }],
+  ['Sqrt', { op: 'Sqrt', inputs: [{ name: 'x', dims: [2, 3], values: positive }] }],
+  ['Reciprocal', { op: 'Reciprocal', inputs: [{ name: 'x', dims: [2, 3], values: positive }] }],
+  ['Exp', { op: 'Exp', inputs: [{ name: 'x', dims: [2, 3] }] }],
+  ['Log', { op: 'Log', inputs: [{ name: 'x', dims: [2, 3], values: positive }] }],
+  ['Tanh', { op: 'Tanh', inputs: [{ name: 'x', dims: [2, 3] }] }],
+  ['Sigmoid', { op: 'Sigmoid', inputs: [{ name: 'x', dims: [2, 3] }] }],
+  ['Relu', { op: 'Relu', inputs: [{ name: 'x', dims: [3, 4], values: away0 }] }],
+  ['Erf (float32)', { op: 'Erf', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5] }] }],
+  ['Gelu none (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 3, -3, 3) }] }],
+  ['Gelu tanh (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', attrs: { approximate: 'tanh' }, inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 4, -3, 3) }] }],
+  // dX = Y·(dY − Σ dY·Y)
+  ['Softmax opset 17 axis -1', { op: 'Softmax', inputs: [{ name: 'x', dims: [2, 3, 4] }] }],
+  ['Softmax opset 17 axis 1, dynamic', { op: 'Softmax', attrs: { axis: 1 }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 5] }] }],
+  ['Softmax opset 11 coerced 2-D (axis 1)', { op: 'Softmax', opset: 11, inputs: [{ name: 'x', dims: [2, 3, 4] }] }],
+  ['LogSoftmax opset 17', { op: 'LogSoftmax', inputs: [{ name: 'x', dims: [2, 5] }] }],
+  ['LogSoftmax opset 11 axis 1 on 3-D', { op: 'LogSoftmax', opset: 11, attrs: { axis: 1 }, inputs: [{ name: 'x', dims: [2, 3, 2] }] }],
+  ['Identity', { op: 'Identity', inputs: [{ name: 'x', dims: [2, 3] }] }],
+  ['Cast float32 -> float64', { op: 'Cast', dtype: 'float32', attrs: { to: 11 }, inputs: [{ name: 'x', dims: [2, 3] }] }],
+  ['Clip inputs', { op: 'Clip', inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 6, -1, 1, [-0.4, 0.5], 0.05) }, { name: 'lo', dims: [], constant: true, values: [-0.4] }, { name: 'hi', dims: [], constant: true, values: [0.5] }] }],
+  ['Clip max only', { op: 'Clip', inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 7, -1, 1, [0.5], 0.05) }, { name: '', dims: [] }, { name: 'hi', dims: [], constant: true, values: [0.5] }] }],
+  ['Max broadcast', { op: 'Max', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }] }],
+  ['Min three inputs', { op: 'Min', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }, { name: 'c', dims: [1, 3] }] }],
+  ['Where broadcast', { op: 'Where', inputs: [{ name: 'c', dims: [2, 3], type: 'bool', values: [1, 0, 1, 0, 0, 1] }, { name: 'x', dims: [3] }, { name: 'y', dims: [2, 3] }] }],
+  ['Dropout inference', { op: 'Dropout', outputs: 1, inputs: [{ name: 'x', dims: [2, 3] }] }],
+  // 2-D: dA = dY·Bᵀ, dB = Aᵀ·dY
+  ['MatMul 2-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 5] }] }],
+  ['MatMul 3-D x 2-D weight, dynamic', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 3, 4], altDims: [3, 5, 4] }, { name: 'b', dims: [4, 5] }] }],
+  ['MatMul frozen 2-D weight', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 3, 4] }, { name: 'w', dims: [4, 5], constant: true, values: randomValues(20, 11) }] }],
+  ['MatMul batched 4-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 2, 3, 4], altDims: [1, 2, 5, 4] }, { name: 'b', dims: [2, 2, 4, 3], altDims: [1, 2, 4, 5] }] }],
+  ['MatMul broadcast batch', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 1, 3, 4] }, { name: 'b', dims: [3, 4, 2] }] }],
+  ['MatMul 2-D x 3-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [2, 4, 5] }] }],
+  ['MatMul 1-D x 3-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [4] }, { name: 'b', dims: [2, 4, 3] }] }],
+  ['MatMul 3-D x 1-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 3, 4] }, { name: 'b', dims: [4] }] }],
+  ['MatMul 1-D x 1-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [4] }, { name: 'b', dims: [4] }] }],
+  ['Gemm plain with C [N]', { op: 'Gemm', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 5] }, { name: 'c', dims: [5] }] }],
+  ['Gemm transA transB alpha beta, C [M,1]', { op: 'Gemm', attrs: { transA: 1, transB: 1, alpha: float(0.7), beta: float(1.3) }, inputs: [{ name: 'a', dims: [4, 3] }, { name: 'b', dims: [5, 4] }, { name: 'c', dims: [3, 1] }] }],
+  ['Gemm transA, dynamic M', { op: 'Gemm', attrs: { transA: 1 }, inputs: [{ name: 'a', dims: [4, 3], altDims: [4, 6] }, { name: 'b', dims: [4, 5] }] }],
+  ['Gemm transB, scalar C', { op: 'Gemm', attrs: { transB: 1, alpha: float(2) }, inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [5, 4] }, { name: 'c', dims: [] }] }],
+];
+
+describe('gradient rules: finite differences through onnxruntime', () => {
+  it.each(CASES)('%s', async (_label, c) => {
+    const r = await gradCheck(c);
+    expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
+    if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);
+  });
+
+  it('emits no weight gradient for a frozen MatMul weight', async () => {
+    const r = await gradCheck({ op: 'MatMul', inputs: [{ name: 'a', dims: [2, 3, 4] }, { name: 'w', dims: [4, 5], constant: true, values: randomValues(20, 11) }] });
+    // dA = dY·Wᵀ only: one MatMul (and its Transpose), no Gemm/Reshape for dW
+    expect(r.backwardOps.filter((o) => o === 'MatMul' || o === 'Gemm')).toEqual(['MatMul']);
+  });
+});

@@ -1,0 +1,288 @@
+/**
+ * Finite-difference gradient checks through onnxruntime. A tiny graph wraps one op (its inputs
+ * are graph inputs, or initializers for constant inputs such as axes); the backward graph is
+ * built with the project's builder as a vector-Jacobian product with fixed random output weights
+ * R_k (L = Σ_k Σ O_k·R_k, summed in float64 in JS, so no loss op is on the gradient path), run in
+ * ORT, and compared with central differences of L computed by running the forward graph in ORT.
+ *
+ * Float64 where ORT implements the op for doubles (tight tolerances), else float32 with looser,
+ * stated ones. A case may give alternative dims: inputs are then declared with symbolic dims where
+ * the two sets differ, shapes are probed at both, and the check runs at both sizes with the same
+ * graph, which proves the rule keeps dynamic axes dynamic.
+ *
+ *   const r = await gradCheck({ op: 'Mul', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }] });
+ *   expect(r.maxErr).toBeLessThanOrEqual(r.tolerance);
+ */
+import { DataType as DT } from '../../src/onnx/dtype.ts';
+import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
+import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto } from '../../src/onnx/proto.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { makeTensor } from '../../src/onnx/tensor.ts';
+import type { AttrValue } from '../../src/onnx/attributes.ts';
+import { createSession, ort } from '../../src/runtime.ts';
+import { probeShapes, type Feeds } from '../../src/autodiff/probe.ts';
+import { buildGradients } from '../../src/autodiff/gradient.ts';
+import type { GradRegistry } from '../../src/autodiff/registry.ts';
+
+export type CheckDtype = 'float32' | 'float64';
+
+export interface GradCheckInput {
+  /** Input name; '' for an absent optional input. */
+  name: string;
+  dims: number[];
+  /** Alternative dims for the dynamic-shape run (needs `altDims` on every input that changes). */
+  altDims?: number[];
+  /** Element type: the case's float type by default; 'int64' / 'bool' for indices and masks. */
+  type?: CheckDtype | 'int64' | 'bool';
+  /** Values (default: uniform in [-1, 1], seeded). A function gets the dims (for alt runs). */
+  values?: readonly number[] | ((dims: readonly number[]) => number[]);
+  /** An initializer (constant input: axes, shapes, frozen weights) instead of a graph input. */
+  constant?: boolean;
+  /** Whether to check this input's gradient (default: float, non-constant inputs). */
+  grad?: boolean;
+}
+
+export interface GradCheckCase {
+  op: string;
+  domain?: string;
+  attrs?: Record<string, AttrValue | undefined>;
+  inputs: GradCheckInput[];
+  /** Number of outputs (default 1); `null` entries in `skipOutputs` are not weighted. */
+  outputs?: number;
+  /** Output indices that get no weight (e.g. an int mask output). */
+  skipOutputs?: number[];
+  /** Default 'float64'. */
+  dtype?: CheckDtype;
+  /** Default 17. */
+  opset?: number;
+  /** Finite-difference step (default 1e-6 for float64, 1e-2 for float32). */
+  eps?: number;
+  /** Error allowed: atol + rtol·max|numeric| (defaults 1e-6/1e-6 for float64, 2e-3/2e-3 for float32). */
+  atol?: number;
+  rtol?: number;
+  /** Check at most this many elements per input (default 48, evenly spread). */
+  maxElements?: number;
+  seed?: number;
+  registry?: GradRegistry;
+}
+
+export interface GradCheckRun {
+  /** max |analytic − numeric| over checked elements, per input. */
+  perInput: Record<string, { maxErr: number; maxNumeric: number; checked: number }>;
+  maxErr: number;
+  maxNumeric: number;
+  /** atol + rtol·maxNumeric */
+  tolerance: number;
+}
+
+export interface GradCheckResult extends GradCheckRun {
+  /** The run at the alternative dims, when the case has them. */
+  alt?: GradCheckRun;
+  /** Backward node op types, for structure assertions. */
+  backwardOps: string[];
+}
+
+/** Seeded uniform values in [lo, hi], optionally kept at least `gap` away from `kinks`. */
+export function randomValues(n: number, seed: number, lo = -1, hi = 1, kinks: readonly number[] = [], gap = 0.05): number[] {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+  const out: number[] = [];
+  while (out.length < n) {
+    const v = lo + (hi - lo) * next();
+    if (kinks.every((k) => Math.abs(v - k) > gap)) out.push(v);
+  }
+  return out;
+}
+
+const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+
+function ortTensor(type: string, values: readonly number[], dims: readonly number[]): ort.Tensor {
+  switch (type) {
+    case 'float32':
+      return new ort.Tensor('float32', Float32Array.from(values), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(values), dims);
+    case 'int64':
+      return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+    case 'bool':
+      return new ort.Tensor('bool', Uint8Array.from(values, (v) => (v ? 1 : 0)), dims);
+    default:
+      throw new Error(`gradcheck: unsupported type ${type}`);
+  }
+}
+
+const DT_OF: Record<string, number> = { float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, bool: DT.BOOL };
+
+function tensorBytes(type: string, values: readonly number[]): Uint8Array {
+  const t = ortTensor(type, values, [values.length]);
+  const d = t.data as ArrayBufferView;
+  return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
+}
+
+/**
+ * The one-op model: inputs (graph inputs or initializers), the node, its outputs. Dims that
+ * differ between `dims` and `altDims` are symbolic.
+ */
+export function buildOpModel(c: GradCheckCase, valuesOf: (inp: GradCheckInput, dims: readonly number[]) => number[]): ModelProto {
+  const dtype = c.dtype ?? 'float64';
+  const g = create(GraphProtoSchema, { name: `gradcheck_${c.op}` });
+  const nOut = c.outputs ?? 1;
+  const outs = Array.from({ length: nOut }, (_, k) => `Y${k}`);
+  for (const inp of c.inputs) {
+    const type = inp.type ?? dtype;
+    if (inp.name === '') continue; // an absent optional input
+    if (inp.constant) {
+      g.initializer.push(makeTensor(inp.name, DT_OF[type]!, inp.dims, tensorBytes(type, valuesOf(inp, inp.dims))));
+    } else {
+      const dims = inp.dims.map((d, i) => (inp.altDims && inp.altDims[i] !== d ? `${inp.name}_d${i}` : d));
+      g.input.push(makeValueInfo(inp.name, DT_OF[type]!, dims));
+    }
+  }
+  const graph = new Graph(g);
+  graph.addNode({ opType: c.op, domain: c.domain, inputs: c.inputs.map((i) => i.name), outputs: outs, attrs: c.attrs, name: `node_${c.op}` });
+  for (const o of outs) g.output.push(makeValueInfo(o));
+  const opsetImport = [{ domain: '', version: BigInt(c.opset ?? 17) }];
+  if (c.domain) opsetImport.push({ domain: c.domain, version: 1n });
+  return create(ModelProtoSchema, { irVersion: 10n, producerName: 'gradcheck', graph: g, opsetImport });
+}
+
+/** Runs a finite-difference check of the gradient rule(s) for one op. */
+export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
+  const dtype = c.dtype ?? 'float64';
+  const f64 = dtype === 'float64';
+  const eps = c.eps ?? (f64 ? 1e-6 : 1e-2);
+  const atol = c.atol ?? (f64 ? 1e-6 : 2e-3);
+  const rtol = c.rtol ?? (f64 ? 1e-6 : 2e-3);
+  const seed = c.seed ?? 1;
+  const valuesOf = (inp: GradCheckInput, dims: readonly number[]): number[] => {
+    if (typeof inp.values === 'function') return inp.values(dims);
+    if (inp.values) return [...inp.values];
+    return randomValues(numel(dims), seed + [...inp.name].reduce((a, ch) => a * 31 + ch.charCodeAt(0), 7));
+  };
+  const fwdProto = buildOpModel(c, valuesOf);
+  const nOut = c.outputs ?? 1;
+  const weighted = Array.from({ length: nOut }, (_, k) => k).filter((k) => !c.skipOutputs?.includes(k));
+  const gradInputs = c.inputs.filter((i) => i.name !== '' && (i.grad ?? (!i.constant && (i.type ?? dtype) === dtype)));
+
+  const { session: fwd } = await createSession(encodeModel(fwdProto), { memPattern: false, graphOptimizationLevel: 'disabled' });
+
+  const feedsAt = (alt: boolean) => {
+    const feeds: Record<string, number[]> = {};
+    const dims: Record<string, number[]> = {};
+    for (const inp of c.inputs) {
+      if (inp.constant || inp.name === '') continue;
+      const d = alt && inp.altDims ? inp.altDims : inp.dims;
+      dims[inp.name] = d;
+      feeds[inp.name] = valuesOf(inp, d);
+    }
+    return { feeds, dims };
+  };
+  const toFeeds = (vals: Record<string, number[]>, dims: Record<string, number[]>): Feeds => {
+    const out: Feeds = {};
+    for (const inp of c.inputs) if (!inp.constant && inp.name !== '') out[inp.name] = ortTensor(inp.type ?? dtype, vals[inp.name]!, dims[inp.name]!);
+    return out;
+  };
+
+  // Output weights R_k, fixed per run size.
+  const outputsAt = async (vals: Record<string, number[]>, dims: Record<string, number[]>) => {
+    const r = await fwd.run(toFeeds(vals, dims));
+    return weighted.map((k) => r[`Y${k}`] as ort.Tensor);
+  };
+  const hasAlt = c.inputs.some((i) => i.altDims);
+  const runs = [feedsAt(false), ...(hasAlt ? [feedsAt(true)] : [])];
+  const weights: Array<Array<{ values: number[]; dims: number[] }>> = [];
+  for (const [ri, run] of runs.entries()) {
+    const outs = await outputsAt(run.feeds, run.dims);
+    weights.push(outs.map((o, j) => ({ values: randomValues(o.data.length, 1000 + 17 * ri + j, -1, 1), dims: o.dims.map(Number) })));
+  }
+  const loss = async (vals: Record<string, number[]>, dims: Record<string, number[]>, w: Array<{ values: number[] }>) => {
+    const outs = await outputsAt(vals, dims);
+    let s = 0;
+    outs.forEach((o, j) => {
+      const data = o.data as Float32Array | Float64Array;
+      const r = w[j]!.values;
+      for (let i = 0; i < data.length; i++) s += data[i]! * r[i]!;
+    });
+    return s;
+  };
+
+  // Gradient graph: same node, seeds R_k as graph inputs.
+  const gradProto = create(ModelProtoSchema, { ...fwdProto, graph: create(GraphProtoSchema, { ...fwdProto.graph!, node: [...fwdProto.graph!.node], initializer: [...fwdProto.graph!.initializer], input: [...fwdProto.graph!.input], output: [] }) });
+  const gg = gradProto.graph!;
+  const seeds = new Map<string, string>();
+  for (const k of weighted) {
+    gg.input.push(makeValueInfo(`R${k}`, DT_OF[dtype]!, weights[0]![weighted.indexOf(k)]!.dims.map((d, i) => (hasAlt ? `R${k}_d${i}` : d))));
+    seeds.set(`Y${k}`, `R${k}`);
+  }
+  const model: OnnxModel = { proto: gradProto, baseDir: '.' };
+  const probeBatches = runs.map((run, ri) => {
+    const f = toFeeds(run.feeds, run.dims);
+    weighted.forEach((k, j) => (f[`R${k}`] = ortTensor(dtype, weights[ri]![j]!.values, weights[ri]![j]!.dims)));
+    return f;
+  });
+  // The probe needs every graph input, so R_k is declared before probing.
+  const shapes = await probeShapes(model, { batches: hasAlt ? probeBatches : [probeBatches[0]!, probeBatches[0]!] });
+  const graph = new Graph(gg);
+  const { grads, backwardNodes } = buildGradients({
+    graph,
+    opset: c.opset ?? 17,
+    seeds,
+    params: gradInputs.map((i) => i.name),
+    shapes,
+    ...(c.registry ? { registry: c.registry } : {}),
+  });
+  for (const i of gradInputs) gg.output.push(makeValueInfo(grads.get(i.name)!));
+  const { session: bwd } = await createSession(encodeModel(gradProto), { memPattern: false, graphOptimizationLevel: 'disabled' });
+
+  const check = async (ri: number): Promise<GradCheckRun> => {
+    const run = runs[ri]!;
+    const analytic = await bwd.run(probeBatches[ri]!);
+    const perInput: GradCheckRun['perInput'] = {};
+    for (const inp of gradInputs) {
+      const a = analytic[grads.get(inp.name)!] as ort.Tensor;
+      const aData = a.data as Float32Array | Float64Array;
+      const x = run.feeds[inp.name]!;
+      if (aData.length !== x.length) throw new Error(`gradcheck ${c.op}: gradient of '${inp.name}' has ${aData.length} elements, input has ${x.length} (dims ${a.dims.join('x')} vs ${run.dims[inp.name]!.join('x')})`);
+      const n = x.length;
+      const budget = c.maxElements ?? 48;
+      const step = Math.max(1, Math.floor(n / budget));
+      let maxErr = 0;
+      let maxNumeric = 0;
+      let checked = 0;
+      for (let e = 0; e < n; e += step) {
+        const orig = x[e]!;
+        const h = eps * Math.max(1, Math.abs(orig));
+        x[e] = orig + h;
+        const lp = await loss(run.feeds, run.dims, weights[ri]!);
+        x[e] = orig - h;
+        const lm = await loss(run.feeds, run.dims, weights[ri]!);
+        x[e] = orig;
+        // The perturbation actually applied, after rounding to the input's precision.
+        const hp = f64 ? h : Math.fround(orig + h) - Math.fround(orig - h);
+        const numeric = (lp - lm) / (f64 ? 2 * h : hp);
+        maxErr = Math.max(maxErr, Math.abs(numeric - aData[e]!));
+        maxNumeric = Math.max(maxNumeric, Math.abs(numeric));
+        checked++;
+      }
+      perInput[inp.name] = { maxErr, maxNumeric, checked };
+    }
+    const maxErr = Math.max(0, ...Object.values(perInput).map((p) => p.maxErr));
+    const maxNumeric = Math.max(0, ...Object.values(perInput).map((p) => p.maxNumeric));
+    return { perInput, maxErr, maxNumeric, tolerance: atol + rtol * maxNumeric };
+  };
+  try {
+    const main = await check(0);
+    const alt = hasAlt ? await check(1) : undefined;
+    return { ...main, ...(alt ? { alt } : {}), backwardOps: backwardNodes.map((n) => n.opType) };
+  } finally {
+    await fwd.release();
+    await bwd.release();
+  }
+}
