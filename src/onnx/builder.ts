@@ -34,11 +34,14 @@ export class GraphBuilder {
 
   /** Emits one node and returns its output names. */
   opN(opType: string, inputs: string[], attrs: Record<string, AttrValue | undefined> = {}, opts: OpOptions = {}): string[] {
-    const nodeName = this.graph.uniqueName(`${this.prefix}/${opts.name ?? opType}`);
+    // addNode makes the node name unique (and reserves it); output names derive from that name,
+    // so `<prefix>/MatMul` outputs `<prefix>/MatMul_output_0` as torch.onnx names them.
+    const node = this.graph.addNode({ opType, inputs, outputs: [], attrs, name: `${this.prefix}/${opts.name ?? opType}`, domain: opts.domain, before: this.before });
     const outs = Array.isArray(opts.outputs)
       ? opts.outputs
-      : Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.graph.uniqueName(`${nodeName}_output_${i}`));
-    const node = this.graph.addNode({ opType, inputs, outputs: outs, attrs, name: nodeName, domain: opts.domain, before: this.before });
+      : Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.graph.uniqueName(`${node.name}_output_${i}`));
+    for (const o of outs) this.graph.reserve(o);
+    node.output = outs;
     this.emitted.push(node);
     return outs;
   }
