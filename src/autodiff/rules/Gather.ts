@@ -42,7 +42,8 @@ export const gatherGrad: GradRule = {
 
     let accT: string;
     if (ctx.opset >= 16) {
-      const wrapped = b.op('Where', [b.op('Less', [indices, b.constInt64([0], [])]), b.op('Add', [indices, D]), indices]);
+      const dScalar = b.op('Reshape', [D, b.constInt64([], [0])]); // keeps scalar indices scalar
+      const wrapped = b.op('Where', [b.op('Less', [indices, b.constInt64([0], [])]), b.op('Add', [indices, dScalar]), indices]);
       const idx = ctx.b.op('Unsqueeze', [wrapped, b.constInt64([-1])]);
       accT = b.op('ScatterND', [zerosOfShape(ctx, shapeT, dt), idx, dyT], { reduction: 'add' });
     } else {
