@@ -13,7 +13,7 @@
 import { PeanutError } from '../errors.ts';
 import { float32ToBytes } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
-import { DataLocation, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
+import { type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
 import { tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';
 import { methodFor } from './methods/index.ts';
@@ -67,7 +67,7 @@ function weightTensorOf(graph: GraphProto, t: AdapterTarget): { tensor: TensorPr
 }
 
 function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
-  return withFields(t, {
+  const next = withFields(t, {
     rawData: bytes as Uint8Array<ArrayBuffer>,
     floatData: [],
     doubleData: [],
@@ -75,8 +75,10 @@ function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
     int64Data: [],
     uint64Data: [],
     externalData: [],
-    dataLocation: DataLocation.DEFAULT,
   });
+  // Back to the prototype's default (unset) rather than an explicit DEFAULT, which proto2 would encode.
+  if (Object.hasOwn(next, 'dataLocation')) Reflect.deleteProperty(next, 'dataLocation');
+  return next;
 }
 
 /**

@@ -37,7 +37,9 @@ export function selectTargets(discovery: Discovery, targets?: string | readonly 
   if (selected.length === 0) {
     const list = candidates.map((c) => c.module).join(', ') || '(none: the model has no adaptable MatMul/Gemm layer)';
     const blocked = skipped.filter((s) => s.module && spec.kind !== 'all-linear' && moduleMatches(s.module, spec));
-    const why = blocked.length ? ` (${blocked.map((s) => `${s.module} is skipped: ${s.reason}`).join('; ')})` : '';
+    const shown = blocked.slice(0, 3).map((s) => `${s.module} is skipped: ${s.reason}`);
+    if (blocked.length > 3) shown.push(`${blocked.length - 3} more skipped`);
+    const why = shown.length ? ` (${shown.join('; ')})` : '';
     throw new PeanutError('E_NO_TARGETS', `no layer matches --targets '${describeTargets(spec)}'${why}. Candidate modules: ${list}`);
   }
   return { selected, spec, targetModules: describeTargets(spec), ...(detected ? { detected } : {}) };

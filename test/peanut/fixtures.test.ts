@@ -86,6 +86,8 @@ for (const name of FIXTURE_NAMES) {
       expect(mg.input.map((v) => v.name)).toEqual(og.input.map((v) => v.name));
       expect(mg.output.map((v) => v.name)).toEqual(og.output.map((v) => v.name));
       expect(merged.proto.metadataProps).toEqual(original.proto.metadataProps);
+      // Same encoding size: no field was added or dropped anywhere in the model.
+      expect(encodeModel(merged.proto).byteLength).toBe(encodeModel(original.proto).byteLength);
       // Only the target weights changed.
       const targets = new Set(f.config.tweaker.targets.map((t) => t.weight_initializer));
       og.initializer.forEach((t, i) => {
