@@ -1,0 +1,114 @@
+/**
+ * `peanut-onnx train <dir|adapted.onnx> --data <file> -o <run dir> [...]`: fine-tunes the tweaker
+ * parameters (DESIGN.md section 4). A thin shell over the library's `train()`: it parses flags,
+ * draws the progress bar (plain log lines when stdout is not a TTY) and turns Ctrl-C into a clean
+ * stop: the step in flight finishes, a checkpoint is saved, and the command exits 0 saying how to
+ * continue (`--resume`).
+ */
+import { Command, Option } from 'commander';
+import { EP_CHOICES } from '../../runtime.ts';
+import { choiceOption, floatOption, intOption } from '../options.ts';
+import { TASK_NAMES } from '../../train/tasks.ts';
+import { SCHEDULES } from '../../train/schedule.ts';
+
+interface Flags {
+  data: string;
+  output: string;
+  eval?: string;
+  task?: string;
+  epochs?: number;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  weightDecay?: number;
+  warmup?: number;
+  schedule?: 'constant' | 'linear' | 'cosine';
+  gradClip?: number;
+  seed?: number;
+  shuffle?: boolean;
+  ep: 'auto' | 'cpu' | 'cuda';
+  resume?: boolean;
+  log?: string;
+  saveEvery?: number;
+  evalEvery?: number;
+  tokenizer?: string;
+  maxLength?: number;
+  threads?: number;
+}
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('Fine-tune the tweaker parameters with AdamW (forward, backward and update in one ONNX Runtime call per step).')
+    .argument('<source>', 'training artifact directory (from `artifacts`) or an adapted .onnx')
+    .requiredOption('--data <file>', 'training data: .jsonl (input_ids/labels, or text with --tokenizer) or .safetensors')
+    .requiredOption('-o, --output <dir>', 'run directory: checkpoints/ and metrics.jsonl are written here')
+    .option('--eval <file>', 'evaluation data (same formats as --data)')
+    .addOption(new Option('--task <task>', 'task (required with an adapted .onnx; artifacts know theirs)').argParser(choiceOption('--task', TASK_NAMES)))
+    .addOption(new Option('--epochs <n>', 'number of epochs (default 1)').argParser(intOption('--epochs', 1)).conflicts('steps'))
+    .option('--steps <n>', 'number of optimizer steps (instead of --epochs)', intOption('--steps', 1))
+    .option('--batch-size <n>', 'examples per step (default 8)', intOption('--batch-size', 1))
+    .option('--lr <x>', 'peak learning rate (default 1e-3)', floatOption('--lr', 0))
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay (default 0.01)', floatOption('--weight-decay', 0))
+    .option('--warmup <n>', 'linear warmup steps (default 0)', intOption('--warmup', 0))
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule after warmup (default linear)').argParser(choiceOption('--schedule', SCHEDULES)))
+    .option('--grad-clip <x>', 'clip the global gradient norm to this value (default: no clipping)', floatOption('--grad-clip', 0))
+    .option('--seed <n>', 'seed of the data order (default 0)', intOption('--seed', 0))
+    .option('--no-shuffle', 'visit the examples in file order every epoch')
+    .addOption(new Option('--ep <ep>', 'execution provider: auto (CUDA when available, else CPU), cpu or cuda').default('auto').argParser(choiceOption('--ep', EP_CHOICES)))
+    .option('--resume', 'continue from the latest checkpoint in the run directory')
+    .option('--log <file>', 'metrics log, one JSON object per step (default <run dir>/metrics.jsonl)')
+    .option('--save-every <n>', 'save a checkpoint every N steps (default 500; 0 = only at the end)', intOption('--save-every', 0))
+    .option('--eval-every <n>', 'evaluate every N steps (default: at the start and the end only)', intOption('--eval-every', 0))
+    .option('--tokenizer <file>', 'tokenizer.json for JSONL examples given as text')
+    .option('--max-length <n>', 'truncate sequences to N tokens', intOption('--max-length', 1))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)', intOption('--threads', 1))
+    .action(async (source: string, flags: Flags, cmd: Command) => {
+      // An explicit `--shuffle` default would hide whether the user asked for it; on --resume only
+      // flags given on the command line override the checkpoint's settings.
+      const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+      const { train } = await import('../../train/trainer.ts');
+      const { createProgress } = await import('../../train/progress.ts');
+      const progress = createProgress();
+      const abort = new AbortController();
+      const onSigint = () => {
+        if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+        process.stderr.write('\ninterrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+        abort.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const r = await train(source, {
+          data: flags.data,
+          outDir: flags.output,
+          eval: flags.eval,
+          task: flags.task,
+          epochs: flags.epochs,
+          steps: flags.steps,
+          batchSize: flags.batchSize,
+          lr: flags.lr,
+          weightDecay: flags.weightDecay,
+          warmup: flags.warmup,
+          schedule: flags.schedule,
+          gradClip: flags.gradClip,
+          seed: flags.seed,
+          shuffle: given('shuffle') ? flags.shuffle : undefined,
+          ep: flags.ep,
+          threads: flags.threads,
+          resume: flags.resume,
+          log: flags.log,
+          saveEvery: flags.saveEvery,
+          evalEvery: flags.evalEvery,
+          tokenizer: flags.tokenizer,
+          maxLength: flags.maxLength,
+          signal: abort.signal,
+          onEvent: (e) => progress.onEvent(e),
+        });
+        progress.stop();
+        if (r.interrupted) process.stderr.write(`interrupted at step ${r.step}/${r.totalSteps}; checkpoint ${r.checkpoint}; continue with the same command plus --resume\n`);
+        else process.stdout.write(`trained ${r.step} steps on ${r.ep}; final loss ${r.lastLoss}; checkpoint ${r.checkpoint}; metrics ${r.metricsLog}\n`);
+      } finally {
+        progress.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+}

@@ -1,0 +1,156 @@
+/**
+ * From a gradient model (forward + loss + one gradient output per θ, θ as graph inputs) build the
+ * two graphs a run needs:
+ *
+ *   train graph  inputs:  the batch, θ, AdamW moments, step and hyper-parameters
+ *                outputs: loss, grad_norm, updated θ, updated moments           (one run = one step)
+ *   eval graph   inputs:  the batch, θ
+ *                outputs: loss, prediction (logits)
+ *
+ * Frozen weights stay initializers (uploaded once when the session is created); only θ and the
+ * small optimizer state cross the host/device boundary each step. θ must never be initializers in
+ * these graphs, or ONNX Runtime would constant-fold ΔW.
+ */
+import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { PeanutError } from '../errors.ts';
+import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';
+
+/** What the training graphs need from the autodiff's gradient model. */
+export interface GradModelLike {
+  model: OnnxModel;
+  /** θ names: graph inputs of `model`, in a stable order. */
+  params: readonly string[];
+  /** Name of the scalar loss output. */
+  loss: string;
+  /** θ name → its gradient's value name. */
+  grads: ReadonlyMap<string, string>;
+  /** Name of the labels graph input. */
+  labels: string;
+  /** Name of the prediction (logits) value. */
+  prediction: string;
+}
+
+/** Fixed output names of the train graph. */
+export const TRAIN_OUTPUTS = {
+  loss: 'loss',
+  gradNorm: 'grad_norm',
+  param: (p: string) => `updated.${p}`,
+  moment: (which: 'm' | 'v', p: string) => `updated.${momentName(which, p)}`,
+} as const;
+
+export const EVAL_OUTPUTS = { loss: 'loss', prediction: 'prediction' } as const;
+
+export interface TensorSpec {
+  name: string;
+  /** ONNX element type. */
+  elemType: number;
+  /** Dims: a number, a symbolic name, or null when unknown. */
+  dims: Array<number | string | null>;
+}
+
+export interface GraphIO {
+  /** Batch inputs (everything that is not θ, optimizer state or a hyper-parameter). */
+  data: TensorSpec[];
+  params: TensorSpec[];
+}
+
+export interface TrainingGraphs {
+  train: ModelProto;
+  eval: ModelProto;
+  io: GraphIO;
+  hyperInputs: AdamWInputNames;
+  labels: string;
+}
+
+function spec(v: ValueInfoProto): TensorSpec {
+  const t = valueInfoType(v);
+  if (!t) throw new PeanutError('E_GRAPH', `graph input '${v.name}' has no tensor type`);
+  return { name: v.name, elemType: t.elemType, dims: t.dims ?? [] };
+}
+
+/** A copy of the model whose graph lists (nodes, initializers, I/O) can be edited independently. */
+function shallowCopy(proto: ModelProto): ModelProto {
+  const g = proto.graph!;
+  return create(ModelProtoSchema, {
+    ...proto,
+    graph: create(GraphProtoSchema, {
+      ...g,
+      node: [...g.node],
+      initializer: [...g.initializer],
+      input: [...g.input],
+      output: [...g.output],
+      valueInfo: [...g.valueInfo],
+    }),
+  });
+}
+
+/** Sets the graph's outputs to `outputs` (Identity-renamed to fixed names) and prunes the rest. */
+function setOutputs(graph: Graph, b: GraphBuilder, outputs: Array<{ from: string; to: string; like: TensorSpec | { elemType: number; dims: TensorSpec['dims'] } }>): void {
+  graph.proto.output = [];
+  for (const o of outputs) {
+    if (o.from !== o.to) b.op('Identity', [o.from], {}, { outputs: [o.to] });
+    graph.proto.output.push(makeValueInfo(o.to, o.like.elemType, o.like.dims));
+  }
+  graph.removeDeadNodes();
+}
+
+/**
+ * Builds the train and eval graphs. The gradient model is not modified.
+ *
+ * @param grad - the autodiff's gradient model (θ as inputs).
+ */
+export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
+  const source = graphOf(grad.model);
+  const inputs = new Map(source.input.map((v) => [v.name, v]));
+  const params: TensorSpec[] = grad.params.map((p) => {
+    const v = inputs.get(p);
+    if (!v) throw new PeanutError('E_GRAPH', `tweaker parameter '${p}' is not an input of the gradient graph`);
+    return spec(v);
+  });
+  const paramNames = new Set(grad.params);
+  const data = source.input.filter((v) => !paramNames.has(v.name)).map(spec);
+  const lossSpec = { elemType: 1, dims: [] as TensorSpec['dims'] };
+
+  // ---- eval: forward + loss + prediction -----------------------------------------------------
+  const evalProto = shallowCopy(grad.model.proto);
+  {
+    const g = new Graph(evalProto.graph!);
+    const b = new GraphBuilder(g, '/eval');
+    const predOut = source.output.find((o) => o.name === grad.prediction);
+    const predType = predOut ? valueInfoType(predOut) : undefined;
+    setOutputs(g, b, [
+      { from: grad.loss, to: EVAL_OUTPUTS.loss, like: lossSpec },
+      { from: grad.prediction, to: EVAL_OUTPUTS.prediction, like: predType ? { elemType: predType.elemType, dims: predType.dims ?? [] } : { elemType: 1, dims: [] } },
+    ]);
+    if (!predType) evalProto.graph!.output[1] = makeValueInfo(EVAL_OUTPUTS.prediction);
+  }
+
+  // ---- train: forward + loss + backward + clip + AdamW ---------------------------------------
+  const trainProto = shallowCopy(grad.model.proto);
+  const g = new Graph(trainProto.graph!);
+  const b = new GraphBuilder(g, '/optimizer');
+  const adamParams = params.map((p) => {
+    const gradName = grad.grads.get(p.name);
+    if (!gradName) throw new PeanutError('E_GRAPH', `the gradient graph has no gradient for '${p.name}'`);
+    const m = momentName('m', p.name);
+    const v = momentName('v', p.name);
+    for (const n of [m, v]) {
+      g.reserve(n);
+      g.proto.input.push(makeValueInfo(n, p.elemType, p.dims));
+    }
+    return { param: p.name, grad: gradName, m, v, dtype: p.elemType };
+  });
+  const hyperInputs = addAdamWInputs(b, ADAMW_INPUTS, { clip: true });
+  const r = emitAdamW(b, adamParams, hyperInputs, { clip: true });
+  setOutputs(g, b, [
+    { from: grad.loss, to: TRAIN_OUTPUTS.loss, like: lossSpec },
+    { from: r.gradNorm, to: TRAIN_OUTPUTS.gradNorm, like: lossSpec },
+    ...params.map((p) => ({ from: r.params.get(p.name)!, to: TRAIN_OUTPUTS.param(p.name), like: p })),
+    ...params.map((p) => ({ from: r.m.get(p.name)!, to: TRAIN_OUTPUTS.moment('m', p.name), like: p })),
+    ...params.map((p) => ({ from: r.v.get(p.name)!, to: TRAIN_OUTPUTS.moment('v', p.name), like: p })),
+  ]);
+  return { train: trainProto, eval: evalProto, io: { data, params }, hyperInputs, labels: grad.labels };
+}
