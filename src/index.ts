@@ -39,3 +39,16 @@ export {
 } from './peanut/state.ts';
 export { methodFor } from './peanut/methods/index.ts';
 export type { AdapterMethod, ParamSpec, Layout } from './peanut/methods/method.ts';
+
+// Training: artifacts, the fused AdamW step, the training loop
+export { train, type TrainOptions, type TrainResult, type TrainEvent } from './train/trainer.ts';
+export { buildArtifacts, writeArtifactsFor, type BuiltArtifacts } from './train/build.ts';
+export { readArtifacts, ARTIFACT_FILES, DEFAULT_HYPERPARAMETERS, type Manifest, type LoadedArtifacts } from './train/artifacts.ts';
+export { buildTrainingGraphs, TRAIN_OUTPUTS, EVAL_OUTPUTS, type GradModelLike, type TrainingGraphs, type TensorSpec } from './train/training-graph.ts';
+export { emitAdamW, addAdamWInputs, ADAMW_INPUTS, momentName, type AdamWParam, type AdamWInputNames, type AdamWResult } from './train/adamw.ts';
+export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type TrainState, type Hyperparameters } from './train/checkpoint.ts';
+export { learningRate, SCHEDULES, type ScheduleName, type ScheduleOptions } from './train/schedule.ts';
+export { evaluate, type EvalMetrics } from './train/evaluate.ts';
+export { TASK_NAMES, type TaskName } from './train/tasks.ts';
+export { openExampleSet, type ExampleSet, type BatchTensor, type CollateSpec } from './data/example-set.ts';
+export { loadTokenizer, type TextTokenizer } from './data/tokenize.ts';

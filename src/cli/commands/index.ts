@@ -3,5 +3,7 @@ import type { Command } from 'commander';
 import { inspectCommand } from './inspect.ts';
 import { injectCommand } from './inject.ts';
 import { mergeCommand } from './merge.ts';
+import { artifactsCommand } from './artifacts.ts';
+import { trainCommand } from './train.ts';
 
-export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, mergeCommand];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, artifactsCommand, trainCommand, mergeCommand];
