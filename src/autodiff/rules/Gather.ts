@@ -14,7 +14,7 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { concatInts, dimOf, dimsOf, invertPerm, normAxis, transpose, zerosOfShape } from '../shape-helpers.ts';
+import { dimOf, dimsOf, invertPerm, normAxis, transpose, zerosOfShape } from '../shape-helpers.ts';
 
 export const gatherGrad: GradRule = {
   opType: 'Gather',
@@ -47,9 +47,11 @@ export const gatherGrad: GradRule = {
       const idx = ctx.b.op('Unsqueeze', [wrapped, b.constInt64([-1])]);
       accT = b.op('ScatterND', [zerosOfShape(ctx, shapeT, dt), idx, dyT], { reduction: 'add' });
     } else {
-      const onOff = dt === DT.DOUBLE ? b.constDouble([0, 1], [2]) : b.constFloat([0, 1], [2], dt);
-      const oneHot = b.op('OneHot', [indices, D, onOff], { axis: -1 }); // indices.shape + [D]
-      const oh2 = b.op('Reshape', [oneHot, concatInts(ctx, [-1, D])]); // [N, D]
+      // OneHot needs rank ≥ 1 and its CPU kernels output float32 only: flatten the indices,
+      // cast the 0/1 matrix after.
+      const flatIdx = b.op('Reshape', [indices, b.constInt64([-1])]);
+      const oneHot32 = b.op('OneHot', [flatIdx, D, b.constFloat([0, 1], [2])], { axis: -1 }); // [N, D]
+      const oh2 = dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
       // dYᵀ as [N, rest…]: the leading q axes folded into one.
       const restDims = dimsOf(ctx, data, rest);
       const dyN = b.op('Reshape', [dyT, b.op('Concat', [b.constInt64([-1]), restDims], { axis: 0 })]);

@@ -27,8 +27,9 @@ export const gatherElementsGrad: GradRule = {
       const zeros = zerosOfShape(ctx, shapeOf(ctx, data), dt);
       return [b.op('ScatterElements', [zeros, ctx.I(1), dY], { axis, reduction: 'add' })];
     }
-    const onOff = dt === DT.DOUBLE ? b.constDouble([0, 1], [2]) : b.constFloat([0, 1], [2], dt);
-    const oneHot = b.op('OneHot', [b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), onOff], { axis: -1 });
+    // OneHot's CPU kernels output float32 (no float64/float16): cast the 0/1 tensor after.
+    const oneHot32 = b.op('OneHot', [b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), b.constFloat([0, 1], [2])], { axis: -1 });
+    const oneHot = dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
     const weighted = b.op('Mul', [oneHot, unsqueeze(ctx, dY, [r])]); // indices.shape + [D]
     const summed = reduce(ctx, 'ReduceSum', weighted, [axis], 1); // 1 at axis, D last
     const perm = Array.from({ length: r + 1 }, (_, i) => i);
