@@ -10,19 +10,11 @@ import { readAdapterMeta } from '../peanut/adapter-meta.ts';
 import type { SafeTensor } from '../safetensors.ts';
 import { initialState, makeManifest, writeArtifacts, type Manifest } from './artifacts.ts';
 import type { TrainState } from './checkpoint.ts';
-import { buildTrainingGraphs, type GradModelLike, type TrainingGraphs } from './training-graph.ts';
+import { buildGradModel } from '../autodiff/grad-model.ts';
+import { buildTrainingGraphs, type TrainingGraphs } from './training-graph.ts';
 import { TASK_NAMES, type TaskName } from './tasks.ts';
 
 export { TASK_NAMES, type TaskName };
-
-type BuildGradModel = (adapted: OnnxModel, opts: { task: TaskName }) => Promise<GradModelLike>;
-
-async function gradModelBuilder(): Promise<BuildGradModel> {
-  // The autodiff's entry point (src/autodiff/grad-model.ts).
-  const specifier = '../autodiff/grad-model.ts';
-  const mod = (await import(/* @vite-ignore */ specifier)) as { buildGradModel: BuildGradModel };
-  return mod.buildGradModel;
-}
 
 export interface BuiltArtifacts {
   graphs: TrainingGraphs;
@@ -57,7 +49,6 @@ export async function buildArtifacts(adapted: OnnxModel, opts: { task?: string }
     if (!t) throw new PeanutError('E_NOT_ADAPTED', `adapted model has no initializer '${p.name}'`);
     params.set(p.name, { dtype: 'F32', shape: tensorDims(t), data: tensorToFloat32(t, adapted.baseDir) });
   }
-  const buildGradModel = await gradModelBuilder();
   const grad = await buildGradModel(adapted, { task });
   const graphs = buildTrainingGraphs(grad);
   for (const p of graphs.io.params) if (!params.has(p.name)) throw new PeanutError('E_GRAPH', `gradient graph parameter '${p.name}' is not a tweaker parameter of the adapted model`);

@@ -1,3 +1,2 @@
-/** The tasks a training graph can be built for (DESIGN.md section 3, "Tasks and losses"). */
-export const TASK_NAMES = ['seq-cls', 'causal-lm', 'image-cls', 'regression'] as const;
-export type TaskName = (typeof TASK_NAMES)[number];
+/** The tasks a training graph can be built for (DESIGN.md section 3; loss heads in src/tasks/loss.ts). */
+export { TASKS as TASK_NAMES, type Task as TaskName } from '../tasks/loss.ts';
