@@ -162,7 +162,11 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     rmSync(dataTmp, { force: true });
     throw err;
   } finally {
-    for (const [t, saved] of restore) Object.assign(t, saved);
+    for (const [t, saved] of restore) {
+      // proto2 fields set during the swap (data_location) must become unset again, not just reassigned.
+      for (const k of Object.keys(t)) if (!Object.hasOwn(saved, k)) Reflect.deleteProperty(t, k);
+      Object.assign(t, saved);
+    }
   }
 }
 
