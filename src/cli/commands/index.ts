@@ -5,5 +5,6 @@ import { injectCommand } from './inject.ts';
 import { mergeCommand } from './merge.ts';
 import { artifactsCommand } from './artifacts.ts';
 import { trainCommand } from './train.ts';
+import { gradCommand } from './grad.ts';
 
-export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, artifactsCommand, trainCommand, mergeCommand];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand];

@@ -1,0 +1,53 @@
+/**
+ * `peanut-onnx grad <adapted.onnx> --data <file> --task <task> -o <grads.safetensors>`: one
+ * forward and backward pass on one batch; writes the loss (`loss`, 0-d F32) and the gradient of
+ * every tweaker parameter (`<key>.grad`, the parameter's shape).
+ */
+import { Command, Option } from 'commander';
+import { choiceOption, intOption } from '../options.ts';
+import { TASKS, type Task } from '../../tasks/loss.ts';
+import { EP_CHOICES, type EpChoice } from '../../runtime.ts';
+import type { SafeTensor } from '../../safetensors.ts';
+
+interface GradCliOptions {
+  data: string;
+  task: Task;
+  out: string;
+  output?: string;
+  batchSize?: number;
+  ep: EpChoice;
+}
+
+export function gradCommand(): Command {
+  return new Command('grad')
+    .description('compute the loss and the gradient of every tweaker parameter on one batch (no update)')
+    .argument('<adapted>', 'adapted ONNX model (from `inject`)')
+    .requiredOption('--data <file>', 'one batch: .safetensors (one tensor per input, plus labels) or .jsonl (one example a line)')
+    .addOption(new Option('--task <task>', 'task and loss').argParser(choiceOption('--task', TASKS)).makeOptionMandatory())
+    .requiredOption('-o, --out <grads.safetensors>', 'where to write the loss and the gradients')
+    .option('--output <name>', 'graph output holding the predictions (default: logits)')
+    .option('--batch-size <n>', 'use only the first N examples (default: all)', intOption('--batch-size', 1))
+    .addOption(new Option('--ep <ep>', 'execution provider').argParser(choiceOption('--ep', EP_CHOICES)).default('cpu'))
+    .action(async (modelPath: string, o: GradCliOptions) => {
+      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { loadModel } = await import('../../onnx/io.ts');
+      const { writeSafetensors } = await import('../../safetensors.ts');
+      const { buildGradModel } = await import('../../autodiff/grad-model.ts');
+      const { runGradModel } = await import('../../autodiff/grad-run.ts');
+      const { readBatch } = await import('../../data/read-batch.ts');
+      assertNotInput(o.out, modelPath, o.data);
+      const model = loadModel(modelPath);
+      const gm = await buildGradModel(model, { task: o.task, ...(o.output !== undefined ? { output: o.output } : {}) });
+      const batch = readBatch(o.data, gm, { task: o.task, ...(o.batchSize ? { limit: o.batchSize } : {}) });
+      const r = await runGradModel(gm, batch, { ep: o.ep });
+      if (!Number.isFinite(r.loss)) throw new (await import('../../errors.ts')).PeanutError('E_NON_FINITE', `the loss is ${r.loss}; check the labels and the --task`);
+      const tensors = new Map<string, SafeTensor>([['loss', { dtype: 'F32', shape: [], data: Float32Array.of(r.loss) }]]);
+      for (const p of gm.params) {
+        const g = r.grads.get(p)!;
+        tensors.set(`${p}.grad`, { dtype: 'F32', shape: g.dims, data: g.data });
+      }
+      writeSafetensors(o.out, tensors, { task: o.task, format: 'peanut-onnx grad' });
+      const n = batch[gm.labels]?.dims[0] ?? 0;
+      process.stdout.write(`loss ${r.loss.toPrecision(7)} on ${n} example(s); ${gm.params.length} gradient tensors\nwrote ${o.out}\n`);
+    });
+}

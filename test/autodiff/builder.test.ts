@@ -1,0 +1,248 @@
+/**
+ * The generic builder and its parts: registry table, shape probing, unbroadcast axes, loss heads
+ * against JS references (values and gradients), the unsupported-op error, stop-gradient edges.
+ */
+import { describe, expect, it } from 'vitest';
+import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
+import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
+import { DataType as DT } from '../../src/onnx/dtype.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { floatTensor } from '../../src/onnx/tensor.ts';
+import { createSession, ort } from '../../src/runtime.ts';
+import { PeanutError } from '../../src/errors.ts';
+import { buildGradients } from '../../src/autodiff/gradient.ts';
+import { createRegistry, defaultRegistry, NO_GRADIENT } from '../../src/autodiff/registry.ts';
+import { RULES } from '../../src/autodiff/rules/index.ts';
+import { probeShapes, type ShapeTable } from '../../src/autodiff/probe.ts';
+import { broadcastAxes } from '../../src/autodiff/broadcast.ts';
+import { appendLossHead, type Task } from '../../src/tasks/loss.ts';
+import { randomValues } from '../helpers/gradcheck.ts';
+
+function model(g: ReturnType<typeof create<typeof GraphProtoSchema>>, opset = 17): OnnxModel {
+  return { proto: create(ModelProtoSchema, { irVersion: 10n, graph: g, opsetImport: [{ domain: '', version: BigInt(opset) }] }), baseDir: '.' };
+}
+
+describe('registry', () => {
+  it('has every rule of rules/index.ts and the no-gradient ops', () => {
+    const reg = defaultRegistry();
+    for (const r of RULES) expect(reg.rule(r.domain ?? '', r.opType)).toBe(r);
+    for (const op of ['MatMul', 'Gemm', 'Add', 'Softmax', 'LogSoftmax', 'Gelu', 'Where', 'Cast', 'Dropout']) expect(reg.rule('', op), op).toBeDefined();
+    for (const op of ['Shape', 'Size', 'Equal', 'Range', 'ConstantOfShape', 'NonZero', 'ArgMax']) expect(reg.isNoGradient('', op), op).toBe(true);
+    expect(reg.rule('', 'Hardmax')).toBeUndefined();
+    expect(reg.rule('ai.onnx', 'MatMul')).toBe(reg.rule('', 'MatMul'));
+  });
+
+  it('EXPECTED FAILURE - a duplicate registration throws', () => {
+    const add = RULES.find((r) => r.opType === 'Add')!;
+    expect(() => createRegistry([add, add])).toThrow(/'Add' is registered twice/);
+    expect(() => createRegistry([{ opType: 'Shape', grad: () => [] }], NO_GRADIENT)).toThrow(/twice/);
+  });
+});
+
+describe('unbroadcast axes', () => {
+  it.each([
+    [[2, 3, 4], [3, 1], { keep: [2], lead: 1 }],
+    [[null, 3, 4], [1, 4], { keep: [1], lead: 1 }],
+    [[null, null, 8], [null, null, 8], { keep: [], lead: 0 }],
+    [[null, 1, null], [1, 1, null], { keep: [0], lead: 0 }],
+    [[2, 3], [], { keep: [], lead: 2 }],
+  ] as const)('%j -> %j', (g, l, want) => {
+    expect(broadcastAxes(g, l)).toEqual(want);
+  });
+});
+
+describe('shape probing', () => {
+  it('marks dims that differ between the runs as dynamic and keeps the rest', async () => {
+    const g = create(GraphProtoSchema, { name: 'p' });
+    g.input.push(makeValueInfo('ids', DT.INT64, ['batch', 'seq']), makeValueInfo('attention_mask', DT.INT64, ['batch', 'seq']));
+    g.initializer.push(floatTensor('emb', [5, 3], randomValues(15, 1)));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['h'] });
+    graph.addNode({ opType: 'Cast', inputs: ['attention_mask'], outputs: ['m'], attrs: { to: DT.FLOAT } });
+    graph.addNode({ opType: 'ReduceSum', inputs: ['h'], outputs: ['s'], attrs: { keepdims: 0 } });
+    g.output.push(makeValueInfo('s'));
+    const shapes = await probeShapes(model(g));
+    expect(shapes.get('h')).toEqual({ dtype: DT.FLOAT, shape: [null, null, 3] });
+    expect(shapes.get('m')).toEqual({ dtype: DT.FLOAT, shape: [null, null] });
+    expect(shapes.get('s')).toEqual({ dtype: DT.FLOAT, shape: [] });
+    expect(shapes.get('emb')).toEqual({ dtype: DT.FLOAT, shape: [5, 3] });
+    expect(shapes.get('ids')!.dtype).toBe(DT.INT64);
+  });
+});
+
+/** x (param) -> MatMul(w) -> [op] -> ReduceSum -> loss; shapes given by hand. */
+function chain(middle: { opType: string; domain?: string }): { graph: Graph; shapes: ShapeTable } {
+  const g = create(GraphProtoSchema, { name: 'c' });
+  g.input.push(makeValueInfo('x', DT.FLOAT, [2, 3]));
+  g.initializer.push(floatTensor('w', [3, 3], randomValues(9, 2)));
+  const graph = new Graph(g);
+  graph.addNode({ opType: 'MatMul', inputs: ['x', 'w'], outputs: ['h'], name: 'mm' });
+  graph.addNode({ opType: middle.opType, domain: middle.domain, inputs: ['h'], outputs: ['z'], name: 'odd' });
+  graph.addNode({ opType: 'ReduceSum', inputs: ['z'], outputs: ['loss'], attrs: { keepdims: 0 }, name: 'sum' });
+  const f = { dtype: DT.FLOAT, shape: [2, 3] };
+  const shapes: ShapeTable = new Map([
+    ['x', f],
+    ['w', { dtype: DT.FLOAT, shape: [3, 3] }],
+    ['h', f],
+    ['z', f],
+    ['loss', { dtype: DT.FLOAT, shape: [] }],
+  ]);
+  return { graph, shapes };
+}
+
+describe('unsupported ops', () => {
+  it.each([[{ opType: 'Hardmax' }], [{ opType: 'FrobnicateGrad', domain: 'com.example' }]])('EXPECTED FAILURE - %j on the path names op, node, path and fix', (middle) => {
+    const { graph, shapes } = chain(middle);
+    let err: unknown;
+    try {
+      buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PeanutError);
+    const e = err as PeanutError;
+    expect(e.code).toBe('E_UNSUPPORTED_OP');
+    expect(e.message).toContain(`'${middle.opType}'`);
+    expect(e.message).toContain(`node 'odd'`);
+    expect(e.message).toContain(`'x' -> MatMul 'mm' -> ${middle.opType} 'odd'`);
+    expect(e.message).toMatch(/different opset|un-fuse|report/);
+    if (middle.domain) expect(e.message).toContain(middle.domain);
+  });
+
+  it('an op without a rule off the gradient path is fine', () => {
+    const { graph, shapes } = chain({ opType: 'Relu' });
+    graph.addNode({ opType: 'Hardmax', inputs: ['w'], outputs: ['unused'], name: 'side' });
+    shapes.set('unused', { dtype: DT.FLOAT, shape: [3, 3] });
+    const { grads, pathNodes } = buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes });
+    expect(grads.has('x')).toBe(true);
+    expect(pathNodes.map((n) => n.name)).toEqual(['mm', 'odd', 'sum']);
+  });
+
+  it('EXPECTED FAILURE - a parameter that does not reach the loss', () => {
+    const { graph, shapes } = chain({ opType: 'Relu' });
+    graph.proto.input.push(makeValueInfo('y', DT.FLOAT, [2]));
+    shapes.set('y', { dtype: DT.FLOAT, shape: [2] });
+    expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x', 'y'], shapes })).toThrow(/'y'.*does not reach the loss/);
+  });
+
+  it('EXPECTED FAILURE - a rule that returns no gradient for a needed input is named', () => {
+    const { graph, shapes } = chain({ opType: 'Relu' });
+    const registry = createRegistry([...RULES.filter((r) => r.opType !== 'Relu'), { opType: 'Relu', grad: () => [] }]);
+    expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes, registry })).toThrow(/Relu node 'odd', input 0 \('h'\) returned no gradient/);
+  });
+});
+
+// ---- loss heads against JS references ------------------------------------------------------------
+
+function softmaxRows(x: number[], C: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < x.length; i += C) {
+    const row = x.slice(i, i + C);
+    const m = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    out.push(...e.map((v) => v / s));
+  }
+  return out;
+}
+
+interface HeadCase {
+  task: Task;
+  dims: number[];
+  labels: ort.Tensor;
+  /** loss and d loss / d logits */
+  reference(x: number[]): { loss: number; grad: number[] };
+}
+
+const ceRef = (C: number, targets: number[]) => (x: number[]) => {
+  const p = softmaxRows(x, C);
+  const counted = targets.filter((t) => t !== -100).length;
+  let loss = 0;
+  const grad = new Array<number>(x.length).fill(0);
+  targets.forEach((t, r) => {
+    if (t === -100) return;
+    loss -= Math.log(p[r * C + t]!);
+    for (let c = 0; c < C; c++) grad[r * C + c] = (p[r * C + c]! - (c === t ? 1 : 0)) / counted;
+  });
+  return { loss: loss / counted, grad };
+};
+
+const HEADS: Array<[string, HeadCase]> = [
+  ['seq-cls', { task: 'seq-cls', dims: [3, 4], labels: new ort.Tensor('int64', BigInt64Array.from([2n, 0n, 3n]), [3]), reference: ceRef(4, [2, 0, 3]) }],
+  ['seq-cls with an ignored label', { task: 'seq-cls', dims: [3, 4], labels: new ort.Tensor('int64', BigInt64Array.from([2n, -100n, 3n]), [3]), reference: ceRef(4, [2, -100, 3]) }],
+  ['image-cls', { task: 'image-cls', dims: [2, 5], labels: new ort.Tensor('int64', BigInt64Array.from([4n, 1n]), [2]), reference: ceRef(5, [4, 1]) }],
+  [
+    'causal-lm (shift, -100 padding)',
+    {
+      task: 'causal-lm',
+      dims: [2, 4, 6],
+      // labels[b, t+1] is the target of position t; -100 at padding; the last position has none
+      labels: new ort.Tensor('int64', BigInt64Array.from([1n, 5n, 2n, 3n, 4n, 0n, -100n, -100n]), [2, 4]),
+      reference: ceRef(6, [5, 2, 3, -100, 0, -100, -100, -100]),
+    },
+  ],
+  [
+    'regression [B, 2]',
+    {
+      task: 'regression',
+      dims: [3, 2],
+      labels: new ort.Tensor('float32', Float32Array.from([0.5, -1, 2, 0, 1, 1]), [3, 2]),
+      reference: (x) => {
+        const y = [0.5, -1, 2, 0, 1, 1];
+        const d = x.map((v, i) => v - y[i]!);
+        return { loss: d.reduce((a, v) => a + v * v, 0) / d.length, grad: d.map((v) => (2 * v) / d.length) };
+      },
+    },
+  ],
+  [
+    'regression [B] labels, [B, 1] logits',
+    {
+      task: 'regression',
+      dims: [3, 1],
+      labels: new ort.Tensor('float32', Float32Array.from([0.5, -1, 2]), [3]),
+      reference: (x) => {
+        const y = [0.5, -1, 2];
+        const d = x.map((v, i) => v - y[i]!);
+        return { loss: d.reduce((a, v) => a + v * v, 0) / d.length, grad: d.map((v) => (2 * v) / d.length) };
+      },
+    },
+  ],
+];
+
+describe('loss heads', () => {
+  it.each(HEADS)('%s: loss and d loss/d logits match a JS reference', async (_l, c) => {
+    const g = create(GraphProtoSchema, { name: 'head' });
+    const symbolic = c.dims.map((d, i) => (i === 0 ? 'batch_size' : i === 1 && c.dims.length === 3 ? 'sequence_length' : d));
+    g.input.push(makeValueInfo('z', DT.FLOAT, symbolic));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['logits'] });
+    g.output.push(makeValueInfo('logits', DT.FLOAT, symbolic));
+    const head = appendLossHead(graph, { task: c.task, opset: 17 });
+    expect(head.prediction).toBe('logits');
+    const x = randomValues(c.dims.reduce((a, b) => a * b, 1), 3, -2, 2);
+    const feeds = { z: new ort.Tensor('float32', Float32Array.from(x), c.dims), [head.labels]: c.labels };
+    const m = model(g);
+    const shapes = await probeShapes(m, { batches: [feeds] });
+    const { grads } = buildGradients({ graph, opset: 17, loss: head.loss, params: ['z'], shapes });
+    g.output = [makeValueInfo(head.loss), makeValueInfo(grads.get('z')!)];
+    const { session } = await createSession(encodeModel(m.proto));
+    const out = await session.run(feeds);
+    await session.release();
+    const want = c.reference(x);
+    expect((out[head.loss]!.data as Float32Array)[0]).toBeCloseTo(want.loss, 5);
+    const got = Array.from(out[grads.get('z')!]!.data as Float32Array);
+    got.forEach((v, i) => expect(v, `d/dz[${i}]`).toBeCloseTo(want.grad[i]!, 5));
+  });
+
+  it('EXPECTED FAILURE - no logits output and no --output lists the graph outputs', () => {
+    const g = create(GraphProtoSchema, { name: 'x' });
+    g.input.push(makeValueInfo('z', DT.FLOAT, [2, 2]));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['a'] });
+    graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['b'] });
+    g.output.push(makeValueInfo('a'), makeValueInfo('b'));
+    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17 })).toThrow(/no output named 'logits'; its graph outputs are 'a', 'b'; pass --output NAME/);
+    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'nope' })).toThrow(/'nope' is not a value.*'a', 'b'/);
+    expect(appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'b' }).prediction).toBe('b');
+  });
+});

@@ -1,0 +1,74 @@
+/**
+ * `peanut-onnx grad`: one batch from safetensors or JSONL, loss and `<key>.grad` written; the
+ * numbers match the PyTorch oracle; user errors exit 1 and write nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, saveModel } from '../../src/onnx/io.ts';
+import { inject } from '../../src/peanut/inject.ts';
+import { readSafetensors } from '../../src/safetensors.ts';
+import { runCli } from '../helpers/cli.ts';
+import { loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
+
+let dir: string;
+let f: Fixture;
+let adapted: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'peanut-grad-'));
+  f = loadFixture('gpt2_tiny');
+  const c = f.config.tweaker.peft_equivalent_config;
+  const { model } = inject(loadModel(f.modelPath), { r: c.r, depth: c.depth, act: c.act_fn, scaling: c.scaling, targets: c.target_modules, init: f.peftTensors('tweaker') });
+  adapted = join(dir, 'adapted.onnx');
+  saveModel(model, adapted);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('peanut-onnx grad', () => {
+  it('writes the loss and every tweaker gradient for a safetensors batch (matches PyTorch)', async () => {
+    const out = join(dir, 'grads.safetensors');
+    const r = await runCli(['grad', adapted, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/loss 0\.65517/);
+    const { tensors } = readSafetensors(out);
+    const expected = f.expected();
+    expect(tensors.get('loss')!.shape).toEqual([]);
+    expect(Math.abs((tensors.get('loss')!.data as Float32Array)[0]! - (expected.get('loss')!.data as Float32Array)[0]!)).toBeLessThan(1e-5);
+    let n = 0;
+    for (const [key, t] of expected) {
+      if (!key.endsWith('::grad')) continue;
+      const got = tensors.get(`${f.toPeftKey(key.slice(0, -6))}.grad`);
+      expect(got, key).toBeDefined();
+      expect(relError(got!.data as Float32Array, t.data as Float32Array)).toBeLessThan(1e-3);
+      n++;
+    }
+    expect(tensors.size).toBe(n + 1);
+  });
+
+  it('reads JSONL examples, pads them, and derives causal-LM labels', async () => {
+    const data = join(dir, 'data.jsonl');
+    writeFileSync(data, [JSON.stringify({ input_ids: [5, 9, 3, 12] }), JSON.stringify({ input_ids: [7, 1] })].join('\n'));
+    const out = join(dir, 'grads-jsonl.safetensors');
+    const r = await runCli(['grad', adapted, '--data', data, '--task', 'causal-lm', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const loss = (readSafetensors(out).tensors.get('loss')!.data as Float32Array)[0]!;
+    expect(Number.isFinite(loss) && loss > 0).toBe(true);
+  });
+
+  it('EXPECTED FAILURE - an unknown prediction output exits 1, lists the outputs, writes nothing', async () => {
+    const out = join(dir, 'nothing.safetensors');
+    const r = await runCli(['grad', adapted, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '--output', 'nope', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/'nope' is not a value of the model; its graph outputs are 'logits'/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('BAD CALL - a missing --task or an unknown task is a usage error (exit 2)', async () => {
+    expect((await runCli(['grad', adapted, '--data', 'x.jsonl', '-o', join(dir, 'x.safetensors')])).code).toBe(2);
+    expect((await runCli(['grad', adapted, '--data', 'x.jsonl', '--task', 'translate', '-o', join(dir, 'x.safetensors')])).code).toBe(2);
+  });
+});
