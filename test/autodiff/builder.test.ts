@@ -91,7 +91,7 @@ function chain(middle: { opType: string; domain?: string }): { graph: Graph; sha
 }
 
 describe('unsupported ops', () => {
-  it.each([[{ opType: 'Hardmax' }], [{ opType: 'FrobnicateGrad', domain: 'com.example' }]])('EXPECTED FAILURE - %j on the path names op, node, path and fix', (middle) => {
+  it.each<[{ opType: string; domain?: string }]>([[{ opType: 'Hardmax' }], [{ opType: 'FrobnicateGrad', domain: 'com.example' }]])('EXPECTED FAILURE - %j on the path names op, node, path and fix', (middle) => {
     const { graph, shapes } = chain(middle);
     let err: unknown;
     try {
