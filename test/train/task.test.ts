@@ -74,8 +74,8 @@ describe('training on a generated task', () => {
     expect(evals[0]!.step).toBe(0);
     expect(evals.at(-1)!.step).toBe(36);
     // measured: 2.3 → ~0.12, accuracy 0 → 1
-    expect(evals.at(-1)!.eval_loss).toBeLessThan(0.25 * evals[0]!.eval_loss);
-    expect(evals.at(-1)!.eval_accuracy).toBeGreaterThan(0.9);
+    expect(evals.at(-1)!.eval_loss!).toBeLessThan(0.25 * evals[0]!.eval_loss!);
+    expect(evals.at(-1)!.eval_accuracy!).toBeGreaterThan(0.9);
     expect(evals[0]!.eval_accuracy).toBeLessThan(0.2);
 
     // merge the trained θ and compare with the adapted model carrying the same θ
