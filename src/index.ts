@@ -52,3 +52,12 @@ export { evaluate, type EvalMetrics } from './train/evaluate.ts';
 export { TASK_NAMES, type TaskName } from './train/tasks.ts';
 export { openExampleSet, type ExampleSet, type BatchTensor, type CollateSpec } from './data/example-set.ts';
 export { loadTokenizer, type TextTokenizer } from './data/tokenize.ts';
+
+// Autodiff: gradient models, loss heads, rules
+export { buildGradModel, adapterParams, type GradModel, type GradModelOptions } from './autodiff/grad-model.ts';
+export { runGradModel, feedsFromSafe, type GradRunResult } from './autodiff/grad-run.ts';
+export { buildGradients, defaultOpset, type BuildGradientsOptions, type GradientResult } from './autodiff/gradient.ts';
+export { probeShapes, type ShapeTable, type ValueShape, type ProbeOptions, type Feeds } from './autodiff/probe.ts';
+export { createRegistry, defaultRegistry, NO_GRADIENT, type GradRegistry } from './autodiff/registry.ts';
+export type { GradRule, GradContext, NoGradient, StaticShape } from './autodiff/rule.ts';
+export { appendLossHead, findPrediction, TASKS, type Task, type LossHead, type LossHeadOptions } from './tasks/loss.ts';
