@@ -27,6 +27,7 @@ const fmt = (x: number) => (x === 0 ? '0' : Math.abs(x) >= 1e-3 && Math.abs(x) <
 export function createProgress(out: NodeJS.WriteStream = process.stderr, tty = Boolean(out.isTTY)): ProgressSink {
   let bar: cliProgress.SingleBar | undefined;
   let every = 1;
+  let payload: Record<string, string> = { loss: '-', lr: '-', rate: '-', etaStr: '?' };
   const line = (s: string) => {
     if (bar) bar.stop();
     out.write(`${s}\n`);
@@ -45,12 +46,13 @@ export function createProgress(out: NodeJS.WriteStream = process.stderr, tty = B
               { format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {rate} steps/s | ETA {etaStr}', hideCursor: true, stream: out, clearOnComplete: false },
               cliProgress.Presets.shades_classic,
             );
-            bar.start(e.totalSteps, e.startStep, { loss: '-', lr: '-', rate: '-', etaStr: '?' });
+            bar.start(e.totalSteps, e.startStep, payload);
           }
           break;
         }
         case 'step':
-          if (bar) bar.update(e.step, { loss: fmt(e.loss), lr: fmt(e.lr), rate: e.stepsPerSec.toFixed(2), etaStr: fmtEta(e.etaSec) });
+          payload = { loss: fmt(e.loss), lr: fmt(e.lr), rate: e.stepsPerSec.toFixed(2), etaStr: fmtEta(e.etaSec) };
+          if (bar) bar.update(e.step, payload);
           else if (e.step % every === 0 || e.step === e.totalSteps) {
             out.write(`step ${e.step}/${e.totalSteps} loss ${fmt(e.loss)} lr ${fmt(e.lr)} grad_norm ${fmt(e.gradNorm)} ${e.stepsPerSec.toFixed(2)} steps/s ETA ${fmtEta(e.etaSec)}\n`);
           }
@@ -61,7 +63,8 @@ export function createProgress(out: NodeJS.WriteStream = process.stderr, tty = B
           if (bar) {
             bar.stop();
             out.write(`${s}\n`);
-            bar.start(bar.getTotal(), e.step);
+            if (e.step < bar.getTotal()) bar.start(bar.getTotal(), e.step, payload);
+            else bar = undefined;
           } else out.write(`${s}\n`);
           break;
         }
