@@ -38,6 +38,9 @@ const CASES: Case[] = [
   // dX = dY where X equals the max (ties share it); random values have no ties
   ['ReduceMax-13 axes=[1] keepdims=0', { op: 'ReduceMax', opset: 13, attrs: { axes: [1], keepdims: 0 }, inputs: [{ name: 'x', dims: [3, 3], altDims: [3, 5] }] }],
   ['ReduceMin-18 axes input [0] keepdims=1', { op: 'ReduceMin', opset: 18, inputs: [{ name: 'x', dims: [3, 3], altDims: [5, 3] }, i64('axes', [0])] }],
+  // Ties share the gradient evenly: at a tie of two, central differences measure ½ for each
+  ['ReduceMax-13 ties', { op: 'ReduceMax', opset: 13, attrs: { axes: [1] }, inputs: [{ name: 'x', dims: [2, 3], values: [1, 3, 3, 2, 0.5, 2] }] }],
+  ['ReduceMin-18 ties, all axes', { op: 'ReduceMin', opset: 18, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 2], values: [-1, 0.5, -1, 0.25] }] }],
   ['ReduceMax-18 all axes keepdims=0', { op: 'ReduceMax', opset: 18, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
 
   // ---- LayerNormalization: dX = inv·(g − mean g − x̂·mean(g·x̂)), g = dY·γ; dγ = Σ dY·x̂; dβ = Σ dY
