@@ -52,6 +52,7 @@ const CASES: Case[] = [
     'LayerNormalization-18 axis=1 over two axes',
     { op: 'LayerNormalization', opset: 18, attrs: { axis: 1, epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [3, 3, 2], altDims: [5, 3, 2] }, { name: 'scale', dims: [3, 2] }, { name: 'bias', dims: [3, 2] }] },
   ],
+  ['LayerNormalization-17 axis=0 (everything normalised)', { op: 'LayerNormalization', opset: 17, attrs: { axis: 0 }, inputs: [{ name: 'x', dims: [2, 3] }, { name: 'scale', dims: [2, 3] }, { name: 'bias', dims: [2, 3] }] }],
   ['LayerNormalization-17 no bias, frozen scale', { op: 'LayerNormalization', opset: 17, inputs: [{ name: 'x', dims: [3, 4] }, { name: 'scale', dims: [4], grad: false }] }],
   // Mean and InvStdDev outputs weighted too: dX += (dμ − dσ⁻¹·σ⁻³·(X − μ)) / n
   [
@@ -107,6 +108,11 @@ const CASES: Case[] = [
     { uses: ['ScatterND'] },
   ],
   [
+    'Slice-13 axes from a run-time input (scatter path)',
+    { op: 'Slice', opset: 13, inputs: [{ name: 'x', dims: [3, 4], altDims: [5, 4] }, i64('starts', [1]), i64('ends', [-1]), { name: 'axes', dims: [1], type: 'int64', values: [0] }] },
+    { uses: ['ScatterND'] },
+  ],
+  [
     'Slice-18 steps from a run-time input (scatter path)',
     { op: 'Slice', opset: 18, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }, i64('starts', [0]), i64('ends', [HUGE]), i64('axes', [1]), { name: 'steps', dims: [1], type: 'int64', values: [3] }] },
     { uses: ['ScatterND'] },
@@ -122,6 +128,11 @@ const CASES: Case[] = [
     'Gather-16 axis=1, 2-D indices (ScatterND add path)',
     { op: 'Gather', opset: 16, attrs: { axis: 1 }, inputs: [{ name: 'data', dims: [2, 3, 3], altDims: [2, 5, 3] }, i64('idx', [0, 1, 1, -1], [2, 2])] },
     { uses: ['ScatterND'], avoids: ['OneHot'] },
+  ],
+  [
+    'Gather-13 axis=1, 2-D indices on 3-D data (OneHot path)',
+    { op: 'Gather', opset: 13, attrs: { axis: 1 }, inputs: [{ name: 'data', dims: [2, 3, 2], altDims: [3, 5, 2] }, i64('idx', [2, 0, -1, 2, 1, 0], [3, 2])] },
+    { uses: ['OneHot'] },
   ],
   ['Gather-18 scalar index, axis=-1', { op: 'Gather', opset: 18, attrs: { axis: -1 }, inputs: [{ name: 'data', dims: [2, 3], altDims: [2, 5] }, i64('idx', [-2], [])] }],
   [
@@ -151,6 +162,7 @@ const CASES: Case[] = [
   // ---- broadcasting, tiling, padding
   ['Expand [n,1] to [2,1,5]', { op: 'Expand', inputs: [{ name: 'x', dims: [3, 1], altDims: [5, 1] }, i64('shape', [2, 1, 5])] }],
   ['Tile repeats=[2,1,3]', { op: 'Tile', inputs: [{ name: 'x', dims: [2, 3, 1], altDims: [2, 5, 1] }, i64('reps', [2, 1, 3])] }],
+  ['Tile static', { op: 'Tile', inputs: [{ name: 'x', dims: [2, 3] }, i64('reps', [3, 2])] }],
   ['Tile repeats from a run-time input', { op: 'Tile', inputs: [{ name: 'x', dims: [3, 2], altDims: [5, 2] }, { name: 'reps', dims: [2], type: 'int64', values: [1, 3] }] }],
   // dX = Pad(dY, −pads): positive pads crop, negative pads (forward crop) give zeros
   [
@@ -172,8 +184,8 @@ const CASES: Case[] = [
   ],
   ['Conv 1-D group=2 dilation=2 (float32)', { op: 'Conv', dtype: 'float32', attrs: { group: 2, dilations: [2] }, inputs: [{ name: 'x', dims: [2, 4, 7] }, { name: 'w', dims: [4, 2, 2] }] }],
   [
-    'Conv 1-D group=2 stride 3, dynamic length (float32)',
-    { op: 'Conv', dtype: 'float32', attrs: { group: 2, strides: [3], pads: [0, 2] }, inputs: [{ name: 'x', dims: [1, 4, 7], altDims: [1, 4, 9] }, { name: 'w', dims: [2, 2, 2] }] },
+    'Conv 1-D group=2 stride 3, dynamic batch and length (float32)',
+    { op: 'Conv', dtype: 'float32', attrs: { group: 2, strides: [3], pads: [0, 2] }, inputs: [{ name: 'x', dims: [1, 4, 7], altDims: [2, 4, 9] }, { name: 'w', dims: [2, 2, 2] }] },
   ],
   ['Conv 2-D auto_pad=SAME_UPPER stride 2 (float32)', { op: 'Conv', dtype: 'float32', attrs: { strides: [2, 2], auto_pad: 'SAME_UPPER' }, inputs: [{ name: 'x', dims: [1, 1, 5, 4] }, { name: 'w', dims: [2, 1, 3, 3] }] }],
 
