@@ -6,6 +6,23 @@
 /** C[m, n] = A[m, k] · B[n, k]ᵀ. */
 export function matmulABt(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   const c = new Float32Array(m * n);
+  if (n >= 16 && k < n) {
+    // Short dot products, long rows: accumulate whole output rows (row-axpy) for contiguous inner loops.
+    const bt = transpose(b, n, k);
+    const acc = new Float64Array(n);
+    for (let i = 0; i < m; i++) {
+      acc.fill(0);
+      const ai = i * k;
+      for (let p = 0; p < k; p++) {
+        const av = a[ai + p]!;
+        if (av === 0) continue;
+        const bp = p * n;
+        for (let j = 0; j < n; j++) acc[j] = acc[j]! + av * bt[bp + j]!;
+      }
+      c.set(acc, i * n);
+    }
+    return c;
+  }
   for (let i = 0; i < m; i++) {
     const ai = i * k;
     const ci = i * n;
