@@ -6,5 +6,7 @@ import { mergeCommand } from './merge.ts';
 import { artifactsCommand } from './artifacts.ts';
 import { trainCommand } from './train.ts';
 import { gradCommand } from './grad.ts';
+import { exportPeftCommand } from './export-peft.ts';
+import { importPeftCommand } from './import-peft.ts';
 
-export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand, exportPeftCommand, importPeftCommand];
