@@ -31,7 +31,7 @@ import type { ParamSpec } from './methods/method.ts';
 import { selectTargets } from './select.ts';
 import { withFields } from './copy.ts';
 import { stateFromTensors, type TweakerState } from './state.ts';
-import { discoverTargets, type Candidate } from './targets.ts';
+import { defaultOpset, discoverTargets, type Candidate } from './targets.ts';
 
 export interface InjectOptions extends MethodOptions {
   /** PEFT target_modules: suffix list, regex or `all-linear`; default: the architecture's. */
@@ -106,6 +106,11 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   const seed = resolveSeed(options.seed);
   if (isAdapted(model)) {
     throw new PeanutError('E_ALREADY_ADAPTED', 'the model is already adapted (it has tweaker parameters); merge it first or inject into the original model');
+  }
+  const opset = defaultOpset(model);
+  if (opset < 7) throw new PeanutError('E_BAD_CONFIG', `the model uses opset ${opset}; injection needs opset >= 7 (broadcasting Add/Mul)`);
+  if (config.method === 'peanut' && config.act === 'gelu' && opset < 9) {
+    throw new PeanutError('E_BAD_CONFIG', `--act gelu needs opset >= 9 (Erf); the model uses opset ${opset}: choose another activation`);
   }
   const method = methodFor(config);
   const discovery = discoverTargets(model);

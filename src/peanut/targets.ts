@@ -82,7 +82,7 @@ function weightTensor(g: Graph, name: string): { tensor?: TensorProto; constantN
 }
 
 /** Pattern + checks for one MatMul/Gemm of the main graph. */
-function checkLayer(g: Graph, node: NodeProto, index: number): Check {
+function checkLayer(g: Graph, node: NodeProto, index: number, opset: number): Check {
   const op = node.opType as LinearOp;
   const weight = node.input[1];
   if (!weight) return { ok: false, reason: 'node has no second input' };
@@ -91,6 +91,9 @@ function checkLayer(g: Graph, node: NodeProto, index: number): Check {
   const t = found.tensor;
   if (!ADAPTABLE_TYPES.has(t.dataType)) {
     return { ok: false, reason: `weight '${weight}' is ${dtypeName(t.dataType)}; only float32, float16 and bfloat16 weights can be adapted` };
+  }
+  if (t.dataType === DT.BFLOAT16 && opset < 13) {
+    return { ok: false, reason: `weight '${weight}' is bfloat16, which needs opset >= 13 to cast (the model has opset ${opset})` };
   }
   const dims = tensorDims(t);
   if (dims.length !== 2) return { ok: false, reason: `weight '${weight}' has rank ${dims.length} ([${dims.join(', ')}]); a linear layer's weight has rank 2` };
@@ -193,7 +196,7 @@ export function discoverTargets(model: OnnxModel): Discovery {
   const candidateNodes = new Set<NodeProto>();
   proto.node.forEach((node, index) => {
     if (!isLinear(node)) return;
-    const check = checkLayer(g, node, index);
+    const check = checkLayer(g, node, index, defaultOpset(model));
     const module = modulePathFor(node.name, node.input[1], `${node.opType.toLowerCase()}_${index}`);
     if (check.ok) {
       candidates.push({ ...check.weight, module, isHead: false });
@@ -210,6 +213,12 @@ export function discoverTargets(model: OnnxModel): Discovery {
   }
   nestedLinears(proto, '', skipped);
   return { candidates, skipped };
+}
+
+/** The model's ai.onnx opset version (0 when it imports none). */
+export function defaultOpset(model: OnnxModel): number {
+  const entry = model.proto.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  return entry ? Number(entry.version) : 0;
 }
 
 // ---- --targets -----------------------------------------------------------------------------

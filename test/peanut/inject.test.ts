@@ -272,6 +272,15 @@ describe('EXPECTED FAILURE - library errors', () => {
     expect(code(() => inject(threeLayers(), { targets: 'm', method: 'dora' }))).toMatch(/^E_BAD_CONFIG: unknown method 'dora'; valid: peanut, lora/);
   });
 
+  it('opset too old for the activation', () => {
+    const old = tinyModel([['X', [2, 4]]], ['Y'], (_b, g) => {
+      g.addInitializer(floatTensor('w', [4, 3], new Float32Array(12)));
+      g.addNode({ opType: 'MatMul', inputs: ['X', 'w'], outputs: ['Y'], name: '/m/MatMul' });
+    }, 8);
+    expect(code(() => inject(old, { targets: 'm', r: 2, act: 'gelu' }))).toMatch(/^E_BAD_CONFIG: --act gelu needs opset >= 9/);
+    expect(code(() => inject(old, { targets: 'm', r: 2, act: 'relu' }))).toBe('no error');
+  });
+
   it('already adapted', () => {
     const { model } = inject(threeLayers(), { targets: 'm', r: 2 });
     expect(code(() => inject(model, { targets: 'g', r: 2 }))).toMatch(/^E_ALREADY_ADAPTED: the model is already adapted/);

@@ -184,3 +184,21 @@ describe('default targets per architecture', () => {
     expect(() => selectTargets(d, 'enc.rt')).toThrow(/enc\.rt is skipped: weight '[^']*Relu[^']*' is computed at run time/);
   });
 });
+
+describe('bfloat16 weights', () => {
+  const model = (opset: number) =>
+    tinyModel(
+      [['X', [2, 4], DT.BFLOAT16]],
+      ['Y'],
+      (_b, g) => {
+        g.addInitializer(floatTensor('w', [4, 3], new Float32Array(12), DT.BFLOAT16));
+        g.addNode({ opType: 'MatMul', inputs: ['X', 'w'], outputs: ['Y'], name: '/m/MatMul' });
+      },
+      opset,
+    );
+
+  it('are candidates from opset 13, skipped before', () => {
+    expect(discoverTargets(model(13)).candidates.map((c) => [c.module, c.dtype])).toEqual([['m', 'bfloat16']]);
+    expect(discoverTargets(model(12)).skipped[0]!.reason).toMatch(/bfloat16, which needs opset >= 13/);
+  });
+});
