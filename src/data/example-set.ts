@@ -29,6 +29,16 @@ export interface InputSpec {
   name: string;
   /** ONNX element type. */
   elemType: number;
+  /** Declared dims, when known: a per-example value is reshaped to the declared rank ([B] → [B, 1]). */
+  dims?: ReadonlyArray<number | string | null>;
+}
+
+/** [B] → [B, 1] (or [B, …, 1]) when the graph declares a higher rank with trailing 1s. */
+function fitRank(dims: number[], spec: InputSpec): number[] {
+  const want = spec.dims;
+  if (!want || want.length <= dims.length) return dims;
+  const extra = want.slice(dims.length);
+  return extra.every((d) => d === 1) ? [...dims, ...extra.map(() => 1)] : dims;
 }
 
 export interface CollateSpec {
@@ -103,7 +113,7 @@ class TensorExampleSet implements ExampleSet {
       const t = get(input.name);
       if (t) {
         const { values, dims } = this.#rows(t, indices);
-        out.set(input.name, { type, dims, data: makeData(type, values) });
+        out.set(input.name, { type, dims: fitRank(dims, input), data: makeData(type, values) });
         continue;
       }
       const fill = defaultFor(input.name, spec, ids ? this.#rows(ids, indices) : undefined, () => {
@@ -220,7 +230,7 @@ class RowExampleSet implements ExampleSet {
       else if (name === 'token_type_ids' || name === 'position_ids') res = padded(name, 0, (_r, t) => (name === 'position_ids' ? t : 0));
       else if (isLabels && spec.task === 'causal-lm') res = padded('input_ids', IGNORE_INDEX);
       else throw missing(name, this.fields);
-      out.set(name, { type, dims: res.dims, data: makeData(type, res.values) });
+      out.set(name, { type, dims: fitRank(res.dims, input), data: makeData(type, res.values) });
     }
     return out;
   }
