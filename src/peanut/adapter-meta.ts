@@ -29,7 +29,15 @@ export interface AdapterTarget {
   weightInput: number;
   weightSource: 'initializer' | 'constant';
   constantNode?: string;
+  /** The Transpose between the stored weight and the layer, if any. */
+  transposeNode?: string;
+  /** The node and input that read the stored weight before injection (now read `output`). */
+  feedNode: string;
+  feedInput: number;
+  /** Gemm transB=1. */
   transB: boolean;
+  /** Layout of the stored weight: `io` = `[in, out]`, `oi` = `[out, in]`. */
+  layout: 'io' | 'oi';
   /** Weight dtype name (`float32`, `float16`, `bfloat16`). */
   dtype: string;
   elemType: number;

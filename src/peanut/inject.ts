@@ -7,6 +7,8 @@
  * Cases:
  *  1. MatMul, or Gemm transB=0: ΔW is computed in `[in, out]` layout.
  *  2. Gemm transB=1: ΔW is computed in `[out, in]` layout (the method's transposed form).
+ *  5. Weight read through a 2-D Transpose: the adapter works on the stored `[out, in]` tensor and
+ *     W feeds the Transpose, which stays in place.
  *  3. fp16/bf16 weight: W0 is cast to float32 and W back to the weight's type.
  *  4. Weight held by a Constant node: the Constant stays; its output feeds the subgraph.
  *
@@ -124,14 +126,14 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
     ? stateFromTensors(normaliseInit(options.init, flat), flat, { what: options.initName ?? '--init' })
     : new Map(flat.map((p, i) => [p.name, initParam(specs.flat()[i]!, p.name, seed)]));
 
-  const adapted = copyForEdit(model, new Set(targets.map((c) => c.nodeIndex)));
+  const adapted = copyForEdit(model, new Set(targets.map((c) => c.feedNodeIndex)));
   const proto = graphOf(adapted);
   const graph = new Graph(proto);
-  const layerNodes: NodeProto[] = targets.map((c) => proto.node[c.nodeIndex]!);
+  const feedNodes: NodeProto[] = targets.map((c) => proto.node[c.feedNodeIndex]!);
   const records: AdapterTarget[] = [];
 
   targets.forEach((c, ti) => {
-    const node = layerNodes[ti]!;
+    const node = feedNodes[ti]!;
     for (const p of params[ti]!) {
       if (graph.uniqueName(p.name) !== p.name) {
         throw new PeanutError('E_ALREADY_ADAPTED', `the model already has a value named '${p.name}'; is it already adapted?`);
@@ -143,11 +145,11 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
     const float = c.elemType === DT.FLOAT;
     const w0 = float ? c.weight : b.op('Cast', [c.weight], { to: DT.FLOAT });
     const byKey = new Map(specs[ti]!.map((s, i) => [s.suffix, params[ti]![i]!.name]));
-    const delta = method.emitDelta(b, config, w0, byKey, c.transB ? 'oi' : 'io', { in: c.in, out: c.out });
+    const delta = method.emitDelta(b, config, w0, byKey, c.layout, { in: c.in, out: c.out });
     const wName = graph.uniqueName(`/peanut_onnx/${c.module}/W`);
     const sum = b.op('Add', [w0, delta], {}, float ? { outputs: [wName] } : {});
     const w = float ? sum : b.op('Cast', [sum], { to: c.elemType }, { outputs: [wName] });
-    node.input[c.weightInput] = w;
+    node.input[c.feedInput] = w;
     records.push({
       module: c.module,
       node: c.node,
@@ -156,7 +158,11 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
       weightInput: c.weightInput,
       weightSource: c.weightSource,
       ...(c.constantNode !== undefined ? { constantNode: c.constantNode } : {}),
+      ...(c.transposeNode !== undefined ? { transposeNode: c.transposeNode } : {}),
+      feedNode: c.feedNode,
+      feedInput: c.feedInput,
       transB: c.transB,
+      layout: c.layout,
       dtype: c.dtype,
       elemType: c.elemType,
       in: c.in,

@@ -27,6 +27,9 @@ export interface InspectLayer {
   shape: [number, number];
   storedShape: [number, number];
   transB: boolean;
+  /** Stored layout: `io` = `[in, out]`, `oi` = `[out, in]`. */
+  layout: 'io' | 'oi';
+  transposeNode?: string;
   dtype: string;
   /** Trainable parameters the adapter would add (PEANuT: 2·out·r + 2·depth·r²). */
   params: number;
@@ -81,6 +84,8 @@ export function inspectModel(model: OnnxModel, options: InspectOptions = {}): In
       shape: [c.in, c.out],
       storedShape: c.storedShape,
       transB: c.transB,
+      layout: c.layout,
+      ...(c.transposeNode ? { transposeNode: c.transposeNode } : {}),
       dtype: c.dtype,
       params: paramCount(method.paramSpecs(config, { in: c.in, out: c.out })),
       selected: isSelected,
@@ -126,7 +131,7 @@ export function formatInspectReport(r: InspectReport): string {
   if (r.candidates.length) {
     const rows = [['sel', 'module', 'op', 'shape [in,out]', 'dtype', 'params', 'weight', 'node']];
     for (const c of r.candidates) {
-      const op = c.op === 'Gemm' && c.transB ? 'Gemm(transB)' : c.op;
+      const op = `${c.op}${c.transB ? '(transB)' : ''}${c.transposeNode ? '(Transpose)' : ''}`;
       rows.push([c.selected ? '*' : c.isHead ? 'head' : '', c.module, op, `[${c.shape.join(', ')}]`, c.dtype, c.params.toLocaleString('en-US'), c.weightSource === 'constant' ? `${c.weight} (Constant)` : c.weight, c.node]);
     }
     lines.push(table(rows));

@@ -84,16 +84,17 @@ function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
 /**
  * W0 + ΔW for one target, float32, in the weight's stored layout.
  *
- * @param w0 - the stored weight as float32 (`[in, out]`, or `[out, in]` when transB)
+ * @param w0 - the stored weight as float32, in the target's layout
  */
 export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float32Array, state: ReadonlyMap<string, Float32Array>): Float32Array {
   const method = methodFor(meta.config);
   const layer = { in: target.in, out: target.out };
-  const io = target.transB ? transpose(w0, target.out, target.in) : w0.slice();
+  const oi = target.layout === 'oi';
+  const io = oi ? transpose(w0, target.out, target.in) : w0.slice();
   const suffix = (name: string) => name.slice(target.module.length + 1);
   const params = new Map(target.params.map((p) => [suffix(p.name), state.get(p.name)!]));
   const merged = addInPlace(io, method.computeDelta(meta.config, io, params, layer));
-  return target.transB ? transpose(merged, target.in, target.out) : merged;
+  return oi ? transpose(merged, target.in, target.out) : merged;
 }
 
 /**
@@ -128,7 +129,7 @@ export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
       const attribute: AttributeProto[] = constant.attribute.map((a) => (a.name === 'value' ? withFields(a, { t: next }) : a));
       newConstants.set(constant, withFields(constant, { attribute }));
     } else newInits.set(t.weight, next);
-    layerInputs.set(t.node, t);
+    layerInputs.set(t.feedNode, t);
   }
 
   const node = g.node
@@ -138,11 +139,11 @@ export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
       if (c) return c;
       const t = layerInputs.get(n.name);
       if (!t) return n;
-      if (n.input[t.weightInput] !== t.output) {
+      if (n.input[t.feedInput] !== t.output) {
         throw new PeanutError('E_GRAPH', `node '${n.name}' no longer reads '${t.output}'; the adapted model was edited after injection`);
       }
       const input = [...n.input];
-      input[t.weightInput] = t.weight;
+      input[t.feedInput] = t.weight;
       return withFields(n, { input });
     });
   const initializer = g.initializer.filter((t) => !dropInits.has(t.name)).map((t) => newInits.get(t.name) ?? t);

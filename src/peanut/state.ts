@@ -102,7 +102,7 @@ export function tweakerFileMetadata(meta: AdapterMeta): Record<string, string> {
     version: meta.version,
     config: meta.config,
     targetModules: meta.targetModules,
-    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, transB: t.transB, in: t.in, out: t.out }])),
+    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, layout: t.layout, in: t.in, out: t.out }])),
   };
   return { format: 'peanut-onnx-tweaker', [ADAPTER_META_KEY]: JSON.stringify(summary) };
 }

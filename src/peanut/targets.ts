@@ -5,10 +5,11 @@
  * input 1"; the checks return a reason when a layer is not a candidate (weight computed at run
  * time, rank ≠ 2, integer, shared with another node, inside a control-flow subgraph, …), which
  * `inspect` shows. Candidates get a module path (see module-path.ts) and an `[in, out]` shape in
- * the layer's own semantics (a Gemm with transB=1 stores `[out, in]`).
+ * the layer's own semantics (a Gemm with transB=1, or a weight read through a Transpose, is stored
+ * `[out, in]`).
  */
 import { PeanutError } from '../errors.ts';
-import { attrInt, subgraphsOf } from '../onnx/attributes.ts';
+import { attrInt, attrInts } from '../onnx/attributes.ts';
 import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
 import { Graph } from '../onnx/graph.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
@@ -27,15 +28,23 @@ export interface Candidate {
   /** Index of the node in the main graph. */
   nodeIndex: number;
   op: LinearOp;
-  /** Name of the weight value (initializer, or the output of a Constant node). */
+  /** Name of the stored weight value (initializer, or the output of a Constant node). */
   weight: string;
   /** Which node input the weight is (always 1: MatMul B / Gemm B). */
   weightInput: number;
   weightSource: 'initializer' | 'constant';
   /** Name of the Constant node when `weightSource` is 'constant'. */
   constantNode?: string;
-  /** Gemm transB=1: the weight is stored `[out, in]`. */
+  /** Name of the Transpose node between the stored weight and the layer, if any. */
+  transposeNode?: string;
+  /** The node (and its input index) that reads the stored weight: the layer, or its Transpose. */
+  feedNode: string;
+  feedNodeIndex: number;
+  feedInput: number;
+  /** Gemm transB=1. */
   transB: boolean;
+  /** Layout of the stored weight: `io` = `[in, out]`, `oi` = `[out, in]` (transB or a Transpose). */
+  layout: 'io' | 'oi';
   /** ONNX element type of the weight. */
   elemType: number;
   dtype: string;
@@ -65,20 +74,44 @@ const ADAPTABLE_TYPES = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.BFLOAT16]);
 
 type Check = { ok: true; weight: Omit<Candidate, 'module' | 'isHead'> } | { ok: false; reason: string };
 
-/** The weight tensor behind `name`: an initializer or a Constant node's `value`. */
-function weightTensor(g: Graph, name: string): { tensor?: TensorProto; constantNode?: NodeProto; reason?: string } {
+interface FoundWeight {
+  /** Name of the stored value. */
+  name: string;
+  tensor?: TensorProto;
+  constantNode?: NodeProto;
+  transposeNode?: NodeProto;
+  reason?: string;
+}
+
+const isDefaultDomain = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
+
+/**
+ * The weight tensor behind `name`: an initializer, a Constant node's `value`, or either of
+ * those through a 2-D Transpose (as some exporters emit for `nn.Linear`).
+ */
+function weightTensor(g: Graph, name: string, throughTranspose = true): FoundWeight {
   const init = g.initializer(name);
-  if (init) return { tensor: init };
+  if (init) return { name, tensor: init };
   const producer = g.producer(name);
-  if (producer && producer.opType === 'Constant' && (producer.domain === '' || producer.domain === 'ai.onnx')) {
+  if (producer && producer.opType === 'Constant' && isDefaultDomain(producer)) {
     const value = producer.attribute.find((a) => a.name === 'value');
-    if (value?.t) return { tensor: value.t, constantNode: producer };
+    if (value?.t) return { name, tensor: value.t, constantNode: producer };
     const other = producer.attribute[0]?.name ?? 'no value';
-    return { reason: `weight '${name}' is a Constant with '${other}' (rank < 2 or sparse); only a 2-D 'value' tensor can be adapted` };
+    return { name, reason: `weight '${name}' is a Constant with '${other}' (rank < 2 or sparse); only a 2-D 'value' tensor can be adapted` };
   }
-  if (producer) return { reason: `weight '${name}' is computed at run time (by ${producer.opType} node '${producer.name}'), not stored in the model` };
-  if (g.isInput(name)) return { reason: `weight '${name}' is a graph input, not stored in the model` };
-  return { reason: `weight '${name}' is not defined in this graph (outer-scope or missing value)` };
+  if (producer && throughTranspose && producer.opType === 'Transpose' && isDefaultDomain(producer) && producer.input[0]) {
+    const perm = attrInts(producer, 'perm');
+    const inner = weightTensor(g, producer.input[0], false);
+    const rank2 = inner.tensor ? tensorDims(inner.tensor).length === 2 : false;
+    if (inner.tensor && rank2 && (!perm || (perm[0] === 1 && perm[1] === 0))) {
+      const others = g.consumers(inner.name).filter((n) => n !== producer);
+      if (others.length === 0) return { ...inner, transposeNode: producer };
+      return { name, reason: `weight '${inner.name}' (through Transpose '${producer.name}') is also read by ${others.length} other node(s) (e.g. ${others[0]!.opType} '${others[0]!.name}'); adapting it would change them too` };
+    }
+  }
+  if (producer) return { name, reason: `weight '${name}' is computed at run time (by ${producer.opType} node '${producer.name}'), not stored in the model` };
+  if (g.isInput(name)) return { name, reason: `weight '${name}' is a graph input, not stored in the model` };
+  return { name, reason: `weight '${name}' is not defined in this graph (outer-scope or missing value)` };
 }
 
 /** Pattern + checks for one MatMul/Gemm of the main graph. */
@@ -89,22 +122,25 @@ function checkLayer(g: Graph, node: NodeProto, index: number, opset: number): Ch
   const found = weightTensor(g, weight);
   if (!found.tensor) return { ok: false, reason: found.reason! };
   const t = found.tensor;
+  const stored = found.name;
   if (!ADAPTABLE_TYPES.has(t.dataType)) {
-    return { ok: false, reason: `weight '${weight}' is ${dtypeName(t.dataType)}; only float32, float16 and bfloat16 weights can be adapted` };
+    return { ok: false, reason: `weight '${stored}' is ${dtypeName(t.dataType)}; only float32, float16 and bfloat16 weights can be adapted` };
   }
   if (t.dataType === DT.BFLOAT16 && opset < 13) {
-    return { ok: false, reason: `weight '${weight}' is bfloat16, which needs opset >= 13 to cast (the model has opset ${opset})` };
+    return { ok: false, reason: `weight '${stored}' is bfloat16, which needs opset >= 13 to cast (the model has opset ${opset})` };
   }
   const dims = tensorDims(t);
-  if (dims.length !== 2) return { ok: false, reason: `weight '${weight}' has rank ${dims.length} ([${dims.join(', ')}]); a linear layer's weight has rank 2` };
-  if (dims[0] === 0 || dims[1] === 0) return { ok: false, reason: `weight '${weight}' is empty ([${dims.join(', ')}])` };
+  if (dims.length !== 2) return { ok: false, reason: `weight '${stored}' has rank ${dims.length} ([${dims.join(', ')}]); a linear layer's weight has rank 2` };
+  if (dims[0] === 0 || dims[1] === 0) return { ok: false, reason: `weight '${stored}' is empty ([${dims.join(', ')}])` };
   const readers = g.consumers(weight).filter((n) => n !== node);
   if (readers.length > 0) {
     return { ok: false, reason: `weight '${weight}' is also read by ${readers.length} other node(s) (e.g. ${readers[0]!.opType} '${readers[0]!.name}'); adapting it would change them too` };
   }
-  if (g.isOutput(weight)) return { ok: false, reason: `weight '${weight}' is also a graph output` };
+  if (g.isOutput(weight) || g.isOutput(stored)) return { ok: false, reason: `weight '${weight}' is also a graph output` };
   if (op === 'Gemm' && node.input[0] === weight) return { ok: false, reason: 'Gemm reads the weight as both inputs' };
   const transB = op === 'Gemm' && attrInt(node, 'transB', 0) === 1;
+  const layout = transB !== !!found.transposeNode ? 'oi' : 'io';
+  const feed = found.transposeNode ?? node;
   const [d0, d1] = dims as [number, number];
   return {
     ok: true,
@@ -112,16 +148,21 @@ function checkLayer(g: Graph, node: NodeProto, index: number, opset: number): Ch
       node: node.name,
       nodeIndex: index,
       op,
-      weight,
+      weight: stored,
       weightInput: 1,
       weightSource: found.constantNode ? 'constant' : 'initializer',
       ...(found.constantNode ? { constantNode: found.constantNode.name } : {}),
+      ...(found.transposeNode ? { transposeNode: found.transposeNode.name } : {}),
+      feedNode: feed.name,
+      feedNodeIndex: g.nodes.indexOf(feed),
+      feedInput: found.transposeNode ? 0 : 1,
       transB,
+      layout,
       elemType: t.dataType,
       dtype: dtypeName(t.dataType),
       storedShape: [d0, d1],
-      in: transB ? d1 : d0,
-      out: transB ? d0 : d1,
+      in: layout === 'oi' ? d1 : d0,
+      out: layout === 'oi' ? d0 : d1,
     },
   };
 }

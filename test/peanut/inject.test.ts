@@ -92,6 +92,24 @@ describe('injection numerics against a hand computation', () => {
     }
   }
 
+  it('weight read through a Transpose ([out, in] stored, as dynamo exports emit)', async () => {
+    const Wt = randomMat(6, 4, 21, 0.5); // [out, in]
+    const original = tinyModel([['X', [2, 4]]], ['Y'], (_b, g) => {
+      g.addInitializer(floatTensor('lin.weight', [6, 4], flat(Wt)));
+      g.addNode({ opType: 'Transpose', inputs: ['lin.weight'], outputs: ['wT'], attrs: { perm: [1, 0] }, name: '/lin/Transpose' });
+      g.addNode({ opType: 'MatMul', inputs: ['X', 'wT'], outputs: ['Y'], name: '/lin/MatMul' });
+    });
+    const init = peanutInit('lin', 6, 2, 1, 400);
+    const { model, meta } = inject(original, { targets: 'lin', r: 2, depth: 1, act: 'tanh', scaling: 1.5, init });
+    expect(meta.targets[0]).toMatchObject({ weight: 'lin.weight', transposeNode: '/lin/Transpose', feedNode: '/lin/Transpose', feedInput: 0, layout: 'oi', in: 4, out: 6 });
+    const got = await runModel(model, feeds);
+    const want = matmul(X, add(T(Wt), refDelta(init, 'lin', T(Wt), 2, 1, 'tanh', 1.5)));
+    expect(relError(got.Y!, flat(want))).toBeLessThan(1e-5);
+    const merged = merge(model);
+    expect(maxAbsDiff((await runModel(merged, feeds)).Y!, got.Y!)).toBeLessThanOrEqual(1e-5);
+    expect(graphOf(merged).node.map((n) => [n.name, [...n.input]])).toEqual(graphOf(original).node.map((n) => [n.name, [...n.input]]));
+  }, 30_000);
+
   it('fp16 weights: Cast at the boundary, default init is a no-op, merge casts back', async () => {
     const original = threeLayers(DT.FLOAT16);
     const { model } = inject(original, { targets: 'g,m', r: 2, depth: 1, act: 'gelu' });

@@ -17,7 +17,7 @@ const zeros = (n: number) => new Float32Array(n);
 
 /** One graph with a layer of every kind discovery must tell apart. */
 function zoo() {
-  return tinyModel([['X', [2, 4]]], ['Y_q', 'Y_rt', 'Y_int', 'Y_r3', 'Y_c', 'Y_head', 'Y_s1', 'Y_s2', 'Y_if', 'Y_plain', 'Y_f64'], (b, g) => {
+  return tinyModel([['X', [2, 4]]], ['Y_q', 'Y_rt', 'Y_int', 'Y_r3', 'Y_c', 'Y_head', 'Y_s1', 'Y_s2', 'Y_if', 'Y_plain', 'Y_f64', 'Y_tr', 'Y_trs', 'Y_trs_id'], (b, g) => {
     g.addInitializer(floatTensor('onnx::MatMul_1', [4, 3], zeros(12)));
     g.addNode({ opType: 'MatMul', inputs: ['X', 'onnx::MatMul_1'], outputs: ['q'], name: '/enc/q/MatMul' });
     g.addNode({ opType: 'Add', inputs: ['q', 'q'], outputs: ['Y_q'], name: '/enc/q/Add' }); // not an output head
@@ -54,6 +54,16 @@ function zoo() {
     // unscoped name, module from the weight name
     g.addInitializer(floatTensor('model.proj.weight', [4, 3], zeros(12)));
     g.addNode({ opType: 'MatMul', inputs: ['X', 'model.proj.weight'], outputs: ['Y_plain'], name: 'MatMul_9' });
+    // weight through a Transpose: a candidate stored [out, in]
+    g.addInitializer(floatTensor('tr.weight', [3, 4], zeros(12)));
+    g.addNode({ opType: 'Transpose', inputs: ['tr.weight'], outputs: ['trT'], attrs: { perm: [1, 0] }, name: '/tr/Transpose' });
+    g.addNode({ opType: 'MatMul', inputs: ['X', 'trT'], outputs: ['tr_y'], name: '/tr/MatMul' });
+    g.addNode({ opType: 'Add', inputs: ['tr_y', 'tr_y'], outputs: ['Y_tr'], name: '/tr/Add' });
+    // ... but not when the stored weight has another reader
+    g.addInitializer(floatTensor('trs.weight', [3, 4], zeros(12)));
+    g.addNode({ opType: 'Transpose', inputs: ['trs.weight'], outputs: ['trsT'], name: '/trs/Transpose' });
+    g.addNode({ opType: 'MatMul', inputs: ['X', 'trsT'], outputs: ['Y_trs'], name: '/trs/MatMul' });
+    g.addNode({ opType: 'Identity', inputs: ['trs.weight'], outputs: ['Y_trs_id'], name: '/trs/Identity' });
     // float64 weight
     g.addInitializer(makeTensor('w_f64', DT.DOUBLE, [4, 3], new Uint8Array(96)));
     g.addNode({ opType: 'MatMul', inputs: ['X', 'w_f64'], outputs: ['Y_f64'], name: '/enc/f64/MatMul' });
@@ -92,7 +102,8 @@ describe('target discovery', () => {
   const skip = (node: string) => d.skipped.find((s) => s.node === node)?.reason;
 
   it('finds the candidates with [in, out] shapes', () => {
-    expect(d.candidates.map((c) => c.module)).toEqual(['enc.q', 'enc.c', 'head', 'model.proj']);
+    expect(d.candidates.map((c) => c.module)).toEqual(['enc.q', 'enc.c', 'head', 'model.proj', 'tr']);
+    expect(cand('/tr/MatMul')).toMatchObject({ weight: 'tr.weight', transposeNode: '/tr/Transpose', feedNode: '/tr/Transpose', layout: 'oi', in: 4, out: 3 });
     expect(cand('/enc/c/MatMul')).toMatchObject({ weightSource: 'constant', constantNode: '/enc/c/Constant', in: 4, out: 3, transB: false });
     expect(cand('/head/Gemm')).toMatchObject({ op: 'Gemm', transB: true, storedShape: [5, 4], in: 4, out: 5, isHead: true });
     expect(cand('/enc/q/MatMul')).toMatchObject({ weight: 'onnx::MatMul_1', dtype: 'float32', isHead: false });
@@ -107,6 +118,7 @@ describe('target discovery', () => {
     expect(skip('/then/inner/MatMul')).toMatch(/inside the If '\/ctl\/If' \(then_branch\) subgraph/);
     expect(skip('/else/inner/MatMul')).toMatch(/control-flow subgraphs/);
     expect(skip('/enc/f64/MatMul')).toMatch(/float64/);
+    expect(skip('/trs/MatMul')).toMatch(/weight 'trs\.weight' \(through Transpose '\/trs\/Transpose'\) is also read by 1 other node/);
   });
 
   it('detects the output head of the fixtures', () => {
@@ -175,7 +187,7 @@ describe('default targets per architecture', () => {
     }
     expect(err).toBeInstanceOf(PeanutError);
     expect((err as PeanutError).code).toBe('E_NO_TARGETS');
-    expect((err as Error).message).toMatch(/pass --targets.*enc\.q, enc\.c, head, model\.proj/);
+    expect((err as Error).message).toMatch(/pass --targets.*enc\.q, enc\.c, head, model\.proj, tr/);
   });
 
   it('no match: lists candidates, and why a named layer was skipped', () => {
