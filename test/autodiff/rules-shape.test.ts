@@ -3,8 +3,8 @@
  * through onnxruntime (see test/helpers/gradcheck.ts). Most cases give `altDims`: the gradient
  * graph is built once from shapes probed at both sizes and checked at both, so a rule that baked
  * a run-time size into a constant fails. float64 where ORT's CPU kernels take doubles; float32
- * (eps 1e-2, atol = rtol = 2e-3) where they do not: Conv/ConvTranspose, Mean, and LayerNorm's
- * Mean/InvStdDev outputs (always float32 in ORT).
+ * (eps 1e-2, atol = rtol = 2e-3) where they do not: Conv/ConvTranspose, Mean, GlobalAveragePool,
+ * GlobalMaxPool, InstanceNormalization, and LayerNorm's Mean/InvStdDev outputs (float32 in ORT).
  * Some cases also assert which backward path was taken (Pad vs ScatterND, OneHot vs ScatterND).
  */
 import { describe, expect, it } from 'vitest';
@@ -42,6 +42,16 @@ const CASES: Case[] = [
   ['ReduceMax-13 ties', { op: 'ReduceMax', opset: 13, attrs: { axes: [1] }, inputs: [{ name: 'x', dims: [2, 3], values: [1, 3, 3, 2, 0.5, 2] }] }],
   ['ReduceMin-18 ties, all axes', { op: 'ReduceMin', opset: 18, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 2], values: [-1, 0.5, -1, 0.25] }] }],
   ['ReduceMax-18 all axes keepdims=0', { op: 'ReduceMax', opset: 18, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
+
+  // dX = 2·X·dY; X·dY/Y (0 where Y = 0); dY·softmax(X); sign(X)·dY
+  ['ReduceSumSquare-13 axes=[1] keepdims=0', { op: 'ReduceSumSquare', opset: 13, attrs: { axes: [1], keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
+  ['ReduceL2-18 axes input [-1]', { op: 'ReduceL2', opset: 18, inputs: [{ name: 'x', dims: [3, 3], altDims: [5, 3] }, i64('axes', [-1])] }],
+  ['ReduceL2-13 a zero row gets a zero gradient', { op: 'ReduceL2', opset: 13, attrs: { axes: [1], keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 2], values: [0, 0, 0.3, -0.4] }] }],
+  ['ReduceLogSumExp-13 all axes keepdims=0', { op: 'ReduceLogSumExp', opset: 13, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
+  ['ReduceL1-18 axes input [0]', { op: 'ReduceL1', opset: 18, inputs: [{ name: 'x', dims: [3, 2], values: away0 }, i64('axes', [0])] }],
+  // dX = reverse CumSum of dY
+  ['CumSum axis=1', { op: 'CumSum', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }, i64('axis', [1], [])] }],
+  ['CumSum axis=-1 reverse exclusive', { op: 'CumSum', attrs: { reverse: 1, exclusive: 1 }, inputs: [{ name: 'x', dims: [2, 4] }, i64('axis', [-1], [])] }],
 
   // ---- LayerNormalization: dX = inv·(g − mean g − x̂·mean(g·x̂)), g = dY·γ; dγ = Σ dY·x̂; dβ = Σ dY
   [
@@ -159,6 +169,39 @@ const CASES: Case[] = [
     { uses: ['ScatterElements'] },
   ],
 
+  [
+    'GatherND-13 k=2 with negative indices (OneHot path)',
+    { op: 'GatherND', opset: 13, inputs: [{ name: 'data', dims: [3, 3, 2], altDims: [3, 5, 2] }, i64('idx', [0, 1, 2, -1, 0, 1], [3, 2])] },
+    { uses: ['OneHot'] },
+  ],
+  [
+    'GatherND-16 k=1 repeated tuples (ScatterND add path)',
+    { op: 'GatherND', opset: 16, inputs: [{ name: 'data', dims: [3, 2], altDims: [5, 2] }, i64('idx', [2, 0, 2], [3, 1])] },
+    { uses: ['ScatterND'] },
+  ],
+  [
+    'GatherND-13 batch_dims=1, last-token pooling (OneHot path)',
+    { op: 'GatherND', opset: 13, attrs: { batch_dims: 1 }, inputs: [{ name: 'data', dims: [2, 3, 2], altDims: [4, 3, 2] }, { name: 'idx', dims: [2, 1], altDims: [4, 1], type: 'int64', values: (d) => Array.from({ length: d[0]! }, (_, i) => (i % 2 ? -1 : 1)) }] },
+  ],
+  [
+    'GatherND-18 batch_dims=1, 2-D tuples (ScatterND add path)',
+    { op: 'GatherND', opset: 18, attrs: { batch_dims: 1 }, inputs: [{ name: 'data', dims: [2, 3, 2], altDims: [3, 3, 2] }, { name: 'idx', dims: [2, 2, 2], altDims: [3, 2, 2], type: 'int64', values: (d) => Array.from({ length: numel(d) }, (_, i) => (i * 5) % 2) }] },
+  ],
+  // dData = dY with written slices zeroed (or dY for 'add'); dUpdates = GatherND/GatherElements(dY)
+  [
+    'ScatterND-13 data and updates',
+    { op: 'ScatterND', opset: 13, inputs: [{ name: 'data', dims: [4, 3], altDims: [4, 5] }, i64('idx', [3, 1], [2, 1]), { name: 'upd', dims: [2, 3], altDims: [2, 5] }] },
+  ],
+  ['ScatterND-16 reduction=add', { op: 'ScatterND', opset: 16, attrs: { reduction: 'add' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0, 0], [2, 1]), { name: 'upd', dims: [2, 2] }] }],
+  [
+    'ScatterElements-13 axis=1 data and updates',
+    { op: 'ScatterElements', opset: 13, attrs: { axis: 1 }, inputs: [{ name: 'data', dims: [2, 4] }, i64('idx', [3, 0, -1, 1], [2, 2]), { name: 'upd', dims: [2, 2] }] },
+  ],
+  [
+    'ScatterElements-18 reduction=add',
+    { op: 'ScatterElements', opset: 18, attrs: { axis: 0, reduction: 'add' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [1, 1, 1, 0], [2, 2]), { name: 'upd', dims: [2, 2] }] },
+  ],
+
   // ---- broadcasting, tiling, padding
   ['Expand [n,1] to [2,1,5]', { op: 'Expand', inputs: [{ name: 'x', dims: [3, 1], altDims: [5, 1] }, i64('shape', [2, 1, 5])] }],
   ['Tile repeats=[2,1,3]', { op: 'Tile', inputs: [{ name: 'x', dims: [2, 3, 1], altDims: [2, 5, 1] }, i64('reps', [2, 1, 3])] }],
@@ -188,6 +231,34 @@ const CASES: Case[] = [
     { op: 'Conv', dtype: 'float32', attrs: { group: 2, strides: [3], pads: [0, 2] }, inputs: [{ name: 'x', dims: [1, 4, 7], altDims: [2, 4, 9] }, { name: 'w', dims: [2, 2, 2] }] },
   ],
   ['Conv 2-D auto_pad=SAME_UPPER stride 2 (float32)', { op: 'Conv', dtype: 'float32', attrs: { strides: [2, 2], auto_pad: 'SAME_UPPER' }, inputs: [{ name: 'x', dims: [1, 1, 5, 4] }, { name: 'w', dims: [2, 1, 3, 3] }] }],
+
+  // ---- pooling and batch/instance normalisation
+  ['GlobalAveragePool, dynamic spatial (float32)', { op: 'GlobalAveragePool', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 2, 3, 2], altDims: [2, 2, 5, 2] }] }],
+  ['GlobalMaxPool (float32)', { op: 'GlobalMaxPool', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 2, 3], altDims: [2, 2, 5] }] }],
+  // dX = dY·γ·inv, dγ = Σ dY·x̂, dβ = Σ dY (inference mode; running stats frozen)
+  [
+    'BatchNormalization-15 inference, 4-D',
+    {
+      op: 'BatchNormalization',
+      opset: 15,
+      attrs: { epsilon: float(1e-3) },
+      inputs: [
+        { name: 'x', dims: [2, 3, 2, 2], altDims: [3, 3, 2, 3] },
+        { name: 'scale', dims: [3] },
+        { name: 'bias', dims: [3] },
+        { name: 'mean', dims: [3], constant: true, values: [0.1, -0.2, 0.3] },
+        { name: 'var', dims: [3], constant: true, values: [0.5, 1.5, 0.8] },
+      ],
+    },
+  ],
+  [
+    'BatchNormalization-14 inference, 2-D',
+    { op: 'BatchNormalization', opset: 14, inputs: [{ name: 'x', dims: [4, 3] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }, { name: 'mean', dims: [3], constant: true, values: [0, 1, -1] }, { name: 'var', dims: [3], constant: true, values: [1, 2, 0.5] }] },
+  ],
+  [
+    'InstanceNormalization 3-D (float32)',
+    { op: 'InstanceNormalization', dtype: 'float32', attrs: { epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 6] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }] },
+  ],
 
   // ---- elementwise
   ['Sin', { op: 'Sin', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],

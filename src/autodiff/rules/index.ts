@@ -58,6 +58,18 @@ import { meanGrad } from './Mean.ts';
 import { leakyReluGrad } from './LeakyRelu.ts';
 import { triluGrad } from './Trilu.ts';
 import { einsumGrad } from './Einsum.ts';
+import { reduceSumSquareGrad } from './ReduceSumSquare.ts';
+import { reduceL2Grad } from './ReduceL2.ts';
+import { reduceL1Grad } from './ReduceL1.ts';
+import { reduceLogSumExpGrad } from './ReduceLogSumExp.ts';
+import { cumSumGrad } from './CumSum.ts';
+import { scatterNDGrad } from './ScatterND.ts';
+import { scatterElementsGrad } from './ScatterElements.ts';
+import { gatherNDGrad } from './GatherND.ts';
+import { globalAveragePoolGrad } from './GlobalAveragePool.ts';
+import { globalMaxPoolGrad } from './GlobalMaxPool.ts';
+import { batchNormalizationGrad } from './BatchNormalization.ts';
+import { instanceNormalizationGrad } from './InstanceNormalization.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -113,4 +125,16 @@ export const RULES: readonly GradRule[] = [
   leakyReluGrad,
   triluGrad,
   einsumGrad,
+  reduceSumSquareGrad,
+  reduceL2Grad,
+  reduceL1Grad,
+  reduceLogSumExpGrad,
+  cumSumGrad,
+  scatterNDGrad,
+  scatterElementsGrad,
+  gatherNDGrad,
+  globalAveragePoolGrad,
+  globalMaxPoolGrad,
+  batchNormalizationGrad,
+  instanceNormalizationGrad,
 ];

@@ -1,0 +1,16 @@
+/**
+ * ReduceL1: Y = Σ |X|, so dX = sign(X)·dYk (0 at X = 0). dYk: dY with the reduced axes kept.
+ * Axes: attribute before opset 18, input 1 from 18.
+ */
+import type { GradRule } from '../rule.ts';
+import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
+
+export const reduceL1Grad: GradRule = {
+  opType: 'ReduceL1',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    return [ctx.b.op('Mul', [ctx.b.op('Sign', [ctx.I(0)]), keepdimsGrad(ctx, dY, reduceAxes(ctx))])];
+  },
+};

@@ -1,0 +1,26 @@
+/**
+ * ReduceL2: Y = √(Σ X²), so dX = X·dYk / Yk, taken as 0 where Yk = 0 (PyTorch's choice for the
+ * norm at zero). Yk, dYk: Y and dY with the reduced axes kept. Axes: attribute < 18, input ≥ 18.
+ */
+import type { GradRule } from '../rule.ts';
+import { keepdimsGrad, reduceAxes, scalarOf } from '../shape-helpers.ts';
+
+export const reduceL2Grad: GradRule = {
+  opType: 'ReduceL2',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const b = ctx.b;
+    const x = ctx.I(0);
+    const dt = ctx.dtype(x);
+    const axes = reduceAxes(ctx);
+    const yk = keepdimsGrad(ctx, ctx.O(0), axes);
+    const zero = scalarOf(ctx, 0, dt);
+    const isZero = b.op('Equal', [yk, zero]);
+    // Divide by 1 where the norm is 0, then zero those entries: no 0/0 is ever formed.
+    const safe = b.op('Where', [isZero, scalarOf(ctx, 1, dt), yk]);
+    const ratio = b.op('Where', [isZero, zero, b.op('Div', [keepdimsGrad(ctx, dY, axes), safe])]);
+    return [b.op('Mul', [x, ratio])];
+  },
+};
