@@ -42,19 +42,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function time(label: string, iters: number, warmup: number, fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ms: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  const m = median(ms);
-  console.log(`  ${label}: median ${m.toFixed(1)} ms (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}, ${iters} runs after ${warmup} warm-up)`);
-  return m;
-}
-
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 async function bench(name: string, base: OnnxModel, vocab: number, args: Args): Promise<{ name: string; forward: number; step: number; ratio: number; ep: string }> {
@@ -70,8 +57,6 @@ async function bench(name: string, base: OnnxModel, vocab: number, args: Args): 
   const sessionOpts = { ep: args.ep, threads: args.threads, memPattern: false, graphOptimizationLevel: 'all' as const };
 
   const frozen = await createSession(encodeModel(base.proto), sessionOpts);
-  const forward = await time(`frozen forward (${frozen.ep})`, args.iters, 2, () => frozen.session.run(batch));
-  await frozen.session.release();
 
   const t0 = performance.now();
   const adapted = inject(base, { targets: 'query,value', r: 8, depth: 0, act: 'relu', seed: 0 });
@@ -87,7 +72,24 @@ async function bench(name: string, base: OnnxModel, vocab: number, args: Args): 
     feeds[`adam.m.${k}`] = new ort.Tensor('float32', new Float32Array(t.data.length), t.shape);
     feeds[`adam.v.${k}`] = new ort.Tensor('float32', new Float32Array(t.data.length), t.shape);
   }
-  const step = await time(`training step (${train.ep})`, args.iters, 2, () => train.session.run(feeds));
+  // Forward and step runs alternate, so a machine whose load changes affects both alike.
+  const fw: number[] = [];
+  const st: number[] = [];
+  for (let i = 0; i < 2 + args.iters; i++) {
+    let t = performance.now();
+    await frozen.session.run(batch);
+    if (i >= 2) fw.push(performance.now() - t);
+    t = performance.now();
+    await train.session.run(feeds);
+    if (i >= 2) st.push(performance.now() - t);
+  }
+  const forward = median(fw);
+  const step = median(st);
+  const show = (label: string, ms: number[]) =>
+    console.log(`  ${label}: median ${median(ms).toFixed(1)} ms (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}, ${ms.length} runs after 2 warm-up)`);
+  show(`frozen forward (${frozen.ep})`, fw);
+  show(`training step (${train.ep})`, st);
+  await frozen.session.release();
   await train.session.release();
   const ratio = step / forward;
   console.log(`  step / frozen forward = ${ratio.toFixed(2)}×   (peak RSS so far ${mb(process.resourceUsage().maxRSS * 1024)})`);
