@@ -6,6 +6,9 @@
  *  - `auto`: CUDA when its provider library loads, else CPU; the choice is reported.
  */
 import * as ort from 'onnxruntime-node';
+import { linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, sep } from 'node:path';
 import { PeanutError } from './errors.ts';
 
 export { ort };
@@ -22,7 +25,11 @@ export interface SessionOptions {
    */
   memPattern?: boolean;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Files referenced as external data, when the model is passed as bytes. */
+  /**
+   * Files referenced as external data, when the model is passed as bytes: `path` is the location
+   * the model names, `data` the bytes or the file's path on disk (read by ONNX Runtime itself, never
+   * loaded into JS memory; see `withExternalFiles`).
+   */
   externalData?: Array<{ path: string; data: Uint8Array | string }>;
 }
 
@@ -42,18 +49,74 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
     enableMemPattern: opts.memPattern ?? true,
     enableCpuMemArena: true,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-    ...(opts.externalData ? { externalData: opts.externalData } : {}),
   };
 }
 
-async function createWith(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+let sessionFileCounter = 0;
+
+/**
+ * Runs `create` on a model given as bytes whose external data are files on disk. ONNX Runtime's
+ * Node binding takes external data only as bytes, and it resolves file locations only relative
+ * to a model *file*, refusing absolute locations and paths that leave the model's directory. So
+ * the model bytes go to a short-lived file beside the data (removed once the session exists),
+ * and ONNX Runtime reads the tensors itself, without the weights passing through JS memory.
+ * Where that directory is not writable: hard links to the data in a temp directory; where those
+ * fail (another filesystem): the files are read into memory and passed as bytes.
+ */
+async function withExternalFiles(
+  model: Uint8Array,
+  files: ReadonlyArray<{ path: string; data: Uint8Array | string }>,
+  create: (model: Uint8Array | string, external?: Array<{ path: string; data: Uint8Array }>) => Promise<ort.InferenceSession>,
+): Promise<ort.InferenceSession> {
+  const onDisk = files.filter((f): f is { path: string; data: string } => typeof f.data === 'string');
+  const inMemory = files.filter((f): f is { path: string; data: Uint8Array } => typeof f.data !== 'string');
+  if (onDisk.length === 0) return create(model, inMemory.length ? inMemory : undefined);
+  // The directory the locations are relative to: `data` is `<dir>/<path>`.
+  const first = onDisk[0]!;
+  const norm = first.path.split('/').join(sep);
+  const dir = first.data.endsWith(norm) ? first.data.slice(0, first.data.length - norm.length) || '.' : dirname(first.data);
+  const name = `.peanut-onnx-session.${process.pid}.${++sessionFileCounter}.onnx`;
+  const attempt = async (folder: string): Promise<ort.InferenceSession> => {
+    const file = join(folder, name);
+    writeFileSync(file, model);
+    try {
+      return await create(file, inMemory.length ? inMemory : undefined);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  };
+  try {
+    writeFileSync(join(dir, name), new Uint8Array(0));
+    rmSync(join(dir, name), { force: true });
+  } catch {
+    const tmp = mkdtempSync(join(tmpdir(), 'peanut-onnx-session-'));
+    try {
+      for (const f of onDisk) linkSync(f.data, join(tmp, f.path));
+      return await attempt(tmp);
+    } catch {
+      return create(model, [...inMemory, ...onDisk.map((f) => ({ path: f.path, data: readFileSync(f.data) }))]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return attempt(dir);
+}
+
+async function createWithData(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions, externalData?: SessionOptions['externalData']): Promise<ort.InferenceSession> {
+  const make = (m: Uint8Array | string, external?: Array<{ path: string; data: Uint8Array }>) => {
+    const o = external ? { ...options, externalData: external } : options;
+    return typeof m === 'string' ? ort.InferenceSession.create(m, o) : ort.InferenceSession.create(m, o);
+  };
+  // A model file resolves its external data itself.
+  if (typeof model === 'string' || !externalData?.length) return make(model);
+  return withExternalFiles(model, externalData, make);
 }
 
 /** Creates a session on the requested execution provider. */
 export async function createSession(model: Uint8Array | string, opts: SessionOptions = {}): Promise<CreatedSession> {
   const ep = opts.ep ?? 'cpu';
   const base = baseOptions(opts);
+  const createWith = (m: Uint8Array | string, o: ort.InferenceSession.SessionOptions) => createWithData(m, o, opts.externalData);
   if (ep === 'cpu') return { session: await createWith(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
   try {
     const session = await createWith(model, { ...base, executionProviders: [{ name: 'cuda' }, 'cpu'] });

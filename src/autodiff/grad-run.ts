@@ -3,7 +3,7 @@
  * returns the loss and every θ gradient as float32. Used by `peanut-onnx grad` and the tests.
  */
 import { PeanutError } from '../errors.ts';
-import { encodeModel } from '../onnx/io.ts';
+import { encodeModel, externalDataFiles } from '../onnx/io.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { createSession, ort, type EpChoice } from '../runtime.ts';
 import type { SafeTensor } from '../safetensors.ts';
@@ -49,7 +49,8 @@ export interface GradRunResult {
  * gradient model's labels name); θ defaults to the values stored in the adapted model.
  */
 export async function runGradModel(gm: GradModel, batch: Feeds, opts: { params?: ReadonlyMap<string, Float32Array>; ep?: EpChoice } = {}): Promise<GradRunResult> {
-  const { session } = await createSession(encodeModel(gm.model.proto), { ep: opts.ep ?? 'cpu', memPattern: false });
+  const files = externalDataFiles(gm.model);
+  const { session } = await createSession(encodeModel(gm.model.proto), { ep: opts.ep ?? 'cpu', memPattern: false, ...(files.length ? { externalData: files } : {}) });
   try {
     const feeds: Feeds = {};
     const paramSet = new Set(gm.params);

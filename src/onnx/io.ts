@@ -3,7 +3,7 @@
  * 2 GB (`model.onnx` + `model.onnx_data`). Decoding keeps tensor bytes as views into the file
  * buffer; external tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { tempPathFor, writeAll, writeFileAtomic } from '../util/atomic.ts';
@@ -21,6 +21,7 @@ import {
 } from './proto.ts';
 import { externalRef, isExternal, numElements, tensorBytes, tensorDims } from './tensor.ts';
 import { dtypeSize } from './dtype.ts';
+import { encodeModelChunks } from './encode-chunks.ts';
 
 /** A decoded model and the directory its external data locations are relative to. */
 export interface OnnxModel {
@@ -97,6 +98,16 @@ export function allInitializers(graph: GraphProto): TensorProto[] {
   return out;
 }
 
+/**
+ * The external data files a model references, as session options want them: `path` is the
+ * location written in the model, `data` the file on disk (`<baseDir>/<location>`).
+ */
+export function externalDataFiles(model: OnnxModel): Array<{ path: string; data: string }> {
+  const locs = new Set<string>();
+  for (const t of allInitializers(graphOf(model))) if (isExternal(t)) locs.add(externalRef(t).location);
+  return [...locs].map((loc) => ({ path: loc, data: join(model.baseDir, loc) }));
+}
+
 /** Encodes a model; inline tensors only (callers go through saveModel for files). */
 export function encodeModel(proto: ModelProto): Uint8Array {
   return toBinary(ModelProtoSchema, proto);
@@ -104,7 +115,9 @@ export function encodeModel(proto: ModelProto): Uint8Array {
 
 /**
  * Writes `model` to `outPath` atomically (temp files + rename). With external data the tensor
- * bytes are streamed into `<outPath>_data` one tensor at a time.
+ * bytes are streamed into `<outPath>_data` one tensor at a time: tensors that already live in
+ * external data are copied from their source file in 8 MB chunks (never read whole), in-memory
+ * tensors (e.g. merged weights) are written from memory. Peak memory is independent of model size.
  */
 export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): void {
   const graph = graphOf(model);
@@ -114,7 +127,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const external = options.externalData ?? (hadExternal || total > PROTOBUF_LIMIT - 64 * 2 ** 20);
   if (!external) {
     if (hadExternal) internalizeAll(inits, model.baseDir);
-    writeFileAtomic(outPath, encodeModel(model.proto));
+    writeFileAtomic(outPath, ...encodeModelChunks(model.proto));
     return;
   }
   const threshold = options.sizeThreshold ?? 1024;
@@ -125,13 +138,31 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   // Tensors are swapped for external references only while encoding, then restored, so the
   // in-memory model is unchanged by a save.
   const restore: Array<[TensorProto, TensorProto]> = [];
+  // Source data files stay open for the whole save; external tensors are copied through one
+  // reusable chunk buffer, so no tensor (let alone the model) is ever held in memory whole.
+  const sources = new Map<string, number>();
+  const chunk = new Uint8Array(COPY_CHUNK);
   try {
     let offset = 0;
     for (const t of inits) {
       const len = tensorByteLength(t);
       if (len < threshold && !isExternal(t)) continue;
-      const bytes = tensorBytes(t, model.baseDir);
-      writeAll(fd, bytes);
+      let written: number;
+      if (isExternal(t)) {
+        const ref = externalRef(t);
+        const src = join(model.baseDir, ref.location);
+        let sfd = sources.get(src);
+        if (sfd === undefined) {
+          sfd = openSource(src);
+          sources.set(src, sfd);
+        }
+        copyRange(sfd, src, ref.offset, ref.length, fd, chunk);
+        written = ref.length;
+      } else {
+        const bytes = tensorBytes(t, model.baseDir);
+        writeAll(fd, bytes);
+        written = bytes.byteLength;
+      }
       const saved = create(TensorProtoSchema, { ...t });
       restore.push([t, saved]);
       t.rawData = new Uint8Array(0);
@@ -144,9 +175,9 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
       t.externalData = [
         create(StringStringEntryProtoSchema, { key: 'location', value: dataName }),
         create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.byteLength) }),
+        create(StringStringEntryProtoSchema, { key: 'length', value: String(written) }),
       ];
-      offset += bytes.byteLength;
+      offset += written;
     }
     fsyncSync(fd);
     closeSync(fd);
@@ -162,11 +193,39 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     rmSync(dataTmp, { force: true });
     throw err;
   } finally {
+    for (const sfd of sources.values()) closeSync(sfd);
     for (const [t, saved] of restore) {
       // proto2 fields set during the swap (data_location) must become unset again, not just reassigned.
       for (const k of Object.keys(t)) if (!Object.hasOwn(saved, k)) Reflect.deleteProperty(t, k);
       Object.assign(t, saved);
     }
+  }
+}
+
+/** Bytes copied per read/write when streaming external tensors into a new data file. */
+const COPY_CHUNK = 8 * 2 ** 20;
+
+function openSource(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch {
+    throw new PeanutError('E_FILE_NOT_FOUND', `external data file '${path}' not found (it must sit beside the .onnx file)`);
+  }
+}
+
+/** Copies `length` bytes at `offset` of `src` to the current position of `dst`, chunk by chunk. */
+function copyRange(src: number, srcPath: string, offset: number, length: number, dst: number, chunk: Uint8Array): void {
+  let done = 0;
+  while (done < length) {
+    const want = Math.min(chunk.byteLength, length - done);
+    let got = 0;
+    while (got < want) {
+      const n = readSync(src, chunk, got, want - got, offset + done + got);
+      if (n === 0) throw new PeanutError('E_NOT_ONNX', `external data file '${srcPath}' is truncated: need bytes ${offset}..${offset + length}`);
+      got += n;
+    }
+    writeAll(dst, chunk.subarray(0, want));
+    done += want;
   }
 }
 

@@ -4,8 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { encodeModel, graphOf, loadModel, type OnnxModel } from '../onnx/io.ts';
-import { isExternal, tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
+import { encodeModel, externalDataFiles, graphOf, loadModel, type OnnxModel } from '../onnx/io.ts';
+import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta } from '../peanut/adapter-meta.ts';
 import type { SafeTensor } from '../safetensors.ts';
 import { initialState, makeManifest, writeArtifacts, type Manifest } from './artifacts.ts';
@@ -69,12 +69,17 @@ export async function writeArtifactsFor(adaptedPath: string, outDir: string, opt
 export async function buildArtifactsInMemory(
   adaptedPath: string,
   opts: { task?: string },
-): Promise<{ manifest: Manifest; train: Uint8Array; eval: Uint8Array; init: TrainState }> {
+): Promise<{ manifest: Manifest; train: Uint8Array; eval: Uint8Array; init: TrainState; externalData?: Array<{ path: string; data: string }> }> {
   const adapted = loadModel(adaptedPath);
   const built = await buildArtifacts(adapted, opts);
-  const external = graphOf(adapted).initializer.some(isExternal);
-  if (external) {
-    throw new PeanutError('E_BAD_CONFIG', `${adaptedPath} keeps its weights in external data; build artifacts on disk first: \`peanut-onnx artifacts ${adaptedPath} --task ${built.manifest.task} -o <dir>\`, then \`train <dir>\``);
-  }
-  return { manifest: built.manifest, train: encodeModel(built.graphs.train), eval: encodeModel(built.graphs.eval), init: initialState(built.params, built.manifest) };
+  // Frozen weights in external data stay in their files: the graphs reference them by location,
+  // and the sessions read them from the adapted model's directory.
+  const files = externalDataFiles(adapted);
+  return {
+    manifest: built.manifest,
+    train: encodeModel(built.graphs.train),
+    eval: encodeModel(built.graphs.eval),
+    init: initialState(built.params, built.manifest),
+    ...(files.length ? { externalData: files } : {}),
+  };
 }
