@@ -286,4 +286,35 @@ describe('gradient rules: shape, reduction, normalisation, indexing (finite diff
     for (const op of expectOps?.uses ?? []) expect(r.backwardOps).toContain(op);
     for (const op of expectOps?.avoids ?? []) expect(r.backwardOps).not.toContain(op);
   });
+
+  it('every rule of this family has a case above', () => {
+    const covered = new Set(CASES.map(([, c]) => c.op));
+    expect(FAMILY.filter((op) => !covered.has(op))).toEqual([]);
+  });
+});
+
+/** The shape, reduction, normalisation and indexing rules (src/autodiff/rules/<op>.ts). */
+const FAMILY = [
+  'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp',
+  'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool',
+  'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
+  'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements',
+  'Conv', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
+];
+
+const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [
+  ['Pad reflect mode', { op: 'Pad', opset: 13, attrs: { mode: 'reflect' }, inputs: [{ name: 'x', dims: [2, 3] }, i64('pads', [0, 1, 0, 1])] }, /Pad node .*mode 'reflect'/],
+  ['ScatterND reduction=mul', { op: 'ScatterND', opset: 16, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0], [1, 1]), { name: 'upd', dims: [1, 2] }] }, /reduction 'mul'/],
+  ['Einsum diagonal operand', { op: 'Einsum', attrs: { equation: 'ii->i' }, inputs: [{ name: 'a', dims: [3, 3] }] }, /repeated index/],
+  [
+    'BatchNormalization training_mode=1',
+    { op: 'BatchNormalization', opset: 15, attrs: { training_mode: 1 }, outputs: 3, skipOutputs: [1, 2], dtype: 'float32', inputs: [{ name: 'x', dims: [4, 2] }, { name: 'scale', dims: [2] }, { name: 'bias', dims: [2] }, { name: 'mean', dims: [2], constant: true, values: [0, 0] }, { name: 'var', dims: [2], constant: true, values: [1, 1] }] },
+    /training_mode=1/,
+  ],
+];
+
+describe('shape-family rules: unsupported variants fail loudly', () => {
+  it.each(UNSUPPORTED)('EXPECTED FAILURE - %s', async (_label, c, message) => {
+    await expect(gradCheck(c)).rejects.toMatchObject({ code: 'E_UNSUPPORTED_OP', message: expect.stringMatching(message) });
+  });
 });
