@@ -6,11 +6,11 @@
  * one that differs is dynamic (`null`), and rules must not bake it into constants.
  */
 import { PeanutError } from '../errors.ts';
-import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
+import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
 import { graphOf, encodeModel, type OnnxModel } from '../onnx/io.ts';
-import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
-import { externalRef, isExternal, tensorDims } from '../onnx/tensor.ts';
+import { externalRef, floatTensor, int64Tensor, isExternal, numElements, tensorDims } from '../onnx/tensor.ts';
 import { createSession, ort } from '../runtime.ts';
 import type { StaticShape } from './rule.ts';
 
@@ -124,11 +124,14 @@ export function syntheticFeeds(proto: ModelProto, sizes: readonly number[], intF
   return feeds;
 }
 
-/** External data files of a model, for creating a session from bytes. */
-function externalFiles(model: OnnxModel): Array<{ path: string; data: string }> {
+/** Float initializers with at least this many elements are not copied into the probe model. */
+const LARGE_WEIGHT = 1024;
+
+/** External data files the probe copy still references, for creating a session from bytes. */
+function externalFiles(tensors: readonly TensorProto[], baseDir: string): Array<{ path: string; data: string }> {
   const locs = new Set<string>();
-  for (const t of graphOf(model).initializer) if (isExternal(t)) locs.add(externalRef(t).location);
-  return [...locs].map((loc) => ({ path: loc, data: `${model.baseDir}/${loc}` }));
+  for (const t of tensors) if (isExternal(t)) locs.add(externalRef(t).location);
+  return [...locs].map((loc) => ({ path: loc, data: `${baseDir}/${loc}` }));
 }
 
 /**
@@ -149,11 +152,28 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
       extra.push(makeValueInfo(o));
     }
   }
-  // Shallow copies: the (possibly huge) initializers are shared, only the output list differs.
-  const probeGraph = create(GraphProtoSchema, { ...g, output: [...g.output, ...extra] });
+  // Large float weights are replaced by a run-time fill of their shape (Expand of a scalar): values
+  // of weights never decide shapes, and the probe copy then encodes and loads in milliseconds
+  // instead of copying hundreds of MB. Their shapes come from the initializers themselves.
+  const kept: TensorProto[] = [];
+  const fills: NodeProto[] = [];
+  const replaced = new Set<string>();
+  for (const t of g.initializer) {
+    const dims = tensorDims(t);
+    if (!isFloatType(t.dataType) || numElements(dims) < LARGE_WEIGHT) {
+      kept.push(t);
+      continue;
+    }
+    const scalar = `${t.name}::probe_scalar`;
+    const shape = `${t.name}::probe_shape`;
+    kept.push(floatTensor(scalar, [], [0.01], t.dataType), int64Tensor(shape, [dims.length], dims));
+    replaced.add(t.name);
+    fills.push(create(NodeProtoSchema, { opType: 'Expand', input: [scalar, shape], output: [t.name], name: `${t.name}::probe_fill` }));
+  }
+  const probeGraph = create(GraphProtoSchema, { ...g, initializer: kept, input: g.input.filter((v) => !replaced.has(v.name)), node: [...fills, ...g.node], output: [...g.output, ...extra] });
   const probeProto = create(ModelProtoSchema, { ...model.proto, graph: probeGraph });
   const bytes = encodeModel(probeProto);
-  const files = externalFiles(model);
+  const files = externalFiles(kept, model.baseDir);
   const { session } = await createSession(bytes, {
     ep: 'cpu',
     memPattern: false,
