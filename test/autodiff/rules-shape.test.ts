@@ -211,7 +211,9 @@ const CASES: Case[] = [
   [
     'Pad-13 constant pads, nonzero constant_value',
     { op: 'Pad', opset: 13, inputs: [{ name: 'x', dims: [3, 3], altDims: [5, 3] }, i64('pads', [1, 0, 0, 2]), { name: 'v', dims: [], constant: true, values: [0.5] }] },
+    { uses: ['Slice'], avoids: ['Pad'] },
   ],
+  ['Pad-18 axes input, positive pads', { op: 'Pad', opset: 18, inputs: [{ name: 'x', dims: [2, 3, 2], altDims: [2, 5, 2] }, i64('pads', [1, 0, 2, 1]), { name: '', dims: [] }, i64('axes', [-2, 0])] }, { uses: ['Slice'] }],
   ['Pad-18 axes input, negative pad (crop)', { op: 'Pad', opset: 18, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }, i64('pads', [2, -1]), { name: '', dims: [] }, i64('axes', [-1])] }],
   ['Pad-13 pads from a run-time input', { op: 'Pad', opset: 13, inputs: [{ name: 'x', dims: [3, 2], altDims: [5, 2] }, { name: 'pads', dims: [4], type: 'int64', values: [0, 1, 1, -1] }] }],
 

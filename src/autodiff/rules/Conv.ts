@@ -4,8 +4,8 @@
  *
  * - dX = ConvTranspose(dY, W) with the same strides, dilations, pads and group. Positions of X
  *   the forward pass never read (the floor in the output size) get zeros: output_padding when
- *   the sizes are static; else ConvTranspose without the end pads, then a run-time Pad (or
- *   crop) of each spatial axis's end to X's size.
+ *   the sizes are static; else ConvTranspose without the end pads, cut to X's size and
+ *   zero-padded at the end at run time.
  * - dW[m,c,κ] = Σ_{n,o} dY[n,m,o] · Xpad[n, c, κ·d + o·s]: a Conv whose batch is X's channels,
  *   whose channels are X's batch, whose kernel is dY (batch-major), with strides and dilations
  *   swapped; the result is sliced to the kernel size. For group G the input is rearranged to
@@ -90,19 +90,18 @@ function inputGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
     const withPadding = outputPadding.some((v) => v !== 0) ? { ...attrs, output_padding: outputPadding } : attrs;
     return b.op('ConvTranspose', [dY, ctx.I(1)], withPadding);
   }
-  // Dynamic sizes: no end crop, then Pad the end to X's size (a negative pad crops the end
-  // padding the forward pass read; a positive one restores rows it never read, as zeros).
+  // Dynamic sizes: ConvTranspose without the end crop, cut to X's size (dropping the end padding
+  // the forward pass read), then zeros appended for rows it never read. Slice + Pad with
+  // non-negative pads only, which every execution provider takes.
   const beginOnly = [...a.pads.slice(0, nsp), ...new Array<number>(nsp).fill(0)];
-  const t = b.op('ConvTranspose', [dY, ctx.I(1)], { ...attrs, pads: beginOnly });
-  let tShape: string | undefined;
-  const ends = Array.from({ length: nsp }, (_, i) => {
-    const r = rem[i];
-    if (typeof r === 'number') return r - a.pads[i + nsp]!;
-    tShape ??= b.op('Shape', [t]);
-    return b.op('Sub', [dimOf(ctx, x, i + 2), b.op('Gather', [tShape, b.constInt64([i + 2])], { axis: 0 })]);
-  });
-  const pads = concatInts(ctx, [...new Array<number>(nsp + 2).fill(0), 0, 0, ...ends]);
-  return b.op('Pad', [t, pads], { mode: 'constant' });
+  const full = b.op('ConvTranspose', [dY, ctx.I(1)], { ...attrs, pads: beginOnly });
+  const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
+  const xDims = dimsOf(ctx, x, spatial);
+  const cut = b.op('Slice', [full, b.constInt64(new Array<number>(nsp).fill(0)), xDims, b.constInt64(spatial)]);
+  const cutShape = b.op('Shape', [cut]);
+  const missing = b.op('Sub', [xDims, b.op('Gather', [cutShape, b.constInt64(spatial)], { axis: 0 })]);
+  const pads = concatInts(ctx, [...new Array<number>(nsp + 4).fill(0), missing]);
+  return b.op('Pad', [cut, pads], { mode: 'constant' });
 }
 
 function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {

@@ -1,7 +1,8 @@
 /**
  * Pad, constant mode (pads, constant_value and axes are stop-gradient edges). Padding in the
- * forward pass is cropping in the backward pass and vice versa, so dX = Pad(dY, −pads) with
- * zeros: positive pads crop dY, negative pads (forward cropping) give zeros back. The axes
+ * forward pass is cropping in the backward pass and vice versa. With constant, non-negative pads
+ * dX is the middle of dY, a Slice; otherwise dX = Pad(dY, −pads) with zeros: positive pads crop
+ * dY, negative pads (forward cropping) give zeros back. The axes
  * input (opset 18) is passed through unchanged. Reflect/edge/wrap modes are not supported.
  */
 import type { GradRule } from '../rule.ts';
@@ -20,6 +21,19 @@ export const padGrad: GradRule = {
     const b = ctx.b;
     const attrPads = ctx.inputCount < 2 ? attrInts(ctx.node, 'pads') : undefined;
     const constPads = attrPads ?? ctx.constInts(ctx.I(1));
+    let axes: number[] | undefined;
+    if (hasInput(ctx, 3)) axes = ctx.constInts(ctx.I(3));
+    else axes = Array.from({ length: ctx.rank(ctx.I(0)) }, (_, i) => i);
+    if (constPads && constPads.every((p) => p >= 0) && axes) {
+      // Pure padding: the gradient is the middle of dY, a Slice (avoids negative pads, which not
+      // every execution provider's Pad takes).
+      if (constPads.every((p) => p === 0)) return [dY];
+      const n = axes.length;
+      const used = axes.flatMap((a, i) => (constPads[i]! || constPads[i + n]! ? [i] : []));
+      const starts = used.map((i) => constPads[i]!);
+      const ends = used.map((i) => (constPads[i + n]! > 0 ? -constPads[i + n]! : 2 ** 62));
+      return [b.op('Slice', [dY, b.constInt64(starts), b.constInt64(ends), b.constInt64(used.map((i) => axes[i]!))])];
+    }
     let neg: string;
     if (constPads) {
       if (constPads.every((p) => p === 0)) return [dY];
