@@ -6,7 +6,8 @@
  *  - `auto`: CUDA when its provider library loads, else CPU; the choice is reported.
  */
 import * as ort from 'onnxruntime-node';
-import { linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { PeanutError } from './errors.ts';
@@ -112,12 +113,32 @@ async function createWithData(model: Uint8Array | string, options: ort.Inference
   return withExternalFiles(model, externalData, make);
 }
 
+/**
+ * Whether onnxruntime-node's CUDA provider library sits beside its native binding (it is an
+ * optional download on Linux x64 and Windows). When it is absent, `auto` goes straight to the CPU
+ * and `cuda` fails with the install hint, instead of an attempt that makes ONNX Runtime print its
+ * own library-load error. If the layout cannot be read, the attempt decides.
+ */
+export function cudaProviderInstalled(): boolean {
+  if (process.platform !== 'linux' && process.platform !== 'win32') return false;
+  try {
+    const bin = join(dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))), 'bin');
+    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return readdirSync(bin).some((napi) => existsSync(join(bin, napi, process.platform, process.arch, lib)));
+  } catch {
+    return true;
+  }
+}
+
 /** Creates a session on the requested execution provider. */
 export async function createSession(model: Uint8Array | string, opts: SessionOptions = {}): Promise<CreatedSession> {
   const ep = opts.ep ?? 'cpu';
   const base = baseOptions(opts);
   const createWith = (m: Uint8Array | string, o: ort.InferenceSession.SessionOptions) => createWithData(m, o, opts.externalData);
-  if (ep === 'cpu') return { session: await createWith(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
+  if (ep === 'cpu' || (ep === 'auto' && !cudaProviderInstalled())) return { session: await createWith(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
+  if (ep === 'cuda' && !cudaProviderInstalled()) {
+    throw new PeanutError('E_EP_UNAVAILABLE', `${CUDA_INSTALL_HINT} (libonnxruntime_providers_cuda is not in onnxruntime-node's bin folder)`);
+  }
   try {
     const session = await createWith(model, { ...base, executionProviders: [{ name: 'cuda' }, 'cpu'] });
     return { session, ep: 'cuda' };

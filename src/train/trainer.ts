@@ -249,7 +249,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
   const evals: TrainResult['evals'] = [];
   const runEval = async () => {
     if (!evalData) return;
-    evalSession ??= (await createSession(src.eval, sessionOpts)).session;
+    evalSession ??= (await createSession(src.eval, { ...sessionOpts, ep })).session;
     const feeds: Record<string, ort.Tensor> = {};
     for (const [k, d] of theta) feeds[k] = new ort.Tensor('float32', d, shapes.get(k)!);
     const metrics = await evaluate(evalSession, evalData, { ...spec, inputs: manifest.eval.inputs.data }, feeds, hyper.batchSize);
