@@ -6,27 +6,33 @@
 /** C[m, n] = A[m, k] · B[n, k]ᵀ. */
 export function matmulABt(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   const c = new Float32Array(m * n);
-  if (n >= 16 && k < n) {
-    // Short dot products, long rows: accumulate whole output rows (row-axpy) for contiguous inner loops.
-    const bt = transpose(b, n, k);
-    const acc = new Float64Array(n);
-    for (let i = 0; i < m; i++) {
-      acc.fill(0);
-      const ai = i * k;
-      for (let p = 0; p < k; p++) {
-        const av = a[ai + p]!;
-        if (av === 0) continue;
-        const bp = p * n;
-        for (let j = 0; j < n; j++) acc[j] = acc[j]! + av * bt[bp + j]!;
-      }
-      c.set(acc, i * n);
-    }
-    return c;
-  }
+  // Four dot products at a time, so each element of A's row is loaded once per four outputs.
+  const n4 = n - (n % 4);
   for (let i = 0; i < m; i++) {
     const ai = i * k;
     const ci = i * n;
-    for (let j = 0; j < n; j++) {
+    for (let j = 0; j < n4; j += 4) {
+      const b0 = j * k;
+      const b1 = b0 + k;
+      const b2 = b1 + k;
+      const b3 = b2 + k;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let p = 0; p < k; p++) {
+        const av = a[ai + p]!;
+        s0 += av * b[b0 + p]!;
+        s1 += av * b[b1 + p]!;
+        s2 += av * b[b2 + p]!;
+        s3 += av * b[b3 + p]!;
+      }
+      c[ci + j] = s0;
+      c[ci + j + 1] = s1;
+      c[ci + j + 2] = s2;
+      c[ci + j + 3] = s3;
+    }
+    for (let j = n4; j < n; j++) {
       const bj = j * k;
       let s = 0;
       for (let p = 0; p < k; p++) s += a[ai + p]! * b[bj + p]!;
