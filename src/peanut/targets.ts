@@ -16,6 +16,7 @@ import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import type { GraphProto, NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { modulePathFor, uniquifyModulePaths } from './module-path.ts';
+import { readAdapterMeta } from './adapter-meta.ts';
 
 export type LinearOp = 'MatMul' | 'Gemm';
 
@@ -235,8 +236,17 @@ export function discoverTargets(model: OnnxModel): Discovery {
   const candidates: Candidate[] = [];
   const skipped: Skipped[] = [];
   const candidateNodes = new Set<NodeProto>();
+  // In an adapted model the tweaker's own MatMuls are not layers, and the adapted layers are taken.
+  const meta = readAdapterMeta(model);
+  const tweakerNodes = new Set(meta?.targets.flatMap((t) => t.nodes) ?? []);
+  const adaptedLayers = new Map(meta?.targets.map((t) => [t.node, t.module]) ?? []);
   proto.node.forEach((node, index) => {
-    if (!isLinear(node)) return;
+    if (!isLinear(node) || tweakerNodes.has(node.name)) return;
+    const taken = adaptedLayers.get(node.name);
+    if (taken !== undefined) {
+      skipped.push({ node: node.name, op: node.opType, module: taken, reason: `already adapted (${meta!.config.method}); merge the model first to adapt it again` });
+      return;
+    }
     const check = checkLayer(g, node, index, defaultOpset(model));
     const module = modulePathFor(node.name, node.input[1], `${node.opType.toLowerCase()}_${index}`);
     if (check.ok) {

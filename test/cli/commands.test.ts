@@ -63,6 +63,17 @@ describe('inspect', () => {
     expect(report.candidates.filter((c) => c.selected).map((c) => c.module)).toEqual(['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
   });
 
+  it('an adapted model: shows the adapter, not the tweaker internals', async () => {
+    const adapted = join(dir, 'adapted.onnx');
+    saveModel(inject(loadModel(GPT2), { r: 2, targets: 'all-linear' }).model, adapted);
+    expect(await cli('inspect', adapted, '--json')).toBe(0);
+    const report = JSON.parse(stdout) as { adapter: { targets: unknown[] }; candidates: Array<{ module: string }>; skipped: Array<{ module: string; reason: string }> };
+    expect(report.adapter.targets).toHaveLength(8);
+    expect(report.candidates.map((c) => c.module)).toEqual(['lm_head']);
+    expect(report.skipped.filter((s) => /already adapted \(peanut\)/.test(s.reason))).toHaveLength(8);
+    expect(report.skipped.every((s) => !s.module.includes('peanut'))).toBe(true);
+  });
+
   it('--targets previews a selection', async () => {
     expect(await cli('inspect', GPT2, '--json', '--targets', 'all-linear')).toBe(0);
     const report = JSON.parse(stdout) as { candidates: Array<{ module: string; selected: boolean }> };
