@@ -213,3 +213,14 @@ export function isIdentityPerm(perm: readonly number[]): boolean {
 export function transpose(ctx: GradContext, x: string, perm: readonly number[]): string {
   return isIdentityPerm(perm) ? x : ctx.b.op('Transpose', [x], { perm: [...perm] });
 }
+
+/**
+ * Runs `emit` on float32 copies of `values` when `dt` is a half type, casting its result back:
+ * for ops some execution providers lack in half precision (e.g. the CPU EP's ScatterND and
+ * ScatterElements with reduction='add'); a plain call otherwise.
+ */
+export function inFloat32(ctx: GradContext, dt: number, values: string[], emit: (vs: string[], computeType: number) => string): string {
+  if (dt !== DT.FLOAT16 && dt !== DT.BFLOAT16) return emit(values, dt);
+  const out = emit(values.map((v) => ctx.b.op('Cast', [v], { to: DT.FLOAT })), DT.FLOAT);
+  return ctx.b.op('Cast', [out], { to: dt });
+}

@@ -8,7 +8,15 @@
  * Some cases also assert which backward path was taken (Pad vs ScatterND, OneHot vs ScatterND).
  */
 import { describe, expect, it } from 'vitest';
-import { float } from '../../src/onnx/attributes.ts';
+import { float, type AttrValue } from '../../src/onnx/attributes.ts';
+import { DataType as DT, floatToHalfBits, halfBitsToFloat } from '../../src/onnx/dtype.ts';
+import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
+import { encodeModel } from '../../src/onnx/io.ts';
+import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
+import { floatTensor, int64Tensor } from '../../src/onnx/tensor.ts';
+import { ort } from '../../src/runtime.ts';
+import { buildGradients } from '../../src/autodiff/gradient.ts';
+import { probeShapes } from '../../src/autodiff/probe.ts';
 import { gradCheck, randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
@@ -318,5 +326,89 @@ const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [
 describe('shape-family rules: unsupported variants fail loudly', () => {
   it.each(UNSUPPORTED)('EXPECTED FAILURE - %s', async (_label, c, message) => {
     await expect(gradCheck(c)).rejects.toMatchObject({ code: 'E_UNSUPPORTED_OP', message: expect.stringMatching(message) });
+  });
+});
+
+// ---- half precision -------------------------------------------------------------------------
+// float16 has no finite differences worth the name; instead the float16 backward graph must build,
+// run on the CPU EP (casting around kernels it lacks, e.g. ScatterND/ScatterElements with
+// reduction='add') and agree with the float32 graph within half-precision rounding.
+
+interface HalfCase {
+  op: string;
+  opset: number;
+  attrs?: Record<string, AttrValue>;
+  x: number[];
+  /** Constant int64 inputs after x (axes, indices, pads…). */
+  ints?: Array<{ dims: number[]; values: number[] }>;
+  /** x is passed twice (Concat, Sum). */
+  twice?: boolean;
+  outputs?: number;
+}
+
+const HALF_CASES: HalfCase[] = [
+  { op: 'ReduceMean', opset: 18, x: [2, 3], ints: [{ dims: [1], values: [1] }] },
+  { op: 'ReduceMax', opset: 13, attrs: { axes: [1] }, x: [2, 3] },
+  { op: 'LayerNormalization', opset: 17, x: [2, 4] },
+  { op: 'Concat', opset: 13, attrs: { axis: 0 }, x: [2, 3], twice: true },
+  { op: 'Split', opset: 13, attrs: { axis: 1 }, x: [2, 4], outputs: 2 },
+  { op: 'Slice', opset: 13, x: [2, 4], ints: [{ dims: [1], values: [0] }, { dims: [1], values: [4] }, { dims: [1], values: [1] }, { dims: [1], values: [2] }] },
+  { op: 'Gather', opset: 13, x: [3, 2], ints: [{ dims: [3], values: [0, 2, 0] }] },
+  { op: 'Gather', opset: 18, x: [3, 2], ints: [{ dims: [3], values: [0, 2, 0] }] },
+  { op: 'GatherElements', opset: 18, x: [2, 2], ints: [{ dims: [2, 2], values: [0, 1, 1, 1] }] },
+  { op: 'GatherND', opset: 18, x: [3, 2], ints: [{ dims: [3, 1], values: [2, 0, 2] }] },
+  { op: 'Tile', opset: 13, x: [1, 3], ints: [{ dims: [2], values: [2, 1] }] },
+  { op: 'Pad', opset: 13, x: [2, 3], ints: [{ dims: [4], values: [0, -1, 0, 1] }] },
+  { op: 'CumSum', opset: 14, x: [2, 3], ints: [{ dims: [], values: [1] }] },
+];
+
+async function halfGrad(c: HalfCase, dt: number): Promise<number[]> {
+  const g = create(GraphProtoSchema, { name: `half_${c.op}` });
+  g.input.push(makeValueInfo('x', dt, c.x));
+  const inputs = c.twice ? ['x', 'x'] : ['x'];
+  (c.ints ?? []).forEach((t, i) => {
+    g.initializer.push(int64Tensor(`k${i}`, t.dims, t.values));
+    inputs.push(`k${i}`);
+  });
+  if (c.op === 'LayerNormalization') {
+    g.initializer.push(floatTensor('scale', [c.x.at(-1)!], randomValues(c.x.at(-1)!, 3, 0.5, 1.5), dt));
+    inputs.push('scale');
+  }
+  const graph = new Graph(g);
+  const outs = Array.from({ length: c.outputs ?? 1 }, (_, k) => `y${k}`);
+  graph.addNode({ opType: c.op, inputs, outputs: outs, attrs: c.attrs, name: 'node' });
+  for (const o of outs) g.output.push(makeValueInfo(o));
+  const proto = create(ModelProtoSchema, { irVersion: 9n, graph: g, opsetImport: [{ domain: '', version: BigInt(c.opset) }] });
+  const tensor = (values: number[], dims: readonly number[]) =>
+    dt === DT.FLOAT16 ? new ort.Tensor('float16', Uint16Array.from(values, floatToHalfBits), dims) : new ort.Tensor('float32', Float32Array.from(values), dims);
+  const feeds: Record<string, ort.Tensor> = { x: tensor(randomValues(numel(c.x), 2), c.x) };
+  const shapes = await probeShapes({ proto, baseDir: '.' }, { batches: [feeds, feeds] });
+  const seeds = new Map<string, string>();
+  outs.forEach((o, k) => {
+    const dims = shapes.get(o)!.shape as number[];
+    g.input.push(makeValueInfo(`${o}_seed`, dt, dims));
+    shapes.set(`${o}_seed`, { dtype: dt, shape: dims });
+    feeds[`${o}_seed`] = tensor(randomValues(numel(dims), 40 + k), dims);
+    seeds.set(o, `${o}_seed`);
+  });
+  const { grads } = buildGradients({ graph, opset: c.opset, seeds, params: ['x'], shapes });
+  const gx = grads.get('x')!;
+  g.output.push(makeValueInfo(gx));
+  const session = await ort.InferenceSession.create(encodeModel(proto), { executionProviders: ['cpu'] });
+  try {
+    const data = (await session.run(feeds, [gx]))[gx]!.data as Uint16Array | Float32Array;
+    return dt === DT.FLOAT16 ? Array.from(data as Uint16Array, halfBitsToFloat) : Array.from(data as Float32Array);
+  } finally {
+    await session.release();
+  }
+}
+
+describe('shape-family rules in float16 (CPU EP)', () => {
+  it.each(HALF_CASES.map((c) => [`${c.op}-${c.opset}`, c] as const))('%s runs and matches float32', async (_label, c) => {
+    const [half, single] = [await halfGrad(c, DT.FLOAT16), await halfGrad(c, DT.FLOAT)];
+    expect(half.length).toBe(single.length);
+    const scale = Math.max(1, ...single.map(Math.abs));
+    const err = Math.max(...half.map((v, i) => Math.abs(v - single[i]!)));
+    expect(err).toBeLessThanOrEqual(1e-2 * scale);
   });
 });

@@ -14,7 +14,7 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, dimsOf, invertPerm, normAxis, transpose, zerosOfShape } from '../shape-helpers.ts';
+import { dimOf, dimsOf, inFloat32, invertPerm, normAxis, transpose, zerosOfShape } from '../shape-helpers.ts';
 
 export const gatherGrad: GradRule = {
   opType: 'Gather',
@@ -45,7 +45,7 @@ export const gatherGrad: GradRule = {
       const dScalar = b.op('Reshape', [D, b.constInt64([], [0])]); // keeps scalar indices scalar
       const wrapped = b.op('Where', [b.op('Less', [indices, b.constInt64([0], [])]), b.op('Add', [indices, dScalar]), indices]);
       const idx = ctx.b.op('Unsqueeze', [wrapped, b.constInt64([-1])]);
-      accT = b.op('ScatterND', [zerosOfShape(ctx, shapeT, dt), idx, dyT], { reduction: 'add' });
+      accT = inFloat32(ctx, dt, [dyT], ([u], ct) => b.op('ScatterND', [zerosOfShape(ctx, shapeT, ct), idx, u!], { reduction: 'add' }));
     } else {
       // OneHot needs rank ≥ 1 and its CPU kernels output float32 only: flatten the indices,
       // cast the 0/1 matrix after.

@@ -10,7 +10,7 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, normAxis, reduce, shapeOf, unsqueeze, zerosOfShape } from '../shape-helpers.ts';
+import { dimOf, inFloat32, normAxis, reduce, shapeOf, unsqueeze, zerosOfShape } from '../shape-helpers.ts';
 
 export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',
@@ -24,8 +24,7 @@ export const gatherElementsGrad: GradRule = {
     const r = ctx.rank(data);
     const axis = normAxis(attrInt(ctx.node, 'axis', 0), r);
     if (ctx.opset >= 16) {
-      const zeros = zerosOfShape(ctx, shapeOf(ctx, data), dt);
-      return [b.op('ScatterElements', [zeros, ctx.I(1), dY], { axis, reduction: 'add' })];
+      return [inFloat32(ctx, dt, [dY], ([u], ct) => b.op('ScatterElements', [zerosOfShape(ctx, shapeOf(ctx, data), ct), ctx.I(1), u!], { axis, reduction: 'add' }))];
     }
     // OneHot's CPU kernels output float32 (no float64/float16): cast the 0/1 tensor after.
     const oneHot32 = b.op('OneHot', [b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), b.constFloat([0, 1], [2])], { axis: -1 });

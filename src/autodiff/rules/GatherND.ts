@@ -12,7 +12,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, dimsOf, shapeOf, unsupported, zerosLike } from '../shape-helpers.ts';
+import { dimOf, dimsOf, inFloat32, shapeOf, unsupported, zerosOfShape } from '../shape-helpers.ts';
 
 export const gatherNDGrad: GradRule = {
   opType: 'GatherND',
@@ -30,7 +30,9 @@ export const gatherNDGrad: GradRule = {
     if (typeof k !== 'number') unsupported(ctx, 'the last dim of indices must be static');
     const m = bd + k;
     const tuples = fullTuples(ctx, bd, k, q);
-    if (ctx.opset >= 16) return [b.op('ScatterND', [zerosLike(ctx, data), tuples, dY], { reduction: 'add' })];
+    if (ctx.opset >= 16) {
+      return [inFloat32(ctx, ctx.dtype(data), [dY], ([u], ct) => b.op('ScatterND', [zerosOfShape(ctx, shapeOf(ctx, data), ct), tuples, u!], { reduction: 'add' }))];
+    }
 
     // Linear index over data's first m axes.
     const strides: Array<number | string> = new Array(m);
