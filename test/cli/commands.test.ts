@@ -137,6 +137,10 @@ describe('EXPECTED FAILURE - CLI errors', () => {
     ['no match', () => ['inject', BERT, '-o', out(), '--targets', 'nothing'], /error: no layer matches --targets 'nothing'.*Candidate modules: bert\.encoder\.layer\.0\.attention\.self\.query, /],
     ['output = input', () => ['inject', BERT, '-o', BERT], /error: output '.*' is the same file as the input/],
     ['merge a plain model', () => ['merge', BERT, '-o', out()], /error: .*has no tweakers .*nothing to merge/],
+    ['merge output = input', () => ['merge', BERT, '-o', BERT], /error: output '.*' is the same file as the input/],
+    ['--save-tweaker = output', () => ['inject', BERT, '-o', out(), '--save-tweaker', out()], /error: output '.*out\.onnx' is the same file as the input/],
+    ['output directory missing', () => ['inject', BERT, '-o', join(dir, 'no', 'such', 'a.onnx')], /error: output directory '.*no\/such' does not exist/],
+    ['output is a directory', () => ['merge', BERT, '-o', dir], /error: output '.*' is a directory/],
   ])('%s: exit 1, one line', async (_name, argv, message) => {
     expect(await cli(...argv())).toBe(1);
     expect(stderr).toMatch(message);

@@ -31,7 +31,7 @@ export function injectCommand(): Command {
     .option('--init <tweaker.safetensors>', 'start from these parameter values (PEFT keys) instead of the default initialisation')
     .option('--save-tweaker <out.safetensors>', 'also write the parameter values used')
     .action(async (modelPath: string, o: InjectCliOptions) => {
-      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
       const { readSafetensors } = await import('../../safetensors.ts');
       const { inject } = await import('../../peanut/inject.ts');
@@ -42,8 +42,8 @@ export function injectCommand(): Command {
       const methodOptions = { method: o.method, r: o.rank, depth: o.depth, act: o.act, scaling: o.scaling, alpha: o.alpha };
       resolveMethodConfig(methodOptions);
       resolveSeed(o.seed);
-      assertNotInput(o.output, modelPath, o.init);
-      if (o.saveTweaker) assertNotInput(o.saveTweaker, modelPath, o.init, o.output);
+      checkOutputPath(o.output, modelPath, o.init);
+      if (o.saveTweaker) checkOutputPath(o.saveTweaker, modelPath, o.init, o.output);
       const model = loadModel(modelPath);
       const init = o.init ? readSafetensors(o.init).tensors : undefined;
       const result = inject(model, { ...methodOptions, seed: o.seed, targets: o.targets, ...(init ? { init, initName: o.init } : {}) });

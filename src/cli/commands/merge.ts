@@ -9,11 +9,11 @@ export function mergeCommand(): Command {
     .option('--checkpoint <file|dir>', 'parameter values to merge: a safetensors file, or a run directory (its latest checkpoints/step-<N>.safetensors)')
     .option('--safe', 'refuse to write a merged weight containing NaN or Inf')
     .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean }) => {
-      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
       const { merge, requireAdapter } = await import('../../peanut/merge.ts');
       const { readTweakerState, resolveCheckpoint } = await import('../../peanut/state.ts');
-      assertNotInput(o.output, modelPath, o.checkpoint);
+      checkOutputPath(o.output, modelPath, o.checkpoint);
       const model = loadModel(modelPath);
       const meta = requireAdapter(model);
       let params: Map<string, Float32Array> | undefined;
