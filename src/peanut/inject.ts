@@ -122,9 +122,10 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   const specs = targets.map((c) => method.paramSpecs(config, { in: c.in, out: c.out }));
   const params: AdapterParam[][] = targets.map((c, i) => specs[i]!.map((s) => ({ name: `${c.module}.${s.suffix}`, shape: s.shape })));
   const flat = params.flat();
+  const flatSpecs = specs.flat();
   const state: TweakerState = options.init
     ? stateFromTensors(normaliseInit(options.init, flat), flat, { what: options.initName ?? '--init' })
-    : new Map(flat.map((p, i) => [p.name, initParam(specs.flat()[i]!, p.name, seed)]));
+    : new Map(flat.map((p, i) => [p.name, initParam(flatSpecs[i]!, p.name, seed)]));
 
   const adapted = copyForEdit(model, new Set(targets.map((c) => c.feedNodeIndex)));
   const proto = graphOf(adapted);

@@ -248,7 +248,8 @@ export function discoverTargets(model: OnnxModel): Discovery {
       return;
     }
     const check = checkLayer(g, node, index, defaultOpset(model));
-    const module = modulePathFor(node.name, node.input[1], `${node.opType.toLowerCase()}_${index}`);
+    // The stored weight's name (not a Transpose output) can name the module: `<module>.weight`.
+    const module = modulePathFor(node.name, check.ok ? check.weight.weight : node.input[1], `${node.opType.toLowerCase()}_${index}`);
     if (check.ok) {
       candidates.push({ ...check.weight, module, isHead: false });
       candidateNodes.add(node);

@@ -85,6 +85,15 @@ describe('module paths', () => {
     expect(modulePathFor(node, weight, 'gemm_4')).toBe(want);
   });
 
+  it('names a dynamo-style layer after the weight behind its Transpose', () => {
+    const m = tinyModel([['X', [2, 4]]], ['y'], (_b, g) => {
+      g.addInitializer(floatTensor('model.layers.0.self_attn.q_proj.weight', [3, 4], zeros(12)));
+      g.addNode({ opType: 'Transpose', inputs: ['model.layers.0.self_attn.q_proj.weight'], outputs: ['val_3'], name: 'node_Transpose_2' });
+      g.addNode({ opType: 'MatMul', inputs: ['X', 'val_3'], outputs: ['y'], name: 'node_MatMul_3' });
+    });
+    expect(discoverTargets(m).candidates.map((c) => c.module)).toEqual(['model.layers.0.self_attn.q_proj']);
+  });
+
   it('disambiguates two layers in one scope', () => {
     const m = tinyModel([['X', [2, 4]]], ['a', 'b'], (_b, g) => {
       g.addInitializer(floatTensor('w1', [4, 3], zeros(12)));
