@@ -265,14 +265,14 @@ function toFloat32(model: OnnxModel): OnnxModel {
   for (const t of g.initializer) {
     if (t.dataType !== DT.FLOAT16) continue;
     const v = tensorToFloat32(t, model.baseDir);
-    t.rawData = new Uint8Array(v.buffer);
+    t.rawData = new Uint8Array(v.buffer as ArrayBuffer);
     t.dataType = DT.FLOAT;
   }
   for (const n of g.node) {
     for (const a of n.attribute) {
       if (a.t && a.t.dataType === DT.FLOAT16) {
         const v = tensorToFloat32(a.t, model.baseDir);
-        a.t.rawData = new Uint8Array(v.buffer);
+        a.t.rawData = new Uint8Array(v.buffer as ArrayBuffer);
         a.t.int32Data = [];
         a.t.dataType = DT.FLOAT;
       }
