@@ -18,7 +18,7 @@ import { create, GraphProtoSchema, ModelProtoSchema, type NodeProto, type Tensor
 import { tensorDims } from '../onnx/tensor.ts';
 import { paramNames, readAdapterMeta } from '../peanut/adapter-meta.ts';
 import { appendLossHead, type Task } from '../tasks/loss.ts';
-import { buildGradients, defaultOpset } from './gradient.ts';
+import { buildGradients, checkRulesWithoutShapes, defaultOpset } from './gradient.ts';
 import { probeShapes, type Feeds, type ShapeTable } from './probe.ts';
 import type { GradRegistry } from './registry.ts';
 
@@ -95,7 +95,14 @@ export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions)
   graph.invalidate();
 
   // Probe with θ still initializers (nothing extra to feed).
-  const shapes = await probeShapes(model, opts.batch ? { batches: [opts.batch] } : {});
+  let shapes: ShapeTable;
+  try {
+    shapes = await probeShapes(model, opts.batch ? { batches: [opts.batch] } : {});
+  } catch (err) {
+    // A model onnxruntime cannot run may hold an op we could not differentiate anyway: say so.
+    checkRulesWithoutShapes(graph, { loss: head.loss, params, ...(opts.registry ? { registry: opts.registry } : {}) });
+    throw err;
+  }
 
   // θ: initializers -> graph inputs.
   const initialParams = new Map<string, TensorProto>();

@@ -17,7 +17,8 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { findAttr } from '../onnx/attributes.ts';
 import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
-import type { Graph } from '../onnx/graph.ts';
+import { Graph, valueInfoType } from '../onnx/graph.ts';
+import { create, GraphProtoSchema } from '../onnx/proto.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import { tensorDims, tensorToInts } from '../onnx/tensor.ts';
 import { unbroadcast } from './broadcast.ts';
@@ -42,6 +43,8 @@ export interface BuildGradientsOptions {
   registry?: GradRegistry;
   /** Directory for external data of constant initializers read by rules (default: inline only). */
   baseDir?: string;
+  /** Only find the gradient path and check every node on it has a rule; emit nothing. */
+  checkOnly?: boolean;
 }
 
 export interface GradientResult {
@@ -145,7 +148,10 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
       steps.push(`${c.node.opType} '${c.node.name}'`);
       v = c.input;
     }
-    return steps.reverse().join(' -> ');
+    steps.reverse();
+    // Long paths (deep models) keep their ends: where it starts and how it reaches the node.
+    if (steps.length > 9) steps.splice(3, steps.length - 8, `... ${steps.length - 8} more nodes ...`);
+    return steps.join(' -> ');
   };
 
   // 2. every node on the path needs a rule
@@ -159,6 +165,8 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
       );
     }
   }
+
+  if (opts.checkOnly) return { grads: new Map(), pathNodes, backwardNodes: [] };
 
   // 3. reverse walk
   const backwardNodes: NodeProto[] = [];
@@ -301,4 +309,31 @@ export function defaultOpset(opsetImport: ReadonlyArray<{ domain: string; versio
 /** Whether a node attribute is set (helper for rules with optional attributes). */
 export function hasAttr(node: NodeProto, name: string): boolean {
   return findAttr(node, name) !== undefined;
+}
+
+/**
+ * Finds an op without a gradient rule on the path from `params` to `loss` without probed shapes:
+ * value types come from initializers and graph inputs, every other value counts as float unless
+ * it is a Cast to a non-float type. Used to explain a model onnxruntime cannot even run.
+ *
+ * @throws PeanutError E_UNSUPPORTED_OP as buildGradients would; returns quietly otherwise.
+ */
+export function checkRulesWithoutShapes(graph: Graph, opts: { loss: string; params: readonly string[]; registry?: GradRegistry }): void {
+  const copy = new Graph(create(GraphProtoSchema, { ...graph.proto, node: [...graph.proto.node] }));
+  const table: ShapeTable = new Map();
+  for (const t of graph.proto.initializer) table.set(t.name, { dtype: t.dataType, shape: tensorDims(t) });
+  for (const v of graph.proto.input) {
+    const t = valueInfoType(v);
+    if (t) table.set(v.name, { dtype: t.elemType, shape: (t.dims ?? []).map((d) => (typeof d === 'number' ? d : null)) });
+  }
+  for (const n of graph.proto.node) {
+    const to = n.opType === 'Cast' ? findAttr(n, 'to') : undefined;
+    const dtype = to && !isFloatType(Number(to.i)) ? Number(to.i) : DT.FLOAT;
+    for (const o of n.output) if (o && !table.has(o)) table.set(o, { dtype, shape: [] });
+  }
+  try {
+    buildGradients({ graph: copy, opset: 1, loss: opts.loss, params: opts.params, shapes: table, checkOnly: true, ...(opts.registry ? { registry: opts.registry } : {}) });
+  } catch (err) {
+    if (err instanceof PeanutError && err.code === 'E_UNSUPPORTED_OP') throw err;
+  }
 }

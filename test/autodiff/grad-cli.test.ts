@@ -10,6 +10,8 @@ import { loadModel, saveModel } from '../../src/onnx/io.ts';
 import { inject } from '../../src/peanut/inject.ts';
 import { readSafetensors } from '../../src/safetensors.ts';
 import { runCli } from '../helpers/cli.ts';
+import { Graph } from '../../src/onnx/graph.ts';
+import { create, OperatorSetIdProtoSchema } from '../../src/onnx/proto.ts';
 import { loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
 
 let dir: string;
@@ -64,6 +66,30 @@ describe('peanut-onnx grad', () => {
     const r = await runCli(['grad', adapted, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '--output', 'nope', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/'nope' is not a value of the model; its graph outputs are 'logits'/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it.each([
+    ['Hardmax', ''],
+    ['FancyAttention', 'com.example'],
+  ])('EXPECTED FAILURE - %s on the gradient path: exit 1 naming op, node and path, nothing written', async (opType, domain) => {
+    // logits = pre + op(pre): the op sits between every θ and the loss
+    const model = loadModel(adapted);
+    const g = model.proto.graph!;
+    const last = g.node.find((n) => n.output.includes('logits'))!;
+    last.output = last.output.map((o) => (o === 'logits' ? 'pre_logits' : o));
+    const graph = new Graph(g);
+    graph.addNode({ opType, domain, inputs: ['pre_logits'], outputs: ['odd'], name: '/lm_head/odd' });
+    graph.addNode({ opType: 'Add', inputs: ['pre_logits', 'odd'], outputs: ['logits'], name: '/lm_head/add' });
+    if (domain) model.proto.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: 1n }));
+    const path = join(dir, `odd-${opType}.onnx`);
+    saveModel(model, path);
+    const out = join(dir, `odd-${opType}.safetensors`);
+    const r = await runCli(['grad', path, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`no gradient rule for op '${opType}'`);
+    expect(r.stderr).toContain(`node '/lm_head/odd'`);
+    expect(r.stderr).toMatch(new RegExp(`peanut_[AB]\\.weight' -> .* -> ${opType} '/lm_head/odd'`));
     expect(existsSync(out)).toBe(false);
   });
 
