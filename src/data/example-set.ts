@@ -76,8 +76,35 @@ function makeData(type: BatchTensor['type'], values: ArrayLike<number>): BatchTe
   return out;
 }
 
+/**
+ * Rows `indices` of `t` as a batch array of `type`: a block copy when the stored type already is
+ * the wanted one (the common case: F32 features, I64 ids), else converted value by value.
+ */
+function gatherRows(t: SafeTensor, indices: readonly number[], type: BatchTensor['type']): BatchTensor['data'] {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const same = (type === 'float32' && t.data instanceof Float32Array) || (type === 'int64' && t.data instanceof BigInt64Array) || (type === 'int32' && t.data instanceof Int32Array);
+  if (same) {
+    const src = t.data as Float32Array | BigInt64Array | Int32Array;
+    const out = new (src.constructor as Float32ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor)(indices.length * per);
+    indices.forEach((i, b) => out.set(src.subarray(i * per, (i + 1) * per) as never, b * per));
+    return out;
+  }
+  const src = safeToNumbers(t);
+  const values = new Array<number>(indices.length * per);
+  indices.forEach((i, b) => {
+    for (let j = 0; j < per; j++) values[b * per + j] = src[i * per + j]!;
+  });
+  return makeData(type, values);
+}
+
+const numberCache = new WeakMap<SafeTensor, ArrayLike<number>>();
+
 function safeToNumbers(t: SafeTensor): ArrayLike<number> {
-  if (t.data instanceof BigInt64Array) return Array.from(t.data, Number);
+  if (t.data instanceof BigInt64Array) {
+    let hit = numberCache.get(t);
+    if (!hit) numberCache.set(t, (hit = Float64Array.from(t.data, Number)));
+    return hit;
+  }
   if (t.dtype === 'F16' || t.dtype === 'BF16') throw new PeanutError('E_DTYPE', `half-precision data tensors are not supported; store data as F32/I64`);
   return t.data as ArrayLike<number>;
 }
@@ -112,8 +139,8 @@ class TensorExampleSet implements ExampleSet {
       const type = typeFor(input.elemType, input.name);
       const t = get(input.name);
       if (t) {
-        const { values, dims } = this.#rows(t, indices);
-        out.set(input.name, { type, dims: fitRank(dims, input), data: makeData(type, values) });
+        const dims = fitRank([indices.length, ...t.shape.slice(1)], input);
+        out.set(input.name, { type, dims, data: gatherRows(t, indices, type) });
         continue;
       }
       const fill = defaultFor(input.name, spec, ids ? this.#rows(ids, indices) : undefined, () => {
