@@ -70,6 +70,40 @@ describe('shape probing', () => {
   });
 });
 
+describe('shape probing with a real batch', () => {
+  it('adds a synthetic run of other sizes, so dynamic axes are still found', async () => {
+    const g = create(GraphProtoSchema, { name: 'p' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, ['batch', 4]));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Relu', inputs: ['x'], outputs: ['y'] });
+    g.output.push(makeValueInfo('y'));
+    const shapes = await probeShapes(model(g), { batches: [{ x: new ort.Tensor('float32', new Float32Array(8), [2, 4]) }] });
+    expect(shapes.get('y')!.shape).toEqual([null, 4]);
+  });
+});
+
+describe('accumulation', () => {
+  it('a value used twice by one node (Mul(x, x)) and by two nodes gets the sum: d/dx Σ(x·x + x) = 2x + 1', async () => {
+    const g = create(GraphProtoSchema, { name: 'acc' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, [3]));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Mul', inputs: ['x', 'x'], outputs: ['sq'] });
+    graph.addNode({ opType: 'Add', inputs: ['sq', 'x'], outputs: ['s'] });
+    graph.addNode({ opType: 'ReduceSum', inputs: ['s'], outputs: ['loss'], attrs: { keepdims: 0 } });
+    g.output.push(makeValueInfo('loss'));
+    const m = model(g);
+    const x = new ort.Tensor('float32', Float32Array.from([0.5, -2, 3]), [3]);
+    const shapes = await probeShapes(m, { batches: [{ x }, { x }] });
+    const { grads, backwardNodes } = buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes });
+    expect(backwardNodes.filter((n) => n.opType === 'Sum')).toHaveLength(1);
+    g.output = [makeValueInfo(grads.get('x')!)];
+    const { session } = await createSession(encodeModel(m.proto));
+    const out = await session.run({ x });
+    await session.release();
+    expect(Array.from(out[grads.get('x')!]!.data as Float32Array)).toEqual([2, -3, 7]);
+  });
+});
+
 /** x (param) -> MatMul(w) -> [op] -> ReduceSum -> loss; shapes given by hand. */
 function chain(middle: { opType: string; domain?: string }): { graph: Graph; shapes: ShapeTable } {
   const g = create(GraphProtoSchema, { name: 'c' });
