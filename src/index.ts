@@ -25,7 +25,8 @@ export {
   type LoraConfig,
 } from './peanut/config.ts';
 export { inject, initParam, isAdapted, type InjectOptions, type InjectResult } from './peanut/inject.ts';
-export { merge, mergedWeight, requireAdapter, type MergeOptions } from './peanut/merge.ts';
+export { merge, mergedWeight, requireAdapter, readTargetWeight, type MergeOptions } from './peanut/merge.ts';
+export { mergeWithRuntime } from './peanut/merge-ort.ts';
 export { inspectModel, formatInspectReport, type InspectReport, type InspectOptions } from './peanut/inspect.ts';
 export { ADAPTER_META_KEY, readAdapterMeta, writeAdapterMeta, paramNames, type AdapterMeta, type AdapterTarget, type AdapterParam } from './peanut/adapter-meta.ts';
 export {

@@ -66,6 +66,11 @@ function weightTensorOf(graph: GraphProto, t: AdapterTarget): { tensor: TensorPr
   return { tensor };
 }
 
+/** A target's stored weight (W0) as float32, in its stored layout. */
+export function readTargetWeight(adapted: OnnxModel, target: AdapterTarget): Float32Array {
+  return tensorToFloat32(weightTensorOf(graphOf(adapted), target).tensor, adapted.baseDir);
+}
+
 function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
   const next = withFields(t, {
     rawData: bytes as Uint8Array<ArrayBuffer>,
@@ -97,6 +102,9 @@ export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float
   return oi ? transpose(merged, target.in, target.out) : merged;
 }
 
+/** W0 + ΔW for one target, in its stored layout; `readW0` gives the stored weight as float32. */
+export type MergedWeightFn = (target: AdapterTarget, readW0: () => Float32Array) => Float32Array;
+
 /**
  * Folds an adapted model's tweakers into its weights.
  *
@@ -107,9 +115,21 @@ export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float
  */
 export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
   const meta = requireAdapter(adapted);
-  const state = opts.params ? checkParams(meta, opts.params) : stateFromModel(adapted, meta);
-  const g = graphOf(adapted);
+  const state = mergeState(adapted, meta, opts);
+  return rebuildMerged(adapted, meta, (t, readW0) => mergedWeight(meta, t, readW0(), state), opts.safe ?? false);
+}
 
+/** The parameter values a merge uses: `opts.params` (checked) or the model's initializers. */
+export function mergeState(adapted: OnnxModel, meta: AdapterMeta, opts: MergeOptions): TweakerState {
+  return opts.params ? checkParams(meta, opts.params) : stateFromModel(adapted, meta);
+}
+
+/**
+ * The merged model, given each target's merged weight: writes the weights, removes everything
+ * injection recorded, points the feeding nodes back at the weights and drops the metadata entry.
+ */
+export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: MergedWeightFn, safe: boolean): OnnxModel {
+  const g = graphOf(adapted);
   const dropNodes = new Set(meta.targets.flatMap((t) => t.nodes));
   const dropInits = new Set(meta.targets.flatMap((t) => [...t.params.map((p) => p.name), ...t.constants]));
   const newInits = new Map<string, TensorProto>();
@@ -118,9 +138,9 @@ export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
 
   for (const t of meta.targets) {
     const { tensor, constant } = weightTensorOf(g, t);
-    const w0 = tensorToFloat32(tensor, adapted.baseDir);
-    const merged = mergedWeight(meta, t, w0, state);
-    if (opts.safe) {
+    const merged = weightFor(t, () => tensorToFloat32(tensor, adapted.baseDir));
+    if (merged.length !== t.in * t.out) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${t.in * t.out}`);
+    if (safe) {
       const bad = merged.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
     }

@@ -4,6 +4,7 @@ import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/runtime.ts';
 import { inject } from '../../src/peanut/inject.ts';
 import { merge } from '../../src/peanut/merge.ts';
+import { mergeWithRuntime } from '../../src/peanut/merge-ort.ts';
 import { FIXTURE_NAMES, loadFixture, maxAbsDiff, relError, type Fixture } from '../helpers/fixtures.ts';
 import type { SafeTensor } from '../../src/safetensors.ts';
 
@@ -70,11 +71,15 @@ for (const name of FIXTURE_NAMES) {
 
       const merged = merge(model);
       const mg = graphOf(merged);
+      const viaOrt = graphOf(await mergeWithRuntime(model));
       for (const t of f.config.tweaker.targets) {
-        const init = mg.initializer.find((x) => x.name === t.weight_initializer)!;
         const wantW = expected.get(`${t.weight_initializer}::merged`)!.data as Float32Array;
-        expect(relError(tensorToFloat32(init, merged.baseDir), wantW)).toBeLessThanOrEqual(1e-6);
+        for (const g of [mg, viaOrt]) {
+          const init = g.initializer.find((x) => x.name === t.weight_initializer)!;
+          expect(relError(tensorToFloat32(init, merged.baseDir), wantW)).toBeLessThanOrEqual(1e-6);
+        }
       }
+      expect(viaOrt.node).toEqual(mg.node);
       const mergedOut = await run(merged, batch);
       expect(maxAbsDiff(mergedOut, adapted)).toBeLessThanOrEqual(1e-5);
 

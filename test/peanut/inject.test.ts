@@ -7,6 +7,8 @@ import { floatTensor } from '../../src/onnx/tensor.ts';
 import { graphOf, encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { inject, initParam, type InjectOptions } from '../../src/peanut/inject.ts';
 import { merge } from '../../src/peanut/merge.ts';
+import { mergeWithRuntime } from '../../src/peanut/merge-ort.ts';
+import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { ACTIVATIONS } from '../../src/peanut/config.ts';
 import { readAdapterMeta, ADAPTER_META_KEY } from '../../src/peanut/adapter-meta.ts';
 import { readTweakerState, resolveCheckpoint, writeTweakerState } from '../../src/peanut/state.ts';
@@ -82,6 +84,14 @@ describe('injection numerics against a hand computation', () => {
         const merged = merge(model);
         const m = await runModel(merged, feeds);
         for (const k of ['Y1', 'Y2', 'Y3']) expect(maxAbsDiff(m[k]!, got[k]!)).toBeLessThanOrEqual(1e-5);
+        // ΔW through ONNX Runtime (the adapted model's own nodes) agrees with the JS merge
+        const viaOrt = await mergeWithRuntime(model);
+        graphOf(viaOrt).initializer.forEach((t, i) => {
+          const js = graphOf(merged).initializer[i]!;
+          expect(relError(tensorToFloat32(t, '.'), tensorToFloat32(js, '.'))).toBeLessThanOrEqual(1e-6);
+        });
+        const cw = (mm: OnnxModel) => graphOf(mm).node.find((n) => n.opType === 'Constant')!.attribute[0]!.t!;
+        expect(relError(tensorToFloat32(cw(viaOrt), '.'), tensorToFloat32(cw(merged), '.'))).toBeLessThanOrEqual(1e-6);
         // node for node the original; the Constant node carries the merged value
         const og = graphOf(original);
         const mg = graphOf(merged);
@@ -124,6 +134,8 @@ describe('injection numerics against a hand computation', () => {
     const adapted = await runFp16(live);
     const merged = await runFp16(merge(live));
     expect(relError(merged.Y3!, adapted.Y3!)).toBeLessThan(2e-3); // one fp16 ulp at most
+    const viaOrt = await runFp16(await mergeWithRuntime(live));
+    expect(relError(viaOrt.Y3!, adapted.Y3!)).toBeLessThan(2e-3);
     expect(maxAbsDiff(adapted.Y3!, a.Y3!)).toBeGreaterThan(1e-2);
     const w = graphOf(merge(live)).initializer.find((t) => t.name === 'onnx::MatMul_7')!;
     expect(w.dataType).toBe(DT.FLOAT16);

@@ -11,7 +11,8 @@ export function mergeCommand(): Command {
     .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean }) => {
       const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
-      const { merge, requireAdapter } = await import('../../peanut/merge.ts');
+      const { requireAdapter } = await import('../../peanut/merge.ts');
+      const { mergeWithRuntime } = await import('../../peanut/merge-ort.ts');
       const { readTweakerState, resolveCheckpoint } = await import('../../peanut/state.ts');
       checkOutputPath(o.output, modelPath, o.checkpoint);
       const model = loadModel(modelPath);
@@ -23,7 +24,7 @@ export function mergeCommand(): Command {
         params = readTweakerState(file, meta.targets.flatMap((t) => t.params), { allowExtra: true });
         source = file;
       }
-      const merged = merge(model, { ...(params ? { params } : {}), safe: o.safe ?? false });
+      const merged = await mergeWithRuntime(model, { ...(params ? { params } : {}), safe: o.safe ?? false });
       saveModel(merged, o.output);
       process.stdout.write(`merged ${meta.targets.length} layer(s) (parameters from ${source})\nwrote ${o.output}\n`);
     });
