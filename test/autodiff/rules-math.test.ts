@@ -37,6 +37,12 @@ const CASES: Array<[string, GradCheckCase]> = [
   ['Erf (float32)', { op: 'Erf', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5] }] }],
   ['Gelu none (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 3, -3, 3) }] }],
   ['Gelu tanh (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', attrs: { approximate: 'tanh' }, inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 4, -3, 3) }] }],
+  // com.microsoft GELU family (float32 kernels only)
+  ['com.microsoft Gelu', { op: 'Gelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 13, -3, 3) }] }],
+  ['com.microsoft BiasGelu', { op: 'BiasGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'bias', dims: [4] }] }],
+  ['com.microsoft FastGelu with bias', { op: 'FastGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'bias', dims: [4] }] }],
+  ['com.microsoft FastGelu, dynamic', { op: 'FastGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 4], altDims: [3, 4] }] }],
+  ['com.microsoft QuickGelu', { op: 'QuickGelu', domain: 'com.microsoft', dtype: 'float32', attrs: { alpha: float(1.5) }, inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 14, -3, 3) }] }],
   // dX = Y·(dY − Σ dY·Y)
   ['Softmax opset 17 axis -1', { op: 'Softmax', inputs: [{ name: 'x', dims: [2, 3, 4] }] }],
   ['Softmax opset 17 axis 1, dynamic', { op: 'Softmax', attrs: { axis: 1 }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 5] }] }],

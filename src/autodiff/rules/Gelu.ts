@@ -5,37 +5,39 @@
  *          dX = dY · (½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²))
  */
 import type { GradRule } from '../rule.ts';
+import type { GraphBuilder } from '../../onnx/builder.ts';
 import { attrString } from '../../onnx/attributes.ts';
 import { scalarOf } from '../ops.ts';
 import { PeanutError } from '../../errors.ts';
+
+/** dGelu(x)/dx as a tensor shaped like x (`approximate` none = erf form, tanh = tanh form). */
+export function geluDerivative(b: GraphBuilder, x: string, dt: number, approximate: 'none' | 'tanh'): string {
+  const k = (v: number) => scalarOf(b, v, dt);
+  if (approximate === 'none') {
+    const cdf = b.op('Mul', [k(0.5), b.op('Add', [k(1), b.op('Erf', [b.op('Mul', [x, k(Math.SQRT1_2)])])])]);
+    const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), k(-0.5)])]), k(1 / Math.sqrt(2 * Math.PI))]);
+    return b.op('Add', [cdf, b.op('Mul', [x, pdf])]);
+  }
+  const c = Math.sqrt(2 / Math.PI);
+  const x2 = b.op('Mul', [x, x]);
+  const u = b.op('Mul', [b.op('Add', [x, b.op('Mul', [b.op('Mul', [x2, x]), k(0.044715)])]), k(c)]);
+  const t = b.op('Tanh', [u]);
+  const du = b.op('Mul', [b.op('Add', [k(1), b.op('Mul', [x2, k(3 * 0.044715)])]), k(c)]);
+  const left = b.op('Mul', [k(0.5), b.op('Add', [k(1), t])]);
+  const right = b.op('Mul', [b.op('Mul', [b.op('Mul', [k(0.5), x]), b.op('Sub', [k(1), b.op('Mul', [t, t])])]), du]);
+  return b.op('Add', [left, right]);
+}
 
 export const geluGrad: GradRule = {
   opType: 'Gelu',
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
-    const { b } = ctx;
-    const x = ctx.I(0);
-    const dt = ctx.dtype(x);
-    const k = (v: number) => scalarOf(b, v, dt);
     const approximate = attrString(ctx.node, 'approximate', 'none');
-    let d: string;
-    if (approximate === 'none') {
-      const cdf = b.op('Mul', [k(0.5), b.op('Add', [k(1), b.op('Erf', [b.op('Mul', [x, k(Math.SQRT1_2)])])])]);
-      const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), k(-0.5)])]), k(1 / Math.sqrt(2 * Math.PI))]);
-      d = b.op('Add', [cdf, b.op('Mul', [x, pdf])]);
-    } else if (approximate === 'tanh') {
-      const c = Math.sqrt(2 / Math.PI);
-      const x2 = b.op('Mul', [x, x]);
-      const u = b.op('Mul', [b.op('Add', [x, b.op('Mul', [b.op('Mul', [x2, x]), k(0.044715)])]), k(c)]);
-      const t = b.op('Tanh', [u]);
-      const du = b.op('Mul', [b.op('Add', [k(1), b.op('Mul', [x2, k(3 * 0.044715)])]), k(c)]);
-      const left = b.op('Mul', [k(0.5), b.op('Add', [k(1), t])]);
-      const right = b.op('Mul', [b.op('Mul', [b.op('Mul', [k(0.5), x]), b.op('Sub', [k(1), b.op('Mul', [t, t])])]), du]);
-      d = b.op('Add', [left, right]);
-    } else {
+    if (approximate !== 'none' && approximate !== 'tanh') {
       throw new PeanutError('E_UNSUPPORTED_OP', `Gelu node '${ctx.node.name}' has unknown approximate='${approximate}' (expected none or tanh)`);
     }
-    return [b.op('Mul', [dY, d])];
+    const x = ctx.I(0);
+    return [ctx.b.op('Mul', [dY, geluDerivative(ctx.b, x, ctx.dtype(x), approximate)])];
   },
 };

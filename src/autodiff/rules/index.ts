@@ -29,6 +29,7 @@ import { sqrtGrad } from './Sqrt.ts';
 import { subGrad } from './Sub.ts';
 import { tanhGrad } from './Tanh.ts';
 import { whereGrad } from './Where.ts';
+import { biasGeluGrad, fastGeluGrad, msGeluGrad, quickGeluGrad } from './com.microsoft/Gelu.ts';
 
 // Shape, reduction, normalisation and indexing rules.
 import { reduceSumGrad } from './ReduceSum.ts';
@@ -137,4 +138,9 @@ export const RULES: readonly GradRule[] = [
   globalMaxPoolGrad,
   batchNormalizationGrad,
   instanceNormalizationGrad,
+  // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
+  msGeluGrad,
+  biasGeluGrad,
+  fastGeluGrad,
+  quickGeluGrad,
 ];
