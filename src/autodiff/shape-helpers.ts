@@ -7,7 +7,7 @@
  * Nothing here bakes a dynamic (null) axis into a constant.
  */
 import type { GradContext, StaticShape } from './rule.ts';
-import { attrInts, attrInt } from '../onnx/attributes.ts';
+import { attrInts, attrInt, attrString } from '../onnx/attributes.ts';
 import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
 import { makeTensor } from '../onnx/tensor.ts';
 import { PeanutError } from '../errors.ts';
@@ -223,4 +223,61 @@ export function inFloat32(ctx: GradContext, dt: number, values: string[], emit: 
   if (dt !== DT.FLOAT16 && dt !== DT.BFLOAT16) return emit(values, dt);
   const out = emit(values.map((v) => ctx.b.op('Cast', [v], { to: DT.FLOAT })), DT.FLOAT);
   return ctx.b.op('Cast', [out], { to: dt });
+}
+
+/** Geometry of a sliding-window op (Conv, pooling), with auto_pad resolved to explicit pads. */
+export interface WindowAttrs {
+  strides: number[];
+  dilations: number[];
+  /** begin…, end… */
+  pads: number[];
+  kernel: Array<number | null>;
+}
+
+/**
+ * Strides, dilations and pads of a Conv/pool node over input 0; auto_pad SAME_* is resolved
+ * from the static spatial dims (it cannot be with dynamic ones).
+ */
+export function windowAttrs(ctx: GradContext, kernel: Array<number | null>): WindowAttrs {
+  const x = ctx.I(0);
+  const nsp = ctx.rank(x) - 2;
+  const ones = new Array<number>(nsp).fill(1);
+  const strides = attrInts(ctx.node, 'strides') ?? ones;
+  const dilations = attrInts(ctx.node, 'dilations') ?? ones;
+  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  let pads = attrInts(ctx.node, 'pads') ?? new Array<number>(2 * nsp).fill(0);
+  if (autoPad === 'VALID') pads = new Array<number>(2 * nsp).fill(0);
+  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const sp = ctx.shape(x).slice(2);
+    const begin: number[] = [];
+    const end: number[] = [];
+    for (let i = 0; i < nsp; i++) {
+      const n = sp[i];
+      const k = kernel[i];
+      if (typeof n !== 'number' || typeof k !== 'number') unsupported(ctx, `auto_pad ${autoPad} with dynamic spatial dims`);
+      const s = strides[i]!;
+      const total = Math.max(0, (Math.ceil(n / s) - 1) * s + (k - 1) * dilations[i]! + 1 - n);
+      const small = Math.floor(total / 2);
+      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      end.push(autoPad === 'SAME_UPPER' ? total - small : small);
+    }
+    pads = [...begin, ...end];
+  }
+  return { strides, dilations, pads, kernel };
+}
+
+/**
+ * The part of `full` (a ConvTranspose result computed without end cropping) that lies over
+ * forward value `x`'s spatial extent: cut to X's size, then zero-padded at the end where the
+ * forward windows never reached. Only non-negative pads, which every execution provider takes.
+ */
+export function fitSpatial(ctx: GradContext, full: string, x: string): string {
+  const b = ctx.b;
+  const nsp = ctx.rank(x) - 2;
+  const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
+  const xDims = dimsOf(ctx, x, spatial);
+  const cut = b.op('Slice', [full, b.constInt64(new Array<number>(nsp).fill(0)), xDims, b.constInt64(spatial)]);
+  const missing = b.op('Sub', [xDims, b.op('Gather', [b.op('Shape', [cut]), b.constInt64(spatial)], { axis: 0 })]);
+  const pads = concatInts(ctx, [...new Array<number>(nsp + 4).fill(0), missing]);
+  return b.op('Pad', [cut, pads], { mode: 'constant' });
 }

@@ -245,6 +245,17 @@ const CASES: Case[] = [
   // ---- pooling and batch/instance normalisation
   ['GlobalAveragePool, dynamic spatial (float32)', { op: 'GlobalAveragePool', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 2, 3, 2], altDims: [2, 2, 5, 2] }] }],
   ['GlobalMaxPool (float32)', { op: 'GlobalMaxPool', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 2, 3], altDims: [2, 2, 5] }] }],
+  // dX = Sᵀ(dY / c): window sums transposed (ConvTranspose with a ones kernel), c = window count
+  ['AveragePool 2-D stride 2 (float32)', { op: 'AveragePool', dtype: 'float32', attrs: { kernel_shape: [2, 2], strides: [2, 2] }, inputs: [{ name: 'x', dims: [2, 2, 4, 5], altDims: [3, 2, 5, 5] }] }],
+  [
+    'AveragePool pads, count_include_pad=0, overlapping (float32)',
+    { op: 'AveragePool', dtype: 'float32', attrs: { kernel_shape: [3, 2], strides: [1, 2], pads: [1, 0, 1, 1] }, inputs: [{ name: 'x', dims: [1, 2, 4, 4], altDims: [2, 3, 5, 4] }] },
+  ],
+  ['AveragePool 1-D pads, count_include_pad=1 (float32)', { op: 'AveragePool', dtype: 'float32', attrs: { kernel_shape: [3], strides: [2], pads: [1, 1], count_include_pad: 1 }, inputs: [{ name: 'x', dims: [2, 3, 6] }] }],
+  // dX = ScatterElements-add of dY at MaxPool's flat Indices
+  ['MaxPool-13 non-overlapping 2x2', { op: 'MaxPool', opset: 13, attrs: { kernel_shape: [2, 2], strides: [2, 2] }, inputs: [{ name: 'x', dims: [2, 2, 4, 4], altDims: [1, 3, 6, 4] }] }],
+  ['MaxPool-18 overlapping windows, pads, dilation', { op: 'MaxPool', opset: 18, attrs: { kernel_shape: [3], strides: [1], pads: [1, 1], dilations: [2] }, inputs: [{ name: 'x', dims: [2, 2, 7], altDims: [2, 3, 9] }] }, { uses: ['ScatterElements'] }],
+  ['MaxPool-18 with its Indices output', { op: 'MaxPool', opset: 18, outputs: 2, skipOutputs: [1], attrs: { kernel_shape: [2, 2] }, inputs: [{ name: 'x', dims: [1, 1, 3, 3] }] }, { avoids: ['MaxPool'] }],
   // dX = dY·γ·inv, dγ = Σ dY·x̂, dβ = Σ dY (inference mode; running stats frozen)
   [
     'BatchNormalization-15 inference, 4-D',
@@ -306,13 +317,15 @@ describe('gradient rules: shape, reduction, normalisation, indexing (finite diff
 /** The shape, reduction, normalisation and indexing rules (src/autodiff/rules/<op>.ts). */
 const FAMILY = [
   'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp',
-  'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool',
+  'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
   'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
   'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements',
   'Conv', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
 ];
 
 const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [
+  ['AveragePool ceil_mode=1', { op: 'AveragePool', dtype: 'float32', attrs: { kernel_shape: [2], ceil_mode: 1, strides: [2] }, inputs: [{ name: 'x', dims: [1, 1, 5] }] }, /ceil_mode=1/],
+  ['MaxPool-13 overlapping windows', { op: 'MaxPool', opset: 13, attrs: { kernel_shape: [2], strides: [1] }, inputs: [{ name: 'x', dims: [1, 1, 5] }] }, /overlapping/],
   ['Pad reflect mode', { op: 'Pad', opset: 13, attrs: { mode: 'reflect' }, inputs: [{ name: 'x', dims: [2, 3] }, i64('pads', [0, 1, 0, 1])] }, /Pad node .*mode 'reflect'/],
   ['ScatterND reduction=mul', { op: 'ScatterND', opset: 16, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0], [1, 1]), { name: 'upd', dims: [1, 2] }] }, /reduction 'mul'/],
   ['Einsum diagonal operand', { op: 'Einsum', attrs: { equation: 'ii->i' }, inputs: [{ name: 'a', dims: [3, 3] }] }, /repeated index/],

@@ -14,45 +14,16 @@
  * auto_pad SAME_* needs static spatial dims (the pads depend on them); VALID and NOTSET do not.
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { concatInts, dimOf, dimsOf, hasInput, reduce, transpose, unsupported } from '../shape-helpers.ts';
+import { attrInt, attrInts } from '../../onnx/attributes.ts';
+import { concatInts, dimOf, dimsOf, hasInput, fitSpatial, reduce, transpose, windowAttrs, type WindowAttrs } from '../shape-helpers.ts';
 
-interface ConvAttrs {
-  strides: number[];
-  dilations: number[];
-  pads: number[]; // begin…, end…
+interface ConvAttrs extends WindowAttrs {
   group: number;
-  kernel: Array<number | null>;
 }
 
 function convAttrs(ctx: GradContext): ConvAttrs {
-  const x = ctx.I(0);
-  const nsp = ctx.rank(x) - 2;
-  const ones = new Array<number>(nsp).fill(1);
-  const strides = attrInts(ctx.node, 'strides') ?? ones;
-  const dilations = attrInts(ctx.node, 'dilations') ?? ones;
-  const group = attrInt(ctx.node, 'group', 1);
   const kernel = attrInts(ctx.node, 'kernel_shape') ?? ctx.shape(ctx.I(1)).slice(2);
-  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
-  let pads = attrInts(ctx.node, 'pads') ?? new Array<number>(2 * nsp).fill(0);
-  if (autoPad === 'VALID') pads = new Array<number>(2 * nsp).fill(0);
-  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
-    const sp = ctx.shape(x).slice(2);
-    const begin: number[] = [];
-    const end: number[] = [];
-    for (let i = 0; i < nsp; i++) {
-      const n = sp[i];
-      const k = kernel[i];
-      if (typeof n !== 'number' || typeof k !== 'number') unsupported(ctx, `auto_pad ${autoPad} with dynamic spatial dims`);
-      const s = strides[i]!;
-      const total = Math.max(0, (Math.ceil(n / s) - 1) * s + (k - 1) * dilations[i]! + 1 - n);
-      const small = Math.floor(total / 2);
-      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
-      end.push(autoPad === 'SAME_UPPER' ? total - small : small);
-    }
-    pads = [...begin, ...end];
-  }
-  return { strides, dilations, pads, group, kernel };
+  return { ...windowAttrs(ctx, kernel), group: attrInt(ctx.node, 'group', 1) };
 }
 
 export const convGrad: GradRule = {
@@ -94,14 +65,7 @@ function inputGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
   // the forward pass read), then zeros appended for rows it never read. Slice + Pad with
   // non-negative pads only, which every execution provider takes.
   const beginOnly = [...a.pads.slice(0, nsp), ...new Array<number>(nsp).fill(0)];
-  const full = b.op('ConvTranspose', [dY, ctx.I(1)], { ...attrs, pads: beginOnly });
-  const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
-  const xDims = dimsOf(ctx, x, spatial);
-  const cut = b.op('Slice', [full, b.constInt64(new Array<number>(nsp).fill(0)), xDims, b.constInt64(spatial)]);
-  const cutShape = b.op('Shape', [cut]);
-  const missing = b.op('Sub', [xDims, b.op('Gather', [cutShape, b.constInt64(spatial)], { axis: 0 })]);
-  const pads = concatInts(ctx, [...new Array<number>(nsp + 4).fill(0), missing]);
-  return b.op('Pad', [cut, pads], { mode: 'constant' });
+  return fitSpatial(ctx, b.op('ConvTranspose', [dY, ctx.I(1)], { ...attrs, pads: beginOnly }), x);
 }
 
 function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {

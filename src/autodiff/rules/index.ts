@@ -71,6 +71,8 @@ import { globalAveragePoolGrad } from './GlobalAveragePool.ts';
 import { globalMaxPoolGrad } from './GlobalMaxPool.ts';
 import { batchNormalizationGrad } from './BatchNormalization.ts';
 import { instanceNormalizationGrad } from './InstanceNormalization.ts';
+import { averagePoolGrad } from './AveragePool.ts';
+import { maxPoolGrad } from './MaxPool.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -138,6 +140,8 @@ export const RULES: readonly GradRule[] = [
   globalMaxPoolGrad,
   batchNormalizationGrad,
   instanceNormalizationGrad,
+  averagePoolGrad,
+  maxPoolGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
