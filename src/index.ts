@@ -39,6 +39,34 @@ export {
   type TweakerState,
 } from './peanut/state.ts';
 export { methodFor } from './peanut/methods/index.ts';
+
+// Hugging Face PEFT adapters in and out
+export {
+  exportPeft,
+  importPeft,
+  readPeftAdapter,
+  readAdapterSource,
+  peftTensors,
+  type AdapterSource,
+  type ExportPeftOptions,
+  type ExportPeftResult,
+  type ImportPeftOptions,
+  type ImportPeftResult,
+  type PeftAdapter,
+} from './interop/peft.ts';
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  PEFT_KEY_PREFIX,
+  PEFT_VERSION,
+  PEANUT_CONFIG_FIELDS,
+  parsePeftConfig,
+  peftConfigFor,
+  peftTargetModules,
+  type ParsedPeftConfig,
+  type PeftConfigOptions,
+  type PeftTargetModules,
+} from './interop/peft-config.ts';
 export type { AdapterMethod, ParamSpec, Layout } from './peanut/methods/method.ts';
 
 // Training: artifacts, the fused AdamW step, the training loop
