@@ -46,8 +46,15 @@ export function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
 
-/** `Where(cond, x, 0)` / `Where(cond, 0, x)` with a zero of `dtype`. */
-export function maskGrad(b: GraphBuilder, cond: string, x: string, dtype: number, keepWhere: boolean): string {
+/**
+ * `Where(cond, x, 0)` / `Where(cond, 0, x)` with a zero of `dtype`; before opset 9 (no Where),
+ * `x · Cast(cond)`.
+ */
+export function maskGrad(b: GraphBuilder, cond: string, x: string, dtype: number, keepWhere: boolean, opset = 9): string {
+  if (opset < 9) {
+    const c = keepWhere ? cond : b.op('Not', [cond]);
+    return b.op('Mul', [x, b.op('Cast', [c], { to: dtype })]);
+  }
   const zero = scalarOf(b, 0, dtype);
   return keepWhere ? b.op('Where', [cond, x, zero]) : b.op('Where', [cond, zero, x]);
 }

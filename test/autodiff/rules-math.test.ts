@@ -70,6 +70,8 @@ const CASES: Array<[string, GradCheckCase]> = [
   ['Gemm plain with C [N]', { op: 'Gemm', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 5] }, { name: 'c', dims: [5] }] }],
   ['Gemm transA transB alpha beta, C [M,1]', { op: 'Gemm', attrs: { transA: 1, transB: 1, alpha: float(0.7), beta: float(1.3) }, inputs: [{ name: 'a', dims: [4, 3] }, { name: 'b', dims: [5, 4] }, { name: 'c', dims: [3, 1] }] }],
   ['Gemm transA, dynamic M', { op: 'Gemm', attrs: { transA: 1 }, inputs: [{ name: 'a', dims: [4, 3], altDims: [4, 6] }, { name: 'b', dims: [4, 5] }] }],
+  ['Gemm opset 9 (C required), transB', { op: 'Gemm', opset: 9, attrs: { transB: 1 }, inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [5, 4] }, { name: 'c', dims: [5] }] }],
+  ['Clip opset 10 (min/max attributes, float32)', { op: 'Clip', opset: 10, dtype: 'float32', attrs: { min: float(-0.4), max: float(0.5) }, inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 8, -1, 1, [-0.4, 0.5], 0.05) }] }],
   ['Gemm transB, scalar C', { op: 'Gemm', attrs: { transB: 1, alpha: float(2) }, inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [5, 4] }, { name: 'c', dims: [] }] }],
 ];
 

@@ -32,6 +32,6 @@ export const clipGrad: GradRule = {
     if (hi) conds.push(b.op('Not', [b.op('Greater', [x, hi])]));
     if (conds.length === 0) return [dY];
     const inside = conds.length === 2 ? b.op('And', [conds[0]!, conds[1]!]) : conds[0]!;
-    return [maskGrad(b, inside, dY, dt, true)];
+    return [maskGrad(b, inside, dY, dt, true, ctx.opset)];
   },
 };

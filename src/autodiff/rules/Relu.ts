@@ -10,6 +10,6 @@ export const reluGrad: GradRule = {
     const { b } = ctx;
     const dt = ctx.dtype(ctx.I(0));
     const positive = b.op('Greater', [ctx.I(0), scalarOf(b, 0, dt)]);
-    return [maskGrad(b, positive, dY, dt, true)];
+    return [maskGrad(b, positive, dY, dt, true, ctx.opset)];
   },
 };
