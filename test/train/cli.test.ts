@@ -47,10 +47,10 @@ const bytes = (path: string, key: string) => {
 };
 
 describe('peanut-onnx train (CLI)', () => {
-  const STEPS = 3000;
+  const STEPS = 1500;
   const common = (d: { artifacts: string; train: string }, run: string) => [
     'train', d.artifacts, '--data', d.train, '-o', run, '--steps', String(STEPS), '--batch-size', '5', '--lr', '0.01',
-    '--schedule', 'linear', '--warmup', '10', '--seed', '7', '--save-every', '400', '--ep', 'cpu', '--threads', '1',
+    '--schedule', 'linear', '--warmup', '10', '--seed', '7', '--save-every', '200', '--ep', 'cpu', '--threads', '1',
   ];
 
   it('a run killed between checkpoints (SIGKILL) resumes to the same θ as an uninterrupted run', async () => {
@@ -61,10 +61,10 @@ describe('peanut-onnx train (CLI)', () => {
     const r1 = await runCli(common(d, full));
     expect(r1.code, r1.stderr).toBe(0);
 
-    const k = await runAndSignal(common(d, killed), killed, 400, 'SIGKILL');
+    const k = await runAndSignal(common(d, killed), killed, 200, 'SIGKILL');
     expect(k.signal).toBe('SIGKILL');
     const at = latestStep(killed);
-    expect(at).toBeGreaterThanOrEqual(400);
+    expect(at).toBeGreaterThanOrEqual(200);
     expect(at).toBeLessThan(STEPS); // killed mid-run
     const r2 = await runCli([...common(d, killed), '--resume']);
     expect(r2.code, r2.stderr).toBe(0);
@@ -81,9 +81,9 @@ describe('peanut-onnx train (CLI)', () => {
     const root = tempDir();
     const d = toyDir(root);
     const run = join(root, 'run');
-    const k = await runAndSignal(common(d, run), run, 400, 'SIGINT');
+    const k = await runAndSignal(common(d, run), run, 200, 'SIGINT');
     expect(k.code).toBe(0);
-    expect(k.stderr).toMatch(/interrupted at step (\d+)\/3000; checkpoint .*step-\1\.safetensors; continue with the same command plus --resume/);
+    expect(k.stderr).toMatch(/interrupted at step (\d+)\/1500; checkpoint .*step-\1\.safetensors; continue with the same command plus --resume/);
     const stoppedAt = Number(/interrupted at step (\d+)/.exec(k.stderr)![1]);
     expect(latestStep(run)).toBe(stoppedAt);
     const r = await runCli([...common(d, run), '--resume']);
