@@ -14,10 +14,17 @@ import type { AdapterTarget } from './adapter-meta.ts';
 import { mergeState, mergedWeight, readTargetWeight, rebuildMerged, requireAdapter, type MergeOptions } from './merge.ts';
 import type { TweakerState } from './state.ts';
 
-/** The tweaker of one target as a standalone model: (W0 float32, θ) -> W float32. */
-function tweakerModel(adapted: OnnxModel, t: AdapterTarget): { bytes: Uint8Array; w0: string; w: string } {
-  const g = graphOf(adapted);
-  const byName = new Map(g.node.map((n) => [n.name, n]));
+interface TweakerPart {
+  target: AdapterTarget;
+  nodes: NodeProto[];
+  /** Float32 W0 input and float32 W output names. */
+  w0: string;
+  w: string;
+  stored: number[];
+}
+
+/** One target's tweaker nodes, without the boundary casts of fp16/bf16 weights. */
+function tweakerPart(byName: ReadonlyMap<string, NodeProto>, t: AdapterTarget): TweakerPart {
   let nodes: NodeProto[] = t.nodes.map((name) => {
     const n = byName.get(name);
     if (!n) throw new PeanutError('E_GRAPH', `adapted model has no node '${name}' of ${t.module}'s tweaker; was it edited after injection?`);
@@ -34,33 +41,42 @@ function tweakerModel(adapted: OnnxModel, t: AdapterTarget): { bytes: Uint8Array
     w = castOut.input[0]!;
     nodes = nodes.filter((n) => n !== castIn && n !== castOut);
   }
-  const constants = new Set(t.constants);
-  const stored = t.layout === 'oi' ? [t.out, t.in] : [t.in, t.out];
-  const graph = create(GraphProtoSchema, {
-    name: 'peanut_onnx_merge',
-    node: nodes,
-    initializer: g.initializer.filter((x) => constants.has(x.name)),
-    input: [makeValueInfo(w0, DT.FLOAT, stored), ...t.params.map((p) => makeValueInfo(p.name, DT.FLOAT, p.shape))],
-    output: [makeValueInfo(w, DT.FLOAT, stored)],
-  });
-  const proto = create(ModelProtoSchema, { irVersion: adapted.proto.irVersion, opsetImport: adapted.proto.opsetImport, graph });
-  return { bytes: encodeModel(proto), w0, w };
+  return { target: t, nodes, w0, w, stored: t.layout === 'oi' ? [t.out, t.in] : [t.in, t.out] };
 }
 
-async function mergedWeightOrt(adapted: OnnxModel, t: AdapterTarget, w0: Float32Array, state: TweakerState): Promise<Float32Array> {
+/** Several targets' tweakers as one model: (W0 float32, θ)… -> W float32…. */
+function tweakerModel(adapted: OnnxModel, parts: readonly TweakerPart[]): Uint8Array {
+  const g = graphOf(adapted);
+  const constants = new Set(parts.flatMap((p) => p.target.constants));
+  const graph = create(GraphProtoSchema, {
+    name: 'peanut_onnx_merge',
+    node: parts.flatMap((p) => p.nodes),
+    initializer: g.initializer.filter((x) => constants.has(x.name)),
+    input: parts.flatMap((p) => [makeValueInfo(p.w0, DT.FLOAT, p.stored), ...p.target.params.map((q) => makeValueInfo(q.name, DT.FLOAT, q.shape))]),
+    output: parts.map((p) => makeValueInfo(p.w, DT.FLOAT, p.stored)),
+  });
+  return encodeModel(create(ModelProtoSchema, { irVersion: adapted.proto.irVersion, opsetImport: adapted.proto.opsetImport, graph }));
+}
+
+/** Runs a group of tweakers in one session. */
+async function runGroup(adapted: OnnxModel, parts: readonly TweakerPart[], state: TweakerState, out: Map<AdapterTarget, Float32Array>): Promise<void> {
   const { createSession, f32Tensor } = await import('../runtime.ts');
-  const m = tweakerModel(adapted, t);
-  const { session } = await createSession(m.bytes, { ep: 'cpu' });
+  const { session } = await createSession(tweakerModel(adapted, parts), { ep: 'cpu' });
   try {
-    const stored = t.layout === 'oi' ? [t.out, t.in] : [t.in, t.out];
-    const feeds: Record<string, ReturnType<typeof f32Tensor>> = { [m.w0]: f32Tensor(w0, stored) };
-    for (const p of t.params) feeds[p.name] = f32Tensor(state.get(p.name)!, p.shape);
-    const out = await session.run(feeds);
-    return out[m.w]!.data as Float32Array;
+    const feeds: Record<string, ReturnType<typeof f32Tensor>> = {};
+    for (const p of parts) {
+      feeds[p.w0] = f32Tensor(readTargetWeight(adapted, p.target), p.stored);
+      for (const q of p.target.params) feeds[q.name] = f32Tensor(state.get(q.name)!, q.shape);
+    }
+    const results = await session.run(feeds);
+    for (const p of parts) out.set(p.target, results[p.w]!.data as Float32Array);
   } finally {
     await session.release();
   }
 }
+
+/** Weights per session run: bounds memory on large models. */
+const GROUP_BYTES = 256 * 2 ** 20;
 
 /**
  * Like `merge`, with ΔW evaluated by ONNX Runtime from the adapted model's own tweaker nodes.
@@ -70,9 +86,20 @@ async function mergedWeightOrt(adapted: OnnxModel, t: AdapterTarget, w0: Float32
 export async function mergeWithRuntime(adapted: OnnxModel, opts: MergeOptions = {}): Promise<OnnxModel> {
   const meta = requireAdapter(adapted);
   const state = mergeState(adapted, meta, opts);
+  const byName = new Map(graphOf(adapted).node.map((n) => [n.name, n]));
   const weights = new Map<AdapterTarget, Float32Array>();
+  let group: TweakerPart[] = [];
+  let bytes = 0;
   for (const t of meta.targets) {
-    if (t.elemType !== DT.BFLOAT16) weights.set(t, await mergedWeightOrt(adapted, t, readTargetWeight(adapted, t), state));
+    if (t.elemType === DT.BFLOAT16) continue;
+    group.push(tweakerPart(byName, t));
+    bytes += t.in * t.out * 4;
+    if (bytes >= GROUP_BYTES) {
+      await runGroup(adapted, group, state, weights);
+      group = [];
+      bytes = 0;
+    }
   }
+  if (group.length) await runGroup(adapted, group, state, weights);
   return rebuildMerged(adapted, meta, (t, readW0) => weights.get(t) ?? mergedWeight(meta, t, readW0(), state), opts.safe ?? false);
 }
