@@ -57,6 +57,10 @@ const CASES: Case[] = [
   ['ReduceL2-13 a zero row gets a zero gradient', { op: 'ReduceL2', opset: 13, attrs: { axes: [1], keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 2], values: [0, 0, 0.3, -0.4] }] }],
   ['ReduceLogSumExp-13 all axes keepdims=0', { op: 'ReduceLogSumExp', opset: 13, attrs: { keepdims: 0 }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
   ['ReduceL1-18 axes input [0]', { op: 'ReduceL1', opset: 18, inputs: [{ name: 'x', dims: [3, 2], values: away0 }, i64('axes', [0])] }],
+  ['ReduceLogSum-13 axes=[0] (positive inputs)', { op: 'ReduceLogSum', opset: 13, attrs: { axes: [0] }, inputs: [{ name: 'x', dims: [3, 2], altDims: [3, 4], values: (d) => randomValues(numel(d), 8, 0.2, 2) }] }],
+  // dXᵢ = dY·Π_{j≠i} Xⱼ, rows with no zero, one zero and two zeros
+  ['ReduceProd-13 axes=[1] with zeros', { op: 'ReduceProd', opset: 13, attrs: { axes: [1], keepdims: 0 }, inputs: [{ name: 'x', dims: [3, 3], values: [0.5, -1.2, 0.8, 0.7, 0, -0.9, 0, 0.6, 0] }] }],
+  ['ReduceProd-18 all axes', { op: 'ReduceProd', opset: 18, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 4], values: (d) => randomValues(numel(d), 9, 0.5, 1.5) }] }],
   // dX = reverse CumSum of dY
   ['CumSum axis=1', { op: 'CumSum', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }, i64('axis', [1], [])] }],
   ['CumSum axis=-1 reverse exclusive', { op: 'CumSum', attrs: { reverse: 1, exclusive: 1 }, inputs: [{ name: 'x', dims: [2, 4] }, i64('axis', [-1], [])] }],
@@ -316,7 +320,7 @@ describe('gradient rules: shape, reduction, normalisation, indexing (finite diff
 
 /** The shape, reduction, normalisation and indexing rules (src/autodiff/rules/<op>.ts). */
 const FAMILY = [
-  'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp',
+  'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp', 'ReduceLogSum', 'ReduceProd',
   'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
   'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
   'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements',

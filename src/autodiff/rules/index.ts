@@ -73,6 +73,8 @@ import { batchNormalizationGrad } from './BatchNormalization.ts';
 import { instanceNormalizationGrad } from './InstanceNormalization.ts';
 import { averagePoolGrad } from './AveragePool.ts';
 import { maxPoolGrad } from './MaxPool.ts';
+import { reduceLogSumGrad } from './ReduceLogSum.ts';
+import { reduceProdGrad } from './ReduceProd.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -142,6 +144,8 @@ export const RULES: readonly GradRule[] = [
   instanceNormalizationGrad,
   averagePoolGrad,
   maxPoolGrad,
+  reduceLogSumGrad,
+  reduceProdGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,

@@ -1,0 +1,19 @@
+/**
+ * ReduceLogSum: Y = log Σ X, so dX = dYk / exp(Yk) (= dYk / Σ X). Yk, dYk: Y and dY with the
+ * reduced axes kept. Axes: attribute before opset 18, input 1 from 18.
+ */
+import type { GradRule } from '../rule.ts';
+import { keepdimsGrad, reduceAxes, shapeOf } from '../shape-helpers.ts';
+
+export const reduceLogSumGrad: GradRule = {
+  opType: 'ReduceLogSum',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const b = ctx.b;
+    const axes = reduceAxes(ctx);
+    const share = b.op('Div', [keepdimsGrad(ctx, dY, axes), b.op('Exp', [keepdimsGrad(ctx, ctx.O(0), axes)])]);
+    return [b.op('Expand', [share, shapeOf(ctx, ctx.I(0))])];
+  },
+};

@@ -1,0 +1,41 @@
+/**
+ * ReduceProd: dXᵢ = dYk · Π_{j≠i} Xⱼ over each reduced group, computed without dividing by zero.
+ * With P = the product of the group's non-zero entries and z = its number of zeros:
+ *   z = 0: dXᵢ = dYk · P / Xᵢ
+ *   z = 1: dXᵢ = dYk · P at the zero, 0 elsewhere
+ *   z ≥ 2: dXᵢ = 0
+ * Axes: attribute before opset 18, input 1 from 18.
+ */
+import type { GradRule } from '../rule.ts';
+import { keepdimsGrad, reduce, reduceArg, reduceAxes, scalarOf } from '../shape-helpers.ts';
+
+export const reduceProdGrad: GradRule = {
+  opType: 'ReduceProd',
+  differentiableInputs: [0],
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const b = ctx.b;
+    const x = ctx.I(0);
+    const dt = ctx.dtype(x);
+    const axes = reduceAxes(ctx);
+    const zero = scalarOf(ctx, 0, dt);
+    const one = scalarOf(ctx, 1, dt);
+    const isZero = b.op('Equal', [x, zero]);
+    const safeX = b.op('Where', [isZero, one, x]);
+    const reduceProd = (v: string) => {
+      const arg = reduceArg(axes);
+      if (Array.isArray(arg) && arg.length === 0) return v;
+      if (arg === 'all') return b.op('ReduceProd', [v], { keepdims: 1 });
+      if (ctx.opset >= 18) return b.op('ReduceProd', [v, typeof arg === 'object' && 'name' in arg ? arg.name : b.constInt64([...(arg as readonly number[])])], { keepdims: 1 });
+      return b.op('ReduceProd', [v], { axes: [...(arg as readonly number[])], keepdims: 1 });
+    };
+    const p = b.op('Mul', [reduceProd(safeX), keepdimsGrad(ctx, dY, axes)]); // dYk · P
+    const zeros = reduce(ctx, 'ReduceSum', b.op('Cast', [isZero], { to: dt }), reduceArg(axes), 1);
+    const noZero = b.op('Div', [p, safeX]);
+    const oneZero = b.op('Where', [isZero, p, zero]);
+    const none = b.op('Equal', [zeros, zero]);
+    const single = b.op('Equal', [zeros, one]);
+    return [b.op('Where', [none, noZero, b.op('Where', [single, oneZero, zero])])];
+  },
+};
