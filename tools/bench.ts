@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModel, encodeModel, type OnnxModel } from '../src/onnx/io.ts';
 import { inject } from '../src/peanut/inject.ts';
 import { buildArtifacts } from '../src/train/build.ts';
+import { trainingSessionOptions } from '../src/train/training-graph.ts';
 import { createSession, ort, type EpChoice } from '../src/runtime.ts';
 import { buildBertBase } from './lib/bert.ts';
 
@@ -54,7 +55,7 @@ async function bench(name: string, base: OnnxModel, vocab: number, args: Args): 
     attention_mask: new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => 1n), [B, T]),
     token_type_ids: new ort.Tensor('int64', new BigInt64Array(B * T), [B, T]),
   };
-  const sessionOpts = { ep: args.ep, threads: args.threads, memPattern: false, graphOptimizationLevel: 'all' as const };
+  const sessionOpts = trainingSessionOptions({ ep: args.ep, threads: args.threads });
 
   const frozen = await createSession(encodeModel(base.proto), sessionOpts);
 

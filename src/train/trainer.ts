@@ -24,7 +24,7 @@ import { readArtifacts, type Manifest } from './artifacts.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type Hyperparameters, type TrainState } from './checkpoint.ts';
 import { learningRate, type ScheduleName } from './schedule.ts';
 import { evaluate, type EvalMetrics } from './evaluate.ts';
-import { TRAIN_OUTPUTS } from './training-graph.ts';
+import { TRAIN_OUTPUTS, trainingSessionOptions } from './training-graph.ts';
 
 export interface TrainOptions {
   /** Training data (.jsonl or .safetensors). */
@@ -218,10 +218,8 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
   }
 
   // ---- sessions -----------------------------------------------------------------------------
-  // Memory pattern off: dynamic padding changes shapes every batch, and a pattern planned for one
-  // shape is discarded (and re-planned) whenever they change. Optimization 'all': the frozen part of
-  // the graph is constant-folded and fused once at load; θ are inputs, so ΔW is never folded.
-  const sessionOpts = { ep: options.ep ?? 'auto', memPattern: false, graphOptimizationLevel: 'all' as const, threads: options.threads, ...(src.externalData ? { externalData: src.externalData } : {}) };
+  // Why these options: see trainingSessionOptions (memory pattern off, full graph optimization).
+  const sessionOpts = trainingSessionOptions({ ep: options.ep, threads: options.threads, externalData: src.externalData });
   const { session, ep } = await createSession(src.train, sessionOpts);
   let evalSession: ort.InferenceSession | undefined;
 

@@ -16,6 +16,7 @@ import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import { PeanutError } from '../errors.ts';
+import type { EpChoice, SessionOptions } from '../runtime.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';
 
 /** What the training graphs need from the autodiff's gradient model. */
@@ -153,4 +154,29 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
     ...params.map((p) => ({ from: r.v.get(p.name)!, to: TRAIN_OUTPUTS.moment('v', p.name), like: p })),
   ]);
   return { train: trainProto, eval: evalProto, io: { data, params }, hyperInputs, labels: grad.labels };
+}
+
+/**
+ * Session options for the train and eval graphs, chosen for training rather than serving:
+ *
+ * - Memory pattern **off**. ONNX Runtime's memory pattern plans one allocation layout for one set
+ *   of input shapes and reuses it while shapes repeat. With dynamic padding the sequence length
+ *   changes from batch to batch, so the plan would be discarded and re-made on most steps; the
+ *   CPU arena (left on) already serves changing shapes from pooled blocks.
+ * - Graph optimization **all**. The frozen part of the graph (weights are initializers) is
+ *   constant-folded and its ops fused once, when the session is created. θ are graph inputs, so
+ *   ΔW = f(W0; θ) is never folded into a constant, and every step sees the current θ.
+ * - Threads: ONNX Runtime's default (one intra-op thread per physical core) unless `threads` is
+ *   given; sequential execution (the default), since a training graph is one long dependency
+ *   chain with little to gain from inter-op parallelism. Bit-exact resume assumes the same thread
+ *   count before and after, as float reductions are partitioned by thread.
+ */
+export function trainingSessionOptions(opts: { ep?: EpChoice; threads?: number; externalData?: SessionOptions['externalData'] } = {}): SessionOptions {
+  return {
+    ep: opts.ep ?? 'auto',
+    memPattern: false,
+    graphOptimizationLevel: 'all',
+    ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.externalData ? { externalData: opts.externalData } : {}),
+  };
 }
