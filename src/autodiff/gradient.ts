@@ -172,6 +172,8 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
   const backwardNodes: NodeProto[] = [];
   const contributions = new Map<string, string[]>();
   const gradMeta = new Map<string, ValueShape>();
+  /** Types of backward values, inferred where the op makes it plain (checks rule results). */
+  const emittedMeta = new Map<string, ValueShape>();
   const accBuilder = new GraphBuilder(graph, '/grad/accumulate');
   const gradOf = (value: string): string | undefined => {
     const list = contributions.get(value);
@@ -274,13 +276,14 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     };
     const out = rule.grad(ctx);
     backwardNodes.push(...accBuilder.emitted.splice(0), ...b.emitted);
+    for (const e of b.emitted) inferEmitted(e, (n) => meta(n) ?? gradMeta.get(n) ?? emittedMeta.get(n), emittedMeta);
     node.input.forEach((name, i) => {
       if (!needs(i)) return;
       const g = out[i];
       const where = `the gradient rule for ${nodeLabel(node)}, input ${i} ('${name}')`;
       if (typeof g !== 'string' || g === '') throw new PeanutError('E_GRAPH', `${where} returned no gradient, but that input needs one`);
       const want = meta(name)!;
-      const got = meta(g) ?? gradMeta.get(g);
+      const got = meta(g) ?? gradMeta.get(g) ?? emittedMeta.get(g);
       if (got && got.dtype !== want.dtype) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of type ${dtypeName(got.dtype)}, expected ${dtypeName(want.dtype)}`);
       if (got && got.shape.length !== want.shape.length) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of rank ${got.shape.length}, expected rank ${want.shape.length}`);
       if (!gradMeta.has(g)) gradMeta.set(g, want);
@@ -336,4 +339,34 @@ export function checkRulesWithoutShapes(graph: Graph, opts: { loss: string; para
   } catch (err) {
     if (err instanceof PeanutError && err.code === 'E_UNSUPPORTED_OP') throw err;
   }
+}
+
+const ELEMENTWISE = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Neg', 'Exp', 'Log', 'Sqrt', 'Tanh', 'Sigmoid',
+  'Relu', 'Erf', 'Abs', 'Reciprocal', 'Identity', 'Sin', 'Cos', 'Clip', 'Where',
+]);
+const BOOLEAN = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor']);
+
+/**
+ * Element type and rank of an emitted backward node's output, where the op makes them plain
+ * (elementwise ops, Cast, Transpose, Gemm, MatMul, comparisons); unknown otherwise. Only the
+ * rank is tracked (dims as null).
+ */
+function inferEmitted(n: NodeProto, known: (name: string) => ValueShape | undefined, out: Map<string, ValueShape>): void {
+  const o = n.output[0];
+  if (!o || n.domain) return;
+  const ins = n.input.map((i) => (i ? known(i) : undefined));
+  const set = (dtype: number | undefined, rank: number | undefined) => {
+    if (dtype !== undefined && rank !== undefined) out.set(o, { dtype, shape: Array.from({ length: rank }, () => null) });
+  };
+  const maxRank = (list: Array<ValueShape | undefined>) => (list.every((m) => m) ? Math.max(0, ...list.map((m) => m!.shape.length)) : undefined);
+  if (ELEMENTWISE.has(n.opType)) {
+    const data = n.opType === 'Where' ? ins.slice(1) : n.opType === 'Clip' ? ins.slice(0, 1) : ins;
+    set(data.find((m) => m)?.dtype, maxRank(n.opType === 'Clip' ? ins.slice(0, 1) : ins));
+  } else if (BOOLEAN.has(n.opType)) set(DT.BOOL, maxRank(ins));
+  else if (n.opType === 'Cast') set(Number(findAttr(n, 'to')?.i ?? -1), ins[0]?.shape.length);
+  else if (n.opType === 'Transpose') set(ins[0]?.dtype, ins[0]?.shape.length);
+  else if (n.opType === 'Gemm') set(ins[0]?.dtype, 2);
+  else if (n.opType === 'MatMul' && ins[0] && ins[1] && ins[0].shape.length >= 2 && ins[1].shape.length >= 2) set(ins[0].dtype, Math.max(ins[0].shape.length, ins[1].shape.length));
+  else if (n.opType === 'Shape') set(DT.INT64, 1);
 }

@@ -16,6 +16,7 @@ import { RULES } from '../../src/autodiff/rules/index.ts';
 import { probeShapes, type ShapeTable } from '../../src/autodiff/probe.ts';
 import { broadcastAxes } from '../../src/autodiff/broadcast.ts';
 import { appendLossHead, type Task } from '../../src/tasks/loss.ts';
+import type { GraphBuilder } from '../../src/onnx/builder.ts';
 import { randomValues } from '../helpers/gradcheck.ts';
 
 function model(g: ReturnType<typeof create<typeof GraphProtoSchema>>, opset = 17): OnnxModel {
@@ -157,6 +158,15 @@ describe('unsupported ops', () => {
     graph.proto.input.push(makeValueInfo('y', DT.FLOAT, [2]));
     shapes.set('y', { dtype: DT.FLOAT, shape: [2] });
     expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x', 'y'], shapes })).toThrow(/'y'.*does not reach the loss/);
+  });
+
+  it.each([
+    ['type', (b: GraphBuilder, dY: string) => b.op('Cast', [dY], { to: DT.DOUBLE }), /Relu node 'odd', input 0 \('h'\) returned '.*' of type float64, expected float32/],
+    ['rank', (b: GraphBuilder, dY: string) => b.op('Mul', [dY, b.constFloat([1, 1, 1], [1, 1, 3])]), /Relu node 'odd', input 0 \('h'\) returned '.*' of rank 3, expected rank 2/],
+  ] as const)('EXPECTED FAILURE - a rule returning a gradient of the wrong %s is named', (_what, make, message) => {
+    const { graph, shapes } = chain({ opType: 'Relu' });
+    const registry = createRegistry([...RULES.filter((r) => r.opType !== 'Relu'), { opType: 'Relu', grad: (ctx) => [make(ctx.b, ctx.GO(0)!)] }]);
+    expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes, registry })).toThrow(message);
   });
 
   it('EXPECTED FAILURE - a rule that returns no gradient for a needed input is named', () => {
