@@ -16,6 +16,7 @@ import { PEANUT_CONFIG_FIELDS, PEFT_VERSION } from '../../src/interop/peft-confi
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';
+import { saveTwoDataFiles } from '../helpers/half.ts';
 
 const f = loadFixture('bert_tiny_opset14');
 
@@ -163,6 +164,22 @@ describe('export-peft → import-peft round trip', () => {
     }
     const cfg3 = JSON.parse(readFileSync(join(dir, 'a3', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg3.task_type).toBe('SEQ_CLS');
+  });
+
+  it('imports into an external-data export (two data files): external data kept, same θ bytes', async () => {
+    const dir = tempDir('peft-ext-');
+    const { path } = adaptedFixture(dir);
+    const adapter = join(dir, 'adapter');
+    expect((await runCli(['export-peft', path, '-o', adapter])).code).toBe(0);
+    const ext = join(dir, 'model.onnx');
+    saveTwoDataFiles(loadModel(f.modelPath), ext);
+    const back = join(dir, 'back-ext.onnx');
+    const r = await runCli(['import-peft', adapter, ext, '-o', back]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(`${back}_data`)).toBe(true);
+    const want = thetaBytes(path);
+    const got = thetaBytes(back);
+    for (const [k, b] of want) expect(Buffer.compare(got.get(k)!, b), k).toBe(0);
   });
 
   it('a LoRA adapter round-trips too (peft_type LORA, lora_alpha)', async () => {

@@ -12,11 +12,11 @@ export function importPeftCommand(): Command {
     .requiredOption('-o, --output <adapted.onnx>', 'where to write the adapted model')
     .action(async (adapterDir: string, modelPath: string, o: { output: string }) => {
       const { join } = await import('node:path');
-      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
       const { importPeft, readPeftAdapter } = await import('../../interop/peft.ts');
       const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft-config.ts');
-      assertNotInput(o.output, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));
+      checkOutputPath(o.output, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));
       const adapter = readPeftAdapter(adapterDir);
       const model = loadModel(modelPath);
       const r = importPeft(model, adapter);
