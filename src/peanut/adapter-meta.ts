@@ -31,9 +31,13 @@ export interface AdapterTarget {
   constantNode?: string;
   /** The Transpose between the stored weight and the layer, if any. */
   transposeNode?: string;
+  /** First output of the layer node (identifies it even when node names are empty). */
+  nodeOutput: string;
   /** The node and input that read the stored weight before injection (now read `output`). */
   feedNode: string;
   feedInput: number;
+  /** First output of the feed node (identifies it even when node names are empty). */
+  feedOutput: string;
   /** Gemm transB=1. */
   transB: boolean;
   /** Layout of the stored weight: `io` = `[in, out]`, `oi` = `[out, in]`. */

@@ -149,7 +149,7 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
       const attribute: AttributeProto[] = constant.attribute.map((a) => (a.name === 'value' ? withFields(a, { t: next }) : a));
       newConstants.set(constant, withFields(constant, { attribute }));
     } else newInits.set(t.weight, next);
-    layerInputs.set(t.feedNode, t);
+    layerInputs.set(t.feedOutput, t);
   }
 
   const node = g.node
@@ -157,7 +157,7 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
     .map((n) => {
       const c = newConstants.get(n);
       if (c) return c;
-      const t = layerInputs.get(n.name);
+      const t = layerInputs.get(n.output[0] ?? '');
       if (!t) return n;
       if (n.input[t.feedInput] !== t.output) {
         throw new PeanutError('E_GRAPH', `node '${n.name}' no longer reads '${t.output}'; the adapted model was edited after injection`);

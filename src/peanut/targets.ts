@@ -38,8 +38,12 @@ export interface Candidate {
   constantNode?: string;
   /** Name of the Transpose node between the stored weight and the layer, if any. */
   transposeNode?: string;
+  /** First output of the layer node. */
+  nodeOutput: string;
   /** The node (and its input index) that reads the stored weight: the layer, or its Transpose. */
   feedNode: string;
+  /** First output of the feed node. */
+  feedOutput: string;
   feedNodeIndex: number;
   feedInput: number;
   /** Gemm transB=1. */
@@ -154,7 +158,9 @@ function checkLayer(g: Graph, node: NodeProto, index: number, opset: number): Ch
       weightSource: found.constantNode ? 'constant' : 'initializer',
       ...(found.constantNode ? { constantNode: found.constantNode.name } : {}),
       ...(found.transposeNode ? { transposeNode: found.transposeNode.name } : {}),
+      nodeOutput: node.output[0] ?? '',
       feedNode: feed.name,
+      feedOutput: feed.output[0] ?? '',
       feedNodeIndex: g.nodes.indexOf(feed),
       feedInput: found.transposeNode ? 0 : 1,
       transB,
@@ -239,10 +245,10 @@ export function discoverTargets(model: OnnxModel): Discovery {
   // In an adapted model the tweaker's own MatMuls are not layers, and the adapted layers are taken.
   const meta = readAdapterMeta(model);
   const tweakerNodes = new Set(meta?.targets.flatMap((t) => t.nodes) ?? []);
-  const adaptedLayers = new Map(meta?.targets.map((t) => [t.node, t.module]) ?? []);
+  const adaptedLayers = new Map(meta?.targets.map((t) => [t.nodeOutput, t.module]) ?? []);
   proto.node.forEach((node, index) => {
     if (!isLinear(node) || tweakerNodes.has(node.name)) return;
-    const taken = adaptedLayers.get(node.name);
+    const taken = adaptedLayers.get(node.output[0] ?? '');
     if (taken !== undefined) {
       skipped.push({ node: node.name, op: node.opType, module: taken, reason: `already adapted (${meta!.config.method}); merge the model first to adapt it again` });
       return;

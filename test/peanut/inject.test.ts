@@ -120,6 +120,30 @@ describe('injection numerics against a hand computation', () => {
     expect(graphOf(merged).node.map((n) => [n.name, [...n.input]])).toEqual(graphOf(original).node.map((n) => [n.name, [...n.input]]));
   }, 30_000);
 
+  it('unnamed nodes: fallback module paths, merge restores the right node', async () => {
+    const Wa = randomMat(4, 3, 31, 0.5);
+    const Wb = randomMat(4, 3, 32, 0.5);
+    const original = tinyModel([['X', [2, 4]]], ['Ya', 'Yb', 'Yc'], (_b, g) => {
+      g.addInitializer(floatTensor('onnx::MatMul_1', [4, 3], flat(Wa)));
+      g.addInitializer(floatTensor('onnx::MatMul_2', [4, 3], flat(Wb)));
+      g.addNode({ opType: 'MatMul', inputs: ['X', 'onnx::MatMul_1'], outputs: ['Ya'] });
+      g.addNode({ opType: 'Relu', inputs: ['X'], outputs: ['Yc'] });
+      g.addNode({ opType: 'MatMul', inputs: ['X', 'onnx::MatMul_2'], outputs: ['Yb'] });
+      for (const n of g.proto.node) n.name = '';
+    });
+    const { model, meta } = inject(original, { targets: 'matmul_0,matmul_2', r: 2, init: new Map([...peanutInit('matmul_0', 3, 2, 0, 1), ...peanutInit('matmul_2', 3, 2, 0, 2)]) });
+    expect(meta.targets.map((t) => [t.module, t.nodeOutput])).toEqual([
+      ['matmul_0', 'Ya'],
+      ['matmul_2', 'Yb'],
+    ]);
+    const got = await runModel(model, feeds);
+    expect(relError(got.Ya!, flat(matmul(X, add(Wa, refDelta(new Map(peanutInit('matmul_0', 3, 2, 0, 1)), 'matmul_0', Wa, 2, 0, 'relu', 1)))))).toBeLessThan(1e-5);
+    const merged = merge(model);
+    const sig = (m: OnnxModel) => graphOf(m).node.map((n) => [n.name, n.opType, [...n.input], [...n.output]]);
+    expect(sig(merged)).toEqual(sig(original));
+    expect(maxAbsDiff((await runModel(merged, feeds)).Yb!, got.Yb!)).toBeLessThanOrEqual(1e-5);
+  }, 30_000);
+
   it('fp16 weights: Cast at the boundary, default init is a no-op, merge casts back', async () => {
     const original = threeLayers(DT.FLOAT16);
     const { model } = inject(original, { targets: 'g,m', r: 2, depth: 1, act: 'gelu' });
