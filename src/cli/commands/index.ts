@@ -8,5 +8,6 @@ import { trainCommand } from './train.ts';
 import { gradCommand } from './grad.ts';
 import { exportPeftCommand } from './export-peft.ts';
 import { importPeftCommand } from './import-peft.ts';
+import { demoCommand } from './demo.ts';
 
-export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand, exportPeftCommand, importPeftCommand];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand, exportPeftCommand, importPeftCommand, demoCommand];
