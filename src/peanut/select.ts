@@ -39,6 +39,7 @@ export function selectTargets(discovery: Discovery, targets?: string | readonly 
     const blocked = skipped.filter((s) => s.module && spec.kind !== 'all-linear' && moduleMatches(s.module, spec));
     const shown = blocked.slice(0, 3).map((s) => `${s.module} is skipped: ${s.reason}`);
     if (blocked.length > 3) shown.push(`${blocked.length - 3} more skipped`);
+    if (spec.kind === 'all-linear' && candidates.length > 0) shown.push('every candidate is an output head, which all-linear leaves out; name the layers instead');
     const why = shown.length ? ` (${shown.join('; ')})` : '';
     throw new PeanutError('E_NO_TARGETS', `no layer matches --targets '${describeTargets(spec)}'${why}. Candidate modules: ${list}`);
   }

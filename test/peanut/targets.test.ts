@@ -202,6 +202,13 @@ describe('default targets per architecture', () => {
   it('no match: lists candidates, and why a named layer was skipped', () => {
     const d = discoverTargets(zoo());
     expect(() => selectTargets(d, 'nothing')).toThrow(/no layer matches --targets 'nothing'.*Candidate modules: enc\.q, enc\.c, head, model\.proj/);
+    const headOnly = discoverTargets(
+      tinyModel([['X', [2, 4]]], ['Y'], (_b, g) => {
+        g.addInitializer(floatTensor('w', [4, 3], zeros(12)));
+        g.addNode({ opType: 'MatMul', inputs: ['X', 'w'], outputs: ['Y'], name: '/out/MatMul' });
+      }),
+    );
+    expect(() => selectTargets(headOnly, 'all-linear')).toThrow(/every candidate is an output head/);
     expect(() => selectTargets(d, 'enc.rt')).toThrow(/enc\.rt is skipped: weight '[^']*Relu[^']*' is computed at run time/);
   });
 });
