@@ -259,26 +259,54 @@ describe('fp16 export: inject → grad → train → merge in mixed precision', 
   }, 60_000);
 });
 
-/** A half-precision model's float tensors widened back to float32 (values exactly the fp16 ones). */
+/** A half-precision model's float tensors widened back to float32 (values exactly the fp16/bf16 ones). */
 function toFloat32(model: OnnxModel): OnnxModel {
   const g = graphOf(model);
   for (const t of g.initializer) {
-    if (t.dataType !== DT.FLOAT16) continue;
+    if (t.dataType !== DT.FLOAT16 && t.dataType !== DT.BFLOAT16) continue;
     const v = tensorToFloat32(t, model.baseDir);
     t.rawData = new Uint8Array(v.buffer as ArrayBuffer);
     t.dataType = DT.FLOAT;
   }
   for (const n of g.node) {
     for (const a of n.attribute) {
-      if (a.t && a.t.dataType === DT.FLOAT16) {
+      if (a.t && (a.t.dataType === DT.FLOAT16 || a.t.dataType === DT.BFLOAT16)) {
         const v = tensorToFloat32(a.t, model.baseDir);
         a.t.rawData = new Uint8Array(v.buffer as ArrayBuffer);
         a.t.int32Data = [];
         a.t.dataType = DT.FLOAT;
       }
-      if (n.opType === 'Cast' && a.name === 'to' && Number(a.i) === DT.FLOAT16) a.i = BigInt(DT.FLOAT);
+      if (n.opType === 'Cast' && a.name === 'to' && (Number(a.i) === DT.FLOAT16 || Number(a.i) === DT.BFLOAT16)) a.i = BigInt(DT.FLOAT);
     }
   }
-  for (const v of [...g.input, ...g.output, ...g.valueInfo]) if (v.type?.value.case === 'tensorType' && v.type.value.value.elemType === DT.FLOAT16) v.type.value.value.elemType = DT.FLOAT;
+  for (const v of [...g.input, ...g.output, ...g.valueInfo]) {
+    if (v.type?.value.case === 'tensorType' && (v.type.value.value.elemType === DT.FLOAT16 || v.type.value.value.elemType === DT.BFLOAT16)) v.type.value.value.elemType = DT.FLOAT;
+  }
   return model;
 }
+
+describe('bf16 export: inject and merge (no ORT run: the CPU provider lacks bf16 kernels)', () => {
+  it('θ float32, Casts at the boundary; merged weights bf16 within one bf16 rounding of the float32 merge', () => {
+    const bf = toHalfPrecision(loadModel(f.modelPath), DT.BFLOAT16);
+    const opts = { r: cfg.r, depth: cfg.depth, act: cfg.act_fn, scaling: cfg.scaling, targets: cfg.target_modules, init: f.peftTensors('tweaker') };
+    const adapted = inject(bf, opts).model;
+    const meta = readAdapterMeta(adapted)!;
+    const g = graphOf(adapted);
+    for (const t of meta.targets) {
+      expect(t.dtype).toBe('bfloat16');
+      const casts = g.node.filter((n) => t.nodes.includes(n.name) && n.opType === 'Cast').map((n) => Number(n.attribute.find((a) => a.name === 'to')!.i));
+      expect(casts).toEqual([DT.FLOAT, DT.BFLOAT16]);
+    }
+    const merged = merge(adapted);
+    const widened = toFloat32(toHalfPrecision(loadModel(f.modelPath), DT.BFLOAT16));
+    const ref = new Map(graphOf(merge(inject(widened, opts).model)).initializer.map((t) => [t.name, t]));
+    for (const t of meta.targets) {
+      const got = graphOf(merged).initializer.find((x) => x.name === t.weight)!;
+      expect(got.dataType).toBe(DT.BFLOAT16);
+      const a = tensorToFloat32(got, merged.baseDir);
+      const w = tensorToFloat32(ref.get(t.weight)!, widened.baseDir);
+      // bf16 keeps 8 significant bits: round-to-nearest is within 2^-8 relative.
+      for (let i = 0; i < w.length; i++) expect(Math.abs(a[i]! - w[i]!)).toBeLessThanOrEqual(Math.abs(w[i]!) * 2 ** -8 + 1e-30);
+    }
+  });
+});
