@@ -214,6 +214,10 @@ const CASES: Case[] = [
     { op: 'ScatterElements', opset: 18, attrs: { axis: 0, reduction: 'add' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [1, 1, 1, 0], [2, 2]), { name: 'upd', dims: [2, 2] }] },
   ],
 
+  // dX = ScatterElements(zeros, Indices, dValues): the values' positions, distinct per slice
+  ['TopK k=2 largest, axis=-1', { op: 'TopK', outputs: 2, skipOutputs: [1], inputs: [{ name: 'x', dims: [2, 4], altDims: [3, 5] }, i64('k', [2])] }],
+  ['TopK-11 k=3 smallest, axis=0, unsorted', { op: 'TopK', opset: 11, outputs: 2, skipOutputs: [1], attrs: { axis: 0, largest: 0, sorted: 0 }, inputs: [{ name: 'x', dims: [4, 2], altDims: [5, 3] }, i64('k', [3])] }],
+
   // ---- broadcasting, tiling, padding
   ['Expand [n,1] to [2,1,5]', { op: 'Expand', inputs: [{ name: 'x', dims: [3, 1], altDims: [5, 1] }, i64('shape', [2, 1, 5])] }],
   ['Tile repeats=[2,1,3]', { op: 'Tile', inputs: [{ name: 'x', dims: [2, 3, 1], altDims: [2, 5, 1] }, i64('reps', [2, 1, 3])] }],
@@ -323,7 +327,7 @@ const FAMILY = [
   'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp', 'ReduceLogSum', 'ReduceProd',
   'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
   'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
-  'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements',
+  'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'TopK',
   'Conv', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
 ];
 

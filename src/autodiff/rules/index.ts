@@ -75,6 +75,7 @@ import { averagePoolGrad } from './AveragePool.ts';
 import { maxPoolGrad } from './MaxPool.ts';
 import { reduceLogSumGrad } from './ReduceLogSum.ts';
 import { reduceProdGrad } from './ReduceProd.ts';
+import { topKGrad } from './TopK.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -146,6 +147,7 @@ export const RULES: readonly GradRule[] = [
   maxPoolGrad,
   reduceLogSumGrad,
   reduceProdGrad,
+  topKGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
