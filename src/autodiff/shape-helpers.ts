@@ -1,8 +1,10 @@
 /**
- * Small emitters shared by the shape, reduction and indexing gradient rules: shapes and dims as
- * int64 tensors (constants where probing proved them static, `Shape` of a forward value where
- * not), zeros of a run-time shape, and the ops whose axes moved from attribute to input between
- * opsets (ReduceSum 13, ReduceMean/Max/Min 18, Unsqueeze/Squeeze/Split 13).
+ * Small emitters shared by the shape, reduction, normalisation, indexing and pooling gradient
+ * rules: shapes and dims as int64 tensors (constants where probing proved them static, `Shape`
+ * of a forward value where not), zeros of a run-time shape, the ops whose axes moved from
+ * attribute to input between opsets (ReduceSum 13, ReduceMean/Max/Min 18, Unsqueeze/Squeeze/
+ * Split 13), the axes a Reduce* node reduces, sliding-window geometry (Conv, pooling) and
+ * float32 detours for kernels some execution providers lack in half precision.
  *
  * Nothing here bakes a dynamic (null) axis into a constant.
  */
@@ -130,7 +132,7 @@ export function reduce(ctx: GradContext, op: 'ReduceSum' | 'ReduceMean', x: stri
   return ctx.b.op(op, [x], { axes: list, keepdims });
 }
 
-/** Forward axes of a Reduce*/
+/** The axes a forward Reduce* node reduces. */
 export type ReduceAxes =
   | { kind: 'all' }
   | { kind: 'none' }
