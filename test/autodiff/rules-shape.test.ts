@@ -93,6 +93,11 @@ const CASES: Case[] = [
   ['Unsqueeze-12 axes attribute [1]', { op: 'Unsqueeze', opset: 12, attrs: { axes: [1] }, inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
   ['Flatten axis=2', { op: 'Flatten', attrs: { axis: 2 }, inputs: [{ name: 'x', dims: [2, 3, 3, 2], altDims: [2, 5, 3, 2] }] }],
 
+  // Reshape → Transpose → Reshape, run backwards
+  ['DepthToSpace DCR', { op: 'DepthToSpace', attrs: { blocksize: 2 }, inputs: [{ name: 'x', dims: [1, 8, 2, 3], altDims: [2, 8, 3, 2] }] }],
+  ['DepthToSpace CRD', { op: 'DepthToSpace', attrs: { blocksize: 2, mode: 'CRD' }, inputs: [{ name: 'x', dims: [2, 4, 2, 2] }] }],
+  ['SpaceToDepth', { op: 'SpaceToDepth', attrs: { blocksize: 2 }, inputs: [{ name: 'x', dims: [1, 2, 4, 6], altDims: [2, 2, 6, 4] }] }],
+
   // ---- Concat → Split of dY by the input sizes; Split → Concat of dYᵢ (zeros where none)
   [
     'Concat axis=-1, two dynamic pieces',
@@ -326,7 +331,7 @@ describe('gradient rules: shape, reduction, normalisation, indexing (finite diff
 const FAMILY = [
   'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp', 'ReduceLogSum', 'ReduceProd',
   'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
-  'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
+  'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'DepthToSpace', 'SpaceToDepth', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
   'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'TopK',
   'Conv', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
 ];

@@ -76,6 +76,8 @@ import { maxPoolGrad } from './MaxPool.ts';
 import { reduceLogSumGrad } from './ReduceLogSum.ts';
 import { reduceProdGrad } from './ReduceProd.ts';
 import { topKGrad } from './TopK.ts';
+import { depthToSpaceGrad } from './DepthToSpace.ts';
+import { spaceToDepthGrad } from './SpaceToDepth.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -148,6 +150,8 @@ export const RULES: readonly GradRule[] = [
   reduceLogSumGrad,
   reduceProdGrad,
   topKGrad,
+  depthToSpaceGrad,
+  spaceToDepthGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
