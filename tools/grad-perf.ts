@@ -45,22 +45,35 @@ function batchFeeds(vocab: number): Record<string, ort.Tensor> {
   };
 }
 
-async function timeRuns(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<{ createS: number; medianMs: number; all: number[] }> {
+interface Timed {
+  session: ort.InferenceSession;
+  feeds: Record<string, ort.Tensor>;
+  createS: number;
+  times: number[];
+}
+
+async function open(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Timed> {
   const t0 = performance.now();
   const { session } = await createSession(bytes, { ep: 'cpu', memPattern: false, ...(threads ? { threads } : {}) });
   const createS = (performance.now() - t0) / 1000;
   const use: Record<string, ort.Tensor> = {};
   for (const n of session.inputNames) use[n] = feeds[n]!;
-  await session.run(use);
-  const all: number[] = [];
+  await session.run(use); // warm-up
+  return { session, feeds: use, createS, times: [] };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Runs the sessions in turn, `reps` rounds, so load changes on a shared machine hit all alike. */
+async function interleaved(list: Timed[]): Promise<void> {
   for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await session.run(use);
-    all.push(performance.now() - t);
+    for (const t of list) {
+      const s = performance.now();
+      await t.session.run(t.feeds);
+      t.times.push(performance.now() - s);
+    }
   }
-  await session.release();
-  all.sort((a, b) => a - b);
-  return { createS, medianMs: all[Math.floor(all.length / 2)]!, all };
+  for (const t of list) await t.session.release();
 }
 
 async function main(): Promise<void> {
@@ -92,13 +105,16 @@ async function main(): Promise<void> {
     const init = gm.initialParams.get(p)!;
     feeds[p] = new ort.Tensor('float32', tensorToFloat32(init, gm.model.baseDir), tensorDims(init));
   }
-  const baseT = await timeRuns(encodeModel(base.proto), feeds);
-  console.log(`frozen forward (base model):   ${baseT.medianMs.toFixed(1)} ms (session ${baseT.createS.toFixed(1)} s)`);
-  const adaptedT = await timeRuns(encodeModel(adapted.proto), feeds);
-  console.log(`adapted forward:               ${adaptedT.medianMs.toFixed(1)} ms (session ${adaptedT.createS.toFixed(1)} s)`);
-  const gradT = await timeRuns(encodeModel(gm.model.proto), feeds);
-  console.log(`forward + loss + backward:     ${gradT.medianMs.toFixed(1)} ms (session ${gradT.createS.toFixed(1)} s)`);
-  console.log(`ratio fwd+bwd / frozen forward = ${(gradT.medianMs / baseT.medianMs).toFixed(2)}, / adapted forward = ${(gradT.medianMs / adaptedT.medianMs).toFixed(2)}  (batch ${B}, seq ${S}, ${reps} reps, median)`);
+  const baseT = await open(encodeModel(base.proto), feeds);
+  const adaptedT = await open(encodeModel(adapted.proto), feeds);
+  const gradT = await open(encodeModel(gm.model.proto), feeds);
+  await interleaved([baseT, adaptedT, gradT]);
+  const [fb, fa, fg] = [median(baseT.times), median(adaptedT.times), median(gradT.times)];
+  console.log(`frozen forward (base model):   ${fb.toFixed(1)} ms (session ${baseT.createS.toFixed(1)} s)`);
+  console.log(`adapted forward:               ${fa.toFixed(1)} ms (session ${adaptedT.createS.toFixed(1)} s)`);
+  console.log(`forward + loss + backward:     ${fg.toFixed(1)} ms (session ${gradT.createS.toFixed(1)} s)`);
+  const ratios = gradT.times.map((t, i) => t / baseT.times[i]!);
+  console.log(`ratio fwd+bwd / frozen forward = ${(fg / fb).toFixed(2)} (median of per-round ratios ${median(ratios).toFixed(2)}), / adapted forward = ${(fg / fa).toFixed(2)}  (batch ${B}, seq ${S}, ${reps} interleaved rounds, medians)`);
 }
 
 await main();

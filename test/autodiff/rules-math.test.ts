@@ -25,6 +25,11 @@ const CASES: Array<[string, GradCheckCase]> = [
   ['Neg', { op: 'Neg', inputs: [{ name: 'x', dims: [3, 2] }] }],
   // dA = dY·p·A^(p−1), exponent constant
   ['Pow square', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3] }, { name: 'p', dims: [], constant: true, values: [2] }] }],
+  ['Pow cube', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3] }, { name: 'p', dims: [], constant: true, values: [3] }] }],
+  ['Pow one, broadcast exponent shape', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3] }, { name: 'p', dims: [], constant: true, values: [1] }] }],
+  ['Pow square root', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [], constant: true, values: [0.5] }] }],
+  ['Pow -1.5 constant', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [], constant: true, values: [-1.5] }] }],
+  ['Pow float32 square', { op: 'Pow', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3] }, { name: 'p', dims: [], constant: true, values: [2] }] }],
   ['Pow fractional', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [], constant: true, values: [1.5] }] }],
   ['Pow exponent not trained', { op: 'Pow', inputs: [{ name: 'x', dims: [2, 3], values: positive }, { name: 'p', dims: [3], values: [0.5, 2, 3], grad: false }] }],
   ['Sqrt', { op: 'Sqrt', inputs: [{ name: 'x', dims: [2, 3], values: positive }] }],

@@ -1,5 +1,6 @@
 /**
- * Pow: Y = A^P (broadcasting). Base only: dA = unbroadcast(dY · P · A^(P−1), A). A gradient
+ * Pow: Y = A^P (broadcasting). Base only: dA = unbroadcast(dY · P · A^(P−1), A); a constant scalar
+ * P of 1, 2, 3 or ½ becomes plain products (dY, 2A, 3A², ½/Y). A gradient
  * through the exponent is not supported (as in ONNX Runtime's training builder) and fails loudly
  * rather than being dropped.
  */
@@ -19,6 +20,19 @@ export const powGrad: GradRule = {
     const { b } = ctx;
     const a = ctx.I(0);
     const dt = ctx.dtype(a);
+    // A constant scalar exponent (LayerNorm's x², gelu_new's x³, RMSNorm): plain products.
+    const pc = ctx.shape(ctx.I(1)).length === 0 ? ctx.constInts(ctx.I(1)) : undefined;
+    if (pc && pc.length === 1 && [1, 2, 3, 0.5].includes(pc[0]!)) {
+      const p = pc[0]!;
+      if (p === 1) return [ctx.unbroadcast(dY, a)];
+      const local =
+        p === 2
+          ? b.op('Mul', [a, scalarOf(b, 2, dt)])
+          : p === 3
+            ? b.op('Mul', [b.op('Mul', [a, a]), scalarOf(b, 3, dt)])
+            : b.op('Div', [scalarOf(b, 0.5, dt), ctx.O(0)]);
+      return [ctx.unbroadcast(b.op('Mul', [dY, local]), a)];
+    }
     let p = ctx.I(1);
     if (ctx.dtype(p) !== dt) p = b.op('Cast', [p], { to: dt });
     const pm1 = b.op('Sub', [p, scalarOf(b, 1, dt)]);
