@@ -7,7 +7,7 @@ import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
 import { inject } from '../../src/peanut/inject.ts';
 import { readAdapterMeta } from '../../src/peanut/adapter-meta.ts';
 import { readSafetensors, writeSafetensors } from '../../src/safetensors.ts';
-import { FIXTURES_DIR } from '../helpers/fixtures.ts';
+import { FIXTURES_DIR, relError } from '../helpers/fixtures.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
 import { tinyModel } from '../peanut/tiny.ts';
 
@@ -115,6 +115,12 @@ describe('inject and merge', () => {
     const w = (p: string) => graphOf(loadModel(p)).initializer.find((t) => t.name === 'onnx::MatMul_336')!.rawData;
     expect(Buffer.compare(Buffer.from(w(merged2)), Buffer.from(w(merged)))).not.toBe(0);
     expect(Buffer.compare(Buffer.from(w(merged)), Buffer.from(w(BERT)))).toBe(0); // B = 0
+    // --engine ort evaluates the same tweaker nodes in ONNX Runtime
+    const merged3 = join(dir, 'merged3.onnx');
+    expect(await cli('merge', adapted, '-o', merged3, '--checkpoint', run, '--engine', 'ort')).toBe(0);
+    const f32 = (p: string) => new Float32Array(Uint8Array.from(w(p)).buffer);
+    expect(relError(f32(merged3), f32(merged2))).toBeLessThanOrEqual(1e-6);
+    expect(await cli('merge', adapted, '-o', join(dir, 'x.onnx'), '--engine', 'gpu')).toBe(2);
   }, 30_000);
 
   it('inject --init --targets --method lora', async () => {

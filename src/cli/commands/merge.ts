@@ -1,5 +1,5 @@
 /** `peanut-onnx merge <adapted.onnx> -o <merged.onnx>`: fold the tweakers into the weights. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 
 export function mergeCommand(): Command {
   return new Command('merge')
@@ -8,10 +8,11 @@ export function mergeCommand(): Command {
     .requiredOption('-o, --output <merged.onnx>', 'where to write the merged model')
     .option('--checkpoint <file|dir>', 'parameter values to merge: a safetensors file, or a run directory (its latest checkpoints/step-<N>.safetensors)')
     .option('--safe', 'refuse to write a merged weight containing NaN or Inf')
-    .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean }) => {
+    .addOption(new Option('--engine <name>', 'where ΔW is computed: js (float32 loops), or ort (the adapted model\'s own tweaker nodes in ONNX Runtime; faster at large ranks)').choices(['js', 'ort']).default('js'))
+    .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean; engine: 'js' | 'ort' }) => {
       const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
-      const { requireAdapter } = await import('../../peanut/merge.ts');
+      const { merge, requireAdapter } = await import('../../peanut/merge.ts');
       const { mergeWithRuntime } = await import('../../peanut/merge-ort.ts');
       const { readTweakerState, resolveCheckpoint } = await import('../../peanut/state.ts');
       checkOutputPath(o.output, modelPath, o.checkpoint);
@@ -24,7 +25,8 @@ export function mergeCommand(): Command {
         params = readTweakerState(file, meta.targets.flatMap((t) => t.params), { allowExtra: true });
         source = file;
       }
-      const merged = await mergeWithRuntime(model, { ...(params ? { params } : {}), safe: o.safe ?? false });
+      const opts = { ...(params ? { params } : {}), safe: o.safe ?? false };
+      const merged = o.engine === 'ort' ? await mergeWithRuntime(model, opts) : merge(model, opts);
       saveModel(merged, o.output);
       process.stdout.write(`merged ${meta.targets.length} layer(s) (parameters from ${source})\nwrote ${o.output}\n`);
     });
