@@ -294,6 +294,21 @@ const CASES: Case[] = [
     { op: 'InstanceNormalization', dtype: 'float32', attrs: { epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 6] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }] },
   ],
 
+  // dX = Conv(dY, W); dW = Conv(dYᵀ, Xᵀ) strides↔dilations, sliced to k; dB = Σ dY
+  [
+    'ConvTranspose 2-D stride 2, pads, output_padding, bias, dynamic (float32)',
+    {
+      op: 'ConvTranspose',
+      dtype: 'float32',
+      attrs: { strides: [2, 2], pads: [1, 0, 0, 1], output_padding: [1, 0] },
+      inputs: [{ name: 'x', dims: [1, 2, 3, 3], altDims: [2, 2, 4, 3] }, { name: 'w', dims: [2, 3, 3, 2] }, { name: 'bias', dims: [3] }],
+    },
+  ],
+  [
+    'ConvTranspose 1-D group=2 dilation=2 stride 3 (float32)',
+    { op: 'ConvTranspose', dtype: 'float32', attrs: { group: 2, dilations: [2], strides: [3] }, inputs: [{ name: 'x', dims: [2, 4, 3], altDims: [1, 4, 5] }, { name: 'w', dims: [4, 1, 2] }] },
+  ],
+
   // ---- elementwise
   ['Sin', { op: 'Sin', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
   ['Cos', { op: 'Cos', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
@@ -333,7 +348,7 @@ const FAMILY = [
   'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
   'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'DepthToSpace', 'SpaceToDepth', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
   'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'TopK',
-  'Conv', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
+  'Conv', 'ConvTranspose', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',
 ];
 
 const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [

@@ -78,6 +78,7 @@ import { reduceProdGrad } from './ReduceProd.ts';
 import { topKGrad } from './TopK.ts';
 import { depthToSpaceGrad } from './DepthToSpace.ts';
 import { spaceToDepthGrad } from './SpaceToDepth.ts';
+import { convTransposeGrad } from './ConvTranspose.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -152,6 +153,7 @@ export const RULES: readonly GradRule[] = [
   topKGrad,
   depthToSpaceGrad,
   spaceToDepthGrad,
+  convTransposeGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
