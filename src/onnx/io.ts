@@ -19,7 +19,7 @@ import {
   type ModelProto,
   type TensorProto,
 } from './proto.ts';
-import { externalRef, isExternal, numElements, tensorBytes, tensorDims } from './tensor.ts';
+import { externalRef, isExternal, materializeDeferred, numElements, tensorBytes, tensorDims } from './tensor.ts';
 import { dtypeSize } from './dtype.ts';
 import { encodeModelChunks } from './encode-chunks.ts';
 
@@ -108,8 +108,14 @@ export function externalDataFiles(model: OnnxModel): Array<{ path: string; data:
   return [...locs].map((loc) => ({ path: loc, data: join(model.baseDir, loc) }));
 }
 
+/** Deferred tensors (see `deferTensorBytes`) that are not external references get their bytes. */
+function materializeAll(graph: GraphProto): void {
+  for (const t of allInitializers(graph)) if (!isExternal(t)) materializeDeferred(t);
+}
+
 /** Encodes a model; inline tensors only (callers go through saveModel for files). */
 export function encodeModel(proto: ModelProto): Uint8Array {
+  if (proto.graph) materializeAll(proto.graph);
   return toBinary(ModelProtoSchema, proto);
 }
 
@@ -127,6 +133,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const external = options.externalData ?? (hadExternal || total > PROTOBUF_LIMIT - 64 * 2 ** 20);
   if (!external) {
     if (hadExternal) internalizeAll(inits, model.baseDir);
+    materializeAll(graph);
     writeFileAtomic(outPath, ...encodeModelChunks(model.proto));
     return;
   }

@@ -64,11 +64,37 @@ export function readFileRange(path: string, offset: number, length: number): Uin
   }
 }
 
+const deferred = new WeakMap<TensorProto, () => Uint8Array>();
+
+/**
+ * Makes a tensor's bytes computed on demand: `produce` runs each time the bytes are read
+ * (`tensorBytes`), nothing is cached. `saveModel` writes such a tensor straight into the data
+ * file and lets the bytes go, so a merge can produce one weight at a time while saving. The
+ * tensor keeps its dims and type and holds no data of its own.
+ */
+export function deferTensorBytes(t: TensorProto, produce: () => Uint8Array): void {
+  deferred.set(t, produce);
+}
+
+export function isDeferred(t: TensorProto): boolean {
+  return deferred.has(t);
+}
+
+/** Computes a deferred tensor's bytes once and stores them as raw_data (for inline encoding). */
+export function materializeDeferred(t: TensorProto): void {
+  const produce = deferred.get(t);
+  if (!produce) return;
+  t.rawData = produce() as Uint8Array<ArrayBuffer>;
+  deferred.delete(t);
+}
+
 /**
  * The little-endian bytes of a tensor. `baseDir` resolves external data locations. For raw_data
  * tensors this is a view (no copy).
  */
 export function tensorBytes(t: TensorProto, baseDir: string): Uint8Array {
+  const produce = deferred.get(t);
+  if (produce) return produce();
   if (isExternal(t)) {
     const ref = externalRef(t);
     return readFileRange(join(baseDir, ref.location), ref.offset, ref.length);

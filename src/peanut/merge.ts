@@ -14,7 +14,7 @@ import { PeanutError } from '../errors.ts';
 import { float32ToBytes } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import { type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
-import { tensorToFloat32 } from '../onnx/tensor.ts';
+import { deferTensorBytes, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';
 import { methodFor } from './methods/index.ts';
 import { addInPlace, transpose } from './linalg.ts';
@@ -26,6 +26,14 @@ export interface MergeOptions {
   params?: ReadonlyMap<string, Float32Array>;
   /** Refuse to produce a weight containing NaN or Inf. */
   safe?: boolean;
+  /**
+   * Compute each merged initializer weight only when its bytes are read (see
+   * `deferTensorBytes`): `saveModel` then writes one merged weight at a time and lets it go, so
+   * merging a large external-data model holds one weight, not all targets, in memory. The
+   * adapted model's data files must still be there when the result is saved. Errors of a weight
+   * (`--safe`) surface during the save, which then writes nothing.
+   */
+  stream?: boolean;
 }
 
 /** The adapter record of a model, or `E_NOT_ADAPTED`. */
@@ -116,7 +124,7 @@ export type MergedWeightFn = (target: AdapterTarget, readW0: () => Float32Array)
 export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
   const meta = requireAdapter(adapted);
   const state = mergeState(adapted, meta, opts);
-  return rebuildMerged(adapted, meta, (t, readW0) => mergedWeight(meta, t, readW0(), state), opts.safe ?? false);
+  return rebuildMerged(adapted, meta, (t, readW0) => mergedWeight(meta, t, readW0(), state), opts.safe ?? false, opts.stream ?? false);
 }
 
 /** The parameter values a merge uses: `opts.params` (checked) or the model's initializers. */
@@ -128,7 +136,7 @@ export function mergeState(adapted: OnnxModel, meta: AdapterMeta, opts: MergeOpt
  * The merged model, given each target's merged weight: writes the weights, removes everything
  * injection recorded, points the feeding nodes back at the weights and drops the metadata entry.
  */
-export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: MergedWeightFn, safe: boolean): OnnxModel {
+export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: MergedWeightFn, safe: boolean, stream = false): OnnxModel {
   const g = graphOf(adapted);
   const dropNodes = new Set(meta.targets.flatMap((t) => t.nodes));
   const dropInits = new Set(meta.targets.flatMap((t) => [...t.params.map((p) => p.name), ...t.constants]));
@@ -138,13 +146,20 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
 
   for (const t of meta.targets) {
     const { tensor, constant } = weightTensorOf(g, t);
-    const merged = weightFor(t, () => tensorToFloat32(tensor, adapted.baseDir));
-    if (merged.length !== t.in * t.out) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${t.in * t.out}`);
-    if (safe) {
-      const bad = merged.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
-    }
-    const next = withValues(tensor, float32ToBytes(merged, tensor.dataType));
+    const bytesOf = (): Uint8Array => {
+      const merged = weightFor(t, () => tensorToFloat32(tensor, adapted.baseDir));
+      if (merged.length !== t.in * t.out) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${t.in * t.out}`);
+      if (safe) {
+        const bad = merged.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
+      }
+      return float32ToBytes(merged, tensor.dataType);
+    };
+    let next: TensorProto;
+    if (stream && !constant) {
+      next = withValues(tensor, new Uint8Array(0));
+      deferTensorBytes(next, bytesOf);
+    } else next = withValues(tensor, bytesOf());
     if (constant) {
       const attribute: AttributeProto[] = constant.attribute.map((a) => (a.name === 'value' ? withFields(a, { t: next }) : a));
       newConstants.set(constant, withFields(constant, { attribute }));

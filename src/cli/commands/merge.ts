@@ -26,7 +26,8 @@ export function mergeCommand(): Command {
         source = file;
       }
       const opts = { ...(params ? { params } : {}), safe: o.safe ?? false };
-      const merged = o.engine === 'ort' ? await mergeWithRuntime(model, opts) : merge(model, opts);
+      // The JS engine streams: each merged weight is computed as saveModel writes it.
+      const merged = o.engine === 'ort' ? await mergeWithRuntime(model, opts) : merge(model, { ...opts, stream: true });
       saveModel(merged, o.output);
       process.stdout.write(`merged ${meta.targets.length} layer(s) (parameters from ${source})\nwrote ${o.output}\n`);
     });
