@@ -290,6 +290,14 @@ const CASES: Case[] = [
     { op: 'BatchNormalization', opset: 14, inputs: [{ name: 'x', dims: [4, 3] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }, { name: 'mean', dims: [3], constant: true, values: [0, 1, -1] }, { name: 'var', dims: [3], constant: true, values: [1, 2, 0.5] }] },
   ],
   [
+    'GroupNormalization-18 per-group scale and bias',
+    { op: 'GroupNormalization', opset: 18, attrs: { num_groups: 2, epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [2, 4, 3], altDims: [3, 4, 5] }, { name: 'scale', dims: [2] }, { name: 'bias', dims: [2] }] },
+  ],
+  [
+    'GroupNormalization-21 per-channel scale and bias (float32: it normalises in float32, stash_type)',
+    { op: 'GroupNormalization', opset: 21, dtype: 'float32', attrs: { num_groups: 2 }, inputs: [{ name: 'x', dims: [2, 4, 3], altDims: [3, 4, 5] }, { name: 'scale', dims: [4] }, { name: 'bias', dims: [4] }] },
+  ],
+  [
     'InstanceNormalization 3-D (float32)',
     { op: 'InstanceNormalization', dtype: 'float32', attrs: { epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 6] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }] },
   ],
@@ -345,7 +353,7 @@ describe('gradient rules: shape, reduction, normalisation, indexing (finite diff
 /** The shape, reduction, normalisation and indexing rules (src/autodiff/rules/<op>.ts). */
 const FAMILY = [
   'ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceL1', 'ReduceLogSumExp', 'ReduceLogSum', 'ReduceProd',
-  'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
+  'LayerNormalization', 'BatchNormalization', 'InstanceNormalization', 'GroupNormalization', 'GlobalAveragePool', 'GlobalMaxPool', 'AveragePool', 'MaxPool',
   'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'DepthToSpace', 'SpaceToDepth', 'Concat', 'Split', 'Slice', 'Expand', 'Tile', 'Pad', 'CumSum',
   'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'TopK',
   'Conv', 'ConvTranspose', 'Einsum', 'Sin', 'Cos', 'Abs', 'LeakyRelu', 'Sum', 'Mean', 'Trilu',

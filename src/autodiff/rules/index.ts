@@ -79,6 +79,7 @@ import { topKGrad } from './TopK.ts';
 import { depthToSpaceGrad } from './DepthToSpace.ts';
 import { spaceToDepthGrad } from './SpaceToDepth.ts';
 import { convTransposeGrad } from './ConvTranspose.ts';
+import { groupNormalizationGrad } from './GroupNormalization.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -154,6 +155,7 @@ export const RULES: readonly GradRule[] = [
   depthToSpaceGrad,
   spaceToDepthGrad,
   convTransposeGrad,
+  groupNormalizationGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
