@@ -1,111 +1,389 @@
 /**
- * `npm run bench`: the cost of one PEANuT training step (forward + loss + backward + AdamW, one
- * InferenceSession.run of the train graph) relative to a frozen forward pass of the original
- * model on the same batch, in the same runtime, on this machine; plus peak memory. Not a test.
+ * `npm run bench`: what PEANuT costs, measured side by side in one run on one machine.
  *
- *   npm run bench [-- --skip-base] [--iters N] [--threads N] [--ep cpu|cuda|auto]
+ *   npx tsx tools/bench.ts [--models tiny,base] [--runs N] [--out bench/results.json]
  *
- * Models: the bert_tiny fixture and a bert-base-sized export built in memory by
- * tools/lib/bert.ts (hidden 768, 12 layers). Batch 8 × seq 128, rank 8, targets query,value,
- * depth 0, relu (the setting of the PyTorch reference numbers in the fixtures README).
+ * For the shipped demo model (graphs/bert-tiny.onnx) and a bert-base-sized export generated on
+ * the fly (tools/lib buildBertBase, written to bench/work/, never committed), on one batch of
+ * 8 × 128 tokens, PEANuT and LoRA at rank 8 on query,value (PEANuT depth 0):
+ *
+ *  - frozen forward: the original model, one inference call;
+ *  - training step: one run of the fused train graph (forward + loss + backward + AdamW), built
+ *    and run exactly as `peanut-onnx train` does, θ and moments fed back each step;
+ *  - merged vs original inference time (same batch, calls alternated);
+ *  - inject (load + inject + save) and merge (load + merge + save) vs a plain copy of the file;
+ *  - peak resident memory of each job (each job runs in its own process, so its peak is its own).
+ *
+ * Times are medians over several runs after warm-up. Ratios come from the same run on the same
+ * machine; the PyTorch reference (issue 4: PyTorch 1.13, OpenBLAS, 2 threads, this machine type)
+ * is quoted for comparison, not re-measured.
  */
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, encodeModel, type OnnxModel } from '../src/onnx/io.ts';
-import { inject } from '../src/peanut/inject.ts';
-import { buildArtifacts } from '../src/train/build.ts';
-import { trainingSessionOptions } from '../src/train/training-graph.ts';
-import { createSession, ort, type EpChoice } from '../src/runtime.ts';
-import { buildBertBase } from './lib/bert.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = join(ROOT, 'bench', 'work');
+const TINY = join(ROOT, 'graphs', 'bert-tiny.onnx');
+const BASE = join(WORK, 'bert-base.onnx');
+
+/** PyTorch reference on this machine type for bert-base, batch 8 × 128, r 8, query+value (issue 4). */
+export const PYTORCH_REFERENCE = { peanutStepS: 3.86, frozenForwardS: 1.64, loraStepS: 3.33, setup: 'PyTorch 1.13, OpenBLAS, 2 threads' } as const;
+
+const BATCH = 8;
+const SEQ = 128;
+const RANK = 8;
+const TARGETS = 'query,value';
+
+type ModelKey = 'tiny' | 'base';
+type Job = 'forward' | 'train-peanut' | 'train-lora' | 'io';
+
+interface Timing {
+  medianMs: number;
+  minMs: number;
+  runs: number[];
+}
+
+function timing(runs: number[]): Timing {
+  const s = [...runs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  const median = s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const r3 = (x: number) => Number(x.toFixed(3));
+  return { medianMs: r3(median), minMs: r3(s[0]!), runs: runs.map(r3) };
+}
+
+const maxRssMiB = () => Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+
+// ---------------------------------------------------------------------------------------------
+// Workers: one job, one process; the last stdout line is the JSON result.
+// ---------------------------------------------------------------------------------------------
+
+async function worker(job: Job, model: ModelKey, runs: number, warmup: number): Promise<Record<string, unknown>> {
+  const { ort, createSession } = await import('../src/runtime.ts');
+  const { encodeModel, graphOf, loadModel, saveModel } = await import('../src/onnx/io.ts');
+  const path = model === 'tiny' ? TINY : BASE;
+  const vocab = model === 'tiny' ? 128 : 30522;
+
+  // One fixed batch: seeded token ids, full attention, labels alternating.
+  const { Random } = await import('../src/util/random.ts');
+  const rng = new Random(1234);
+  const ids = BigInt64Array.from({ length: BATCH * SEQ }, (_, i) => BigInt(i % SEQ === 0 ? 1 : 4 + rng.int(vocab - 4)));
+  const feedsFor = () => ({
+    input_ids: new ort.Tensor('int64', ids, [BATCH, SEQ]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(BATCH * SEQ).fill(1n), [BATCH, SEQ]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(BATCH * SEQ), [BATCH, SEQ]),
+  });
+  const now = () => performance.now();
+
+  if (job === 'forward') {
+    const t0 = now();
+    const { session } = await createSession(path, { ep: 'cpu' });
+    const createMs = now() - t0;
+    const feeds = feedsFor();
+    for (let i = 0; i < warmup; i++) await session.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const s = now();
+      await session.run(feeds);
+      times.push(now() - s);
+    }
+    await session.release();
+    return { job, model, sessionCreateMs: Math.round(createMs), forward: timing(times), peakRssMiB: maxRssMiB() };
+  }
+
+  if (job === 'train-peanut' || job === 'train-lora') {
+    const method = job === 'train-peanut' ? 'peanut' : 'lora';
+    const { inject } = await import('../src/peanut/inject.ts');
+    const { buildArtifacts } = await import('../src/train/build.ts');
+    const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
+    let t0 = now();
+    const base = loadModel(path);
+    const adapted = inject(base, { method, r: RANK, depth: 0, alpha: 2 * RANK, targets: TARGETS, seed: 0 }).model;
+    const injectMs = now() - t0;
+    t0 = now();
+    const built = await buildArtifacts(adapted, { task: 'seq-cls' });
+    const buildMs = now() - t0;
+    const trainProto = built.graphs.train;
+    const nodeCounts: Record<string, number> = {};
+    for (const n of graphOf({ proto: trainProto, baseDir: adapted.baseDir }).node) nodeCounts[n.opType] = (nodeCounts[n.opType] ?? 0) + 1;
+    const trainNodes = trainProto.graph!.node.length;
+    const forwardNodes = graphOf(base).node.length;
+    t0 = now();
+    const bytes = encodeModel(trainProto);
+    const { session } = await createSession(bytes, { ep: 'cpu', memPattern: false, graphOptimizationLevel: 'all' });
+    const createMs = now() - t0;
+    const m = built.manifest;
+    const h = m.train.inputs.hyperparameters;
+    const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
+    let theta: Map<string, Float32Array> = new Map([...built.params].map(([k, t]) => [k, t.data as Float32Array]));
+    const shapes = new Map([...built.params].map(([k, t]) => [k, t.shape]));
+    let mState: Map<string, Float32Array> = new Map([...theta].map(([k, v]) => [k, new Float32Array(v.length)]));
+    let vState: Map<string, Float32Array> = new Map([...theta].map(([k, v]) => [k, new Float32Array(v.length)]));
+    const trainable = [...theta.values()].reduce((s, v) => s + v.length, 0);
+    const labels = new ort.Tensor('int64', BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 2)), [BATCH]);
+    const times: number[] = [];
+    let lastLoss = NaN;
+    for (let step = 1; step <= warmup + runs; step++) {
+      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+        ...feedsFor(),
+        [m.labels]: labels,
+        [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []),
+        [h.lr]: scalar(1e-4),
+        [h.beta1]: scalar(0.9),
+        [h.beta2]: scalar(0.999),
+        [h.eps]: scalar(1e-8),
+        [h.weightDecay]: scalar(0.01),
+        [h.maxGradNorm]: scalar(Infinity),
+      };
+      for (const [k, d] of theta) {
+        feeds[k] = new ort.Tensor('float32', d, shapes.get(k)!);
+        feeds[m.train.inputs.moments.m[k]!] = new ort.Tensor('float32', mState.get(k)!, shapes.get(k)!);
+        feeds[m.train.inputs.moments.v[k]!] = new ort.Tensor('float32', vState.get(k)!, shapes.get(k)!);
+      }
+      const s = now();
+      const out = await session.run(feeds);
+      const dt = now() - s;
+      if (step > warmup) times.push(dt);
+      lastLoss = (out[TRAIN_OUTPUTS.loss]!.data as Float32Array)[0]!;
+      theta = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.params[k]!]!.data as Float32Array]));
+      mState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.m[k]!]!.data as Float32Array]));
+      vState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.v[k]!]!.data as Float32Array]));
+    }
+    await session.release();
+    const topOps = Object.entries(nodeCounts)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12);
+    return {
+      job,
+      model,
+      method,
+      trainableParams: trainable,
+      injectMs: Math.round(injectMs),
+      buildArtifactsMs: Math.round(buildMs),
+      sessionCreateMs: Math.round(createMs),
+      forwardNodes,
+      trainNodes,
+      topOps: Object.fromEntries(topOps),
+      step: timing(times),
+      lastLoss,
+      peakRssMiB: maxRssMiB(),
+    };
+  }
+
+  // io: copy vs inject vs merge; merged vs original inference.
+  const { inject } = await import('../src/peanut/inject.ts');
+  const { mergeWithRuntime } = await import('../src/peanut/merge-ort.ts');
+  const dir = join(WORK, `io-${model}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const copyPath = join(dir, 'copy.onnx');
+  const adaptedPath = join(dir, 'adapted.onnx');
+  const mergedPath = join(dir, 'merged.onnx');
+  const ioRuns = Math.max(3, Math.min(runs, 5));
+  copyFileSync(path, copyPath); // warm the page cache
+  const copy: number[] = [];
+  const inj: number[] = [];
+  const mrg: number[] = [];
+  for (let i = 0; i < ioRuns; i++) {
+    rmSync(copyPath, { force: true });
+    let s = now();
+    copyFileSync(path, copyPath);
+    copy.push(now() - s);
+
+    s = now();
+    const adapted = inject(loadModel(path), { method: 'peanut', r: RANK, depth: 0, targets: TARGETS, seed: i }).model;
+    saveModel(adapted, adaptedPath);
+    inj.push(now() - s);
+
+    s = now();
+    const merged = await mergeWithRuntime(loadModel(adaptedPath), { safe: true });
+    saveModel(merged, mergedPath);
+    mrg.push(now() - s);
+  }
+  const sizeMiB = Number((statSync(path).size / 2 ** 20).toFixed(1));
+
+  // merged vs original inference, alternating calls on the same batch
+  const { session: so } = await createSession(path, { ep: 'cpu' });
+  const { session: sm } = await createSession(mergedPath, { ep: 'cpu' });
+  const feeds = feedsFor();
+  for (let i = 0; i < warmup; i++) {
+    await so.run(feeds);
+    await sm.run(feeds);
+  }
+  const to: number[] = [];
+  const tm: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const order = i % 2 ? ([[sm, tm], [so, to]] as const) : ([[so, to], [sm, tm]] as const);
+    for (const [s, into] of order) {
+      const t = now();
+      await s.run(feeds);
+      into.push(now() - t);
+    }
+  }
+  await so.release();
+  await sm.release();
+  rmSync(dir, { recursive: true, force: true });
+  const original = timing(to);
+  const merged = timing(tm);
+  return {
+    job,
+    model,
+    fileMiB: sizeMiB,
+    copy: timing(copy),
+    inject: timing(inj),
+    merge: timing(mrg),
+    inference: { original, merged, ratio: Number((merged.medianMs / original.medianMs).toFixed(3)) },
+    peakRssMiB: maxRssMiB(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------------------------
 
 interface Args {
-  skipBase: boolean;
-  iters: number;
-  threads?: number;
-  ep: EpChoice;
+  models: ModelKey[];
+  runs?: number;
+  out: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { skipBase: false, iters: 10, ep: 'cpu' };
+  const a: Args = { models: ['tiny', 'base'], out: join(ROOT, 'bench', 'results.json') };
   for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (k === '--skip-base') a.skipBase = true;
-    else if (k === '--iters') a.iters = Number(argv[++i]);
-    else if (k === '--threads') a.threads = Number(argv[++i]);
-    else if (k === '--ep') a.ep = argv[++i] as EpChoice;
-    else throw new Error(`unknown argument '${k}'; usage: npm run bench [-- --skip-base] [--iters N] [--threads N] [--ep cpu|cuda|auto]`);
+    const k = argv[i]!;
+    if (k === '--models') a.models = argv[++i]!.split(',') as ModelKey[];
+    else if (k === '--runs') a.runs = Number(argv[++i]);
+    else if (k === '--out') a.out = resolve(argv[++i]!);
+    else if (k === '--help' || k === '-h') {
+      console.log('usage: npx tsx tools/bench.ts [--models tiny,base] [--runs N] [--out bench/results.json]');
+      process.exit(0);
+    } else {
+      console.error(`unknown argument '${k}'; usage: npx tsx tools/bench.ts [--models tiny,base] [--runs N] [--out file]`);
+      process.exit(2);
+    }
   }
+  for (const m of a.models) if (m !== 'tiny' && m !== 'base') throw new RangeError(`--models: unknown model '${m}'; valid: tiny, base`);
   return a;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
-
-async function bench(name: string, base: OnnxModel, vocab: number, args: Args): Promise<{ name: string; forward: number; step: number; ratio: number; ep: string }> {
-  console.log(`\n${name}`);
-  const B = 8;
-  const T = 128;
-  const ids = BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T === 0 ? 1 : 3 + ((i * 2654435761) % (vocab - 3))));
-  const batch = {
-    input_ids: new ort.Tensor('int64', ids, [B, T]),
-    attention_mask: new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => 1n), [B, T]),
-    token_type_ids: new ort.Tensor('int64', new BigInt64Array(B * T), [B, T]),
-  };
-  const sessionOpts = trainingSessionOptions({ ep: args.ep, threads: args.threads });
-
-  const frozen = await createSession(encodeModel(base.proto), sessionOpts);
-
+function runWorker(job: Job, model: ModelKey, runs: number, warmup: number): Record<string, unknown> {
   const t0 = performance.now();
-  const adapted = inject(base, { targets: 'query,value', r: 8, depth: 0, act: 'relu', seed: 0 });
-  const built = await buildArtifacts(adapted.model, { task: 'seq-cls' });
-  console.log(`  inject + build train graph: ${((performance.now() - t0) / 1000).toFixed(1)} s; ${built.graphs.io.params.length} θ tensors, ${[...built.params.values()].reduce((s, t) => s + t.data.length, 0)} trainable parameters`);
-  const train = await createSession(encodeModel(built.graphs.train), sessionOpts);
-  const feeds: Record<string, ort.Tensor> = { ...batch, labels: new ort.Tensor('int64', BigInt64Array.from({ length: B }, (_, i) => BigInt(i % 2)), [B]) };
-  const h = built.manifest.train.inputs.hyperparameters;
-  const s = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
-  Object.assign(feeds, { [h.step]: new ort.Tensor('int64', BigInt64Array.of(1n), []), [h.lr]: s(1e-3), [h.beta1]: s(0.9), [h.beta2]: s(0.999), [h.eps]: s(1e-8), [h.weightDecay]: s(0.01), [h.maxGradNorm]: s(Infinity) });
-  for (const [k, t] of built.params) {
-    feeds[k] = new ort.Tensor('float32', t.data as Float32Array, t.shape);
-    feeds[`adam.m.${k}`] = new ort.Tensor('float32', new Float32Array(t.data.length), t.shape);
-    feeds[`adam.v.${k}`] = new ort.Tensor('float32', new Float32Array(t.data.length), t.shape);
-  }
-  // Forward and step runs alternate, so a machine whose load changes affects both alike.
-  const fw: number[] = [];
-  const st: number[] = [];
-  for (let i = 0; i < 2 + args.iters; i++) {
-    let t = performance.now();
-    await frozen.session.run(batch);
-    if (i >= 2) fw.push(performance.now() - t);
-    t = performance.now();
-    await train.session.run(feeds);
-    if (i >= 2) st.push(performance.now() - t);
-  }
-  const forward = median(fw);
-  const step = median(st);
-  const show = (label: string, ms: number[]) =>
-    console.log(`  ${label}: median ${median(ms).toFixed(1)} ms (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}, ${ms.length} runs after 2 warm-up)`);
-  show(`frozen forward (${frozen.ep})`, fw);
-  show(`training step (${train.ep})`, st);
-  await frozen.session.release();
-  await train.session.release();
-  const ratio = step / forward;
-  console.log(`  step / frozen forward = ${ratio.toFixed(2)}×   (peak RSS so far ${mb(process.resourceUsage().maxRSS * 1024)})`);
-  return { name, forward, step, ratio, ep: train.ep };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', job, model, String(runs), String(warmup)], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 64 * 2 ** 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines = (r.stdout ?? '').trim().split('\n');
+  if (r.status !== 0) throw new Error(`bench job ${job}/${model} failed (exit ${r.status}):\n${(r.stderr ?? '').split('\n').filter((l) => !/providers_shared|^\s*$|\[m$/.test(l)).slice(-15).join('\n')}`);
+  const res = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+  res.wallS = Number(((performance.now() - t0) / 1000).toFixed(1));
+  process.stderr.write(`  ${job} ${model}: done in ${res.wallS} s\n`);
+  return res;
 }
+
+const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 2 : 1)} ms`);
+const x = (r: number) => `${r.toFixed(2)}×`;
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  console.log(`peanut-onnx bench: onnxruntime-node ${ort.env.versions.node}, Node ${process.version}, threads ${args.threads ?? 'ORT default'}, batch 8 × seq 128, rank 8, targets query,value`);
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const results = [await bench('bert_tiny_opset14 (fixture)', loadModel(join(here, '..', 'test', 'fixtures', 'bert_tiny_opset14', 'model.onnx')), 64, args)];
-  if (!args.skipBase) results.push(await bench('bert-base-sized (hidden 768, 12 layers; built in memory)', buildBertBase(), 30522, { ...args, iters: Math.min(args.iters, 5) }));
-  console.log('\nsummary (target: step ≤ ~2.5× frozen forward; PyTorch 1.13 reference for bert-base-sized: 3.86 s step, 1.64 s forward, 2.35×)');
-  for (const r of results) console.log(`  ${r.name}: forward ${r.forward.toFixed(1)} ms, step ${r.step.toFixed(1)} ms, ratio ${r.ratio.toFixed(2)}× on ${r.ep}`);
-  console.log(`  peak RSS ${mb(process.resourceUsage().maxRSS * 1024)}`);
+  const started = performance.now();
+  mkdirSync(WORK, { recursive: true });
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memGiB: Number((totalmem() / 2 ** 30).toFixed(1)), loadavgAtStart: loadavg().map((l) => Number(l.toFixed(2))), node: process.version };
+  process.stderr.write(`bench on ${machine.cpus} × ${machine.cpuModel}, load average ${machine.loadavgAtStart.join(' ')}\n`);
+  if (args.models.includes('base') && !existsSync(BASE)) {
+    const { buildBertBase } = await import('./lib/bert.ts');
+    const { saveModel } = await import('../src/onnx/io.ts');
+    const t0 = performance.now();
+    saveModel(buildBertBase(), BASE);
+    process.stderr.write(`  wrote ${BASE} (bert-base-sized, seed 1101, opset 14) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  }
+
+  const results: Record<string, Record<string, Record<string, unknown>>> = {};
+  for (const model of args.models) {
+    const runs = args.runs ?? (model === 'tiny' ? 30 : 5);
+    const warmup = model === 'tiny' ? 5 : 1;
+    results[model] = {};
+    for (const job of ['forward', 'train-peanut', 'train-lora', 'io'] as const) results[model]![job] = runWorker(job, model, runs, warmup);
+  }
+
+  // ---- summary ------------------------------------------------------------------------------
+  type Row = Record<string, unknown> & { model: string };
+  const rows: Row[] = [];
+  const get = <T>(model: string, job: string, ...path: string[]): T => path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], results[model]![job]) as T;
+  for (const model of args.models) {
+    const fwd = get<number>(model, 'forward', 'forward', 'medianMs');
+    const pea = get<number>(model, 'train-peanut', 'step', 'medianMs');
+    const lora = get<number>(model, 'train-lora', 'step', 'medianMs');
+    rows.push({
+      model,
+      frozenForwardMs: fwd,
+      peanutStepMs: pea,
+      loraStepMs: lora,
+      peanutStepOverForward: Number((pea / fwd).toFixed(3)),
+      loraStepOverForward: Number((lora / fwd).toFixed(3)),
+      peanutOverLora: Number((pea / lora).toFixed(3)),
+      peakRssMiB: { forward: get(model, 'forward', 'peakRssMiB'), peanut: get(model, 'train-peanut', 'peakRssMiB'), lora: get(model, 'train-lora', 'peakRssMiB'), io: get(model, 'io', 'peakRssMiB') },
+      mergedOverOriginalInference: get<number>(model, 'io', 'inference', 'ratio'),
+      injectOverCopy: Number((get<number>(model, 'io', 'inject', 'medianMs') / get<number>(model, 'io', 'copy', 'medianMs')).toFixed(2)),
+      mergeOverCopy: Number((get<number>(model, 'io', 'merge', 'medianMs') / get<number>(model, 'io', 'copy', 'medianMs')).toFixed(2)),
+      ...(model === 'base'
+        ? {
+            pytorch: {
+              ...PYTORCH_REFERENCE,
+              peanutStepOverPytorch: Number((pea / 1000 / PYTORCH_REFERENCE.peanutStepS).toFixed(3)),
+              loraStepOverPytorch: Number((lora / 1000 / PYTORCH_REFERENCE.loraStepS).toFixed(3)),
+              forwardOverPytorch: Number((fwd / 1000 / PYTORCH_REFERENCE.frozenForwardS).toFixed(3)),
+            },
+          }
+        : {}),
+    });
+  }
+  const report = {
+    generated: new Date().toISOString(),
+    command: `npx tsx tools/bench.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    setup: { batch: BATCH, seq: SEQ, rank: RANK, targets: TARGETS, peanutDepth: 0, loraAlpha: 2 * RANK, ep: 'cpu', stat: 'median after warm-up', trainSession: 'as peanut-onnx train: graphOptimizationLevel all, memory pattern off' },
+    machine: { ...machine, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(2))) },
+    summary: rows,
+    results,
+    totalS: Number(((performance.now() - started) / 1000).toFixed(1)),
+  };
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
+
+  // ---- table ----------------------------------------------------------------------------------
+  const names: Record<string, string> = { tiny: 'bert-tiny (demo)', base: 'bert-base-sized' };
+  const lines = [
+    `| ${['', ...args.models.map((m) => names[m])].join(' | ')} |`,
+    `|${[' --- ', ...args.models.map(() => ' ---: ')].join('|')}|`,
+  ];
+  const row = (label: string, f: (r: Row) => string) => lines.push(`| ${[label, ...rows.map(f)].join(' | ')} |`);
+  row('frozen forward (8×128)', (r) => fmtMs(r.frozenForwardMs as number));
+  row('PEANuT training step', (r) => `${fmtMs(r.peanutStepMs as number)} (${x(r.peanutStepOverForward as number)} forward)`);
+  row('LoRA training step', (r) => `${fmtMs(r.loraStepMs as number)} (${x(r.loraStepOverForward as number)} forward)`);
+  row('PEANuT step / LoRA step', (r) => x(r.peanutOverLora as number));
+  row('peak RSS: forward / PEANuT / LoRA', (r) => {
+    const p = r.peakRssMiB as Record<string, number>;
+    return `${p.forward} / ${p.peanut} / ${p.lora} MiB`;
+  });
+  row('merged / original inference time', (r) => x(r.mergedOverOriginalInference as number));
+  row('inject / plain copy', (r) => x(r.injectOverCopy as number));
+  row('merge / plain copy', (r) => x(r.mergeOverCopy as number));
+  if (args.models.includes('base')) {
+    const p = rows.find((r) => r.model === 'base')!.pytorch as Record<string, number>;
+    lines.push('');
+    lines.push(`PyTorch reference (bert-base, ${PYTORCH_REFERENCE.setup}): PEANuT step ${PYTORCH_REFERENCE.peanutStepS} s, LoRA step ${PYTORCH_REFERENCE.loraStepS} s, frozen forward ${PYTORCH_REFERENCE.frozenForwardS} s.`);
+    lines.push(`peanut-onnx / PyTorch: PEANuT step ${x(p.peanutStepOverPytorch!)}, LoRA step ${x(p.loraStepOverPytorch!)}, frozen forward ${x(p.forwardOverPytorch!)}.`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n\nwrote ${args.out} (${report.totalS} s; load average ${report.machine.loadavgAtEnd.join(' ')})\n`);
 }
 
-await main();
+const argv = process.argv.slice(2);
+if (argv[0] === '--worker') {
+  const res = await worker(argv[1] as Job, argv[2] as ModelKey, Number(argv[3]), Number(argv[4]));
+  process.stdout.write(`\n${JSON.stringify(res)}\n`);
+} else {
+  await main();
+}
