@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType as DT, bytesToFloat32 } from '../../src/onnx/dtype.ts';
 import { graphOf, loadModel, saveModel, type OnnxModel } from '../../src/onnx/io.ts';
-import { isExternal, tensorBytes, tensorToFloat32 } from '../../src/onnx/tensor.ts';
+import { isDeferred, isExternal, tensorBytes, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { inject } from '../../src/peanut/inject.ts';
 import { merge } from '../../src/peanut/merge.ts';
 import { readAdapterMeta } from '../../src/peanut/adapter-meta.ts';
@@ -308,5 +308,48 @@ describe('bf16 export: inject and merge (no ORT run: the CPU provider lacks bf16
       // bf16 keeps 8 significant bits: round-to-nearest is within 2^-8 relative.
       for (let i = 0; i < w.length; i++) expect(Math.abs(a[i]! - w[i]!)).toBeLessThanOrEqual(Math.abs(w[i]!) * 2 ** -8 + 1e-30);
     }
+  });
+});
+
+describe('streaming merge', () => {
+  it('defers each merged weight until it is written; the bytes equal the eager merge', () => {
+    const dir = tempDir('peanut-stream-');
+    const ext = join(dir, 'model.onnx');
+    saveModel(loadModel(f.modelPath), ext, { externalData: true });
+    const adapted = inject(loadModel(ext), { r: cfg.r, depth: cfg.depth, act: cfg.act_fn, scaling: cfg.scaling, targets: cfg.target_modules, init: f.peftTensors('tweaker') }).model;
+    const meta = readAdapterMeta(adapted)!;
+    const streamed = merge(adapted, { stream: true });
+    const eager = merge(adapted);
+    for (const t of meta.targets) {
+      const s = graphOf(streamed).initializer.find((x) => x.name === t.weight)!;
+      expect(isDeferred(s), t.weight).toBe(true);
+      expect(s.rawData.byteLength).toBe(0);
+    }
+    const out = join(dir, 'merged.onnx');
+    saveModel(streamed, out);
+    const m = loadModel(out);
+    const e = new Map(graphOf(eager).initializer.map((t) => [t.name, t]));
+    for (const t of graphOf(m).initializer) {
+      expect(Buffer.compare(Buffer.from(tensorBytes(t, m.baseDir)), Buffer.from(tensorBytes(e.get(t.name)!, eager.baseDir))), t.name).toBe(0);
+    }
+  });
+
+  it('merge --safe with a non-finite weight: exit 1 during the streamed save, nothing written', async () => {
+    const dir = tempDir('peanut-stream-safe-');
+    const ext = join(dir, 'model.onnx');
+    saveModel(loadModel(f.modelPath), ext, { externalData: true });
+    const bad = f.peftTensors('tweaker');
+    const key = [...bad.keys()].find((k) => k.endsWith('layer.1.attention.self.value.peanut_B.weight'))!;
+    const t = bad.get(key)!;
+    const data = Float32Array.from(t.data as Float32Array);
+    data[3] = Number.POSITIVE_INFINITY;
+    bad.set(key, { ...t, data });
+    const adapted = join(dir, 'adapted.onnx');
+    saveModel(inject(loadModel(ext), { r: cfg.r, depth: cfg.depth, act: cfg.act_fn, scaling: cfg.scaling, targets: cfg.target_modules, init: bad }).model, adapted);
+    const before = readdirSync(dir).sort();
+    const r = await runCli(['merge', adapted, '-o', join(dir, 'merged.onnx'), '--safe']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/layer\.1\.attention\.self\.value.*non-finite/);
+    expect(readdirSync(dir).sort()).toEqual(before);
   });
 });
