@@ -66,6 +66,11 @@ export interface PeftConfigOptions {
   baseModel?: string | null;
   /** PEFT `task_type` (default null). */
   taskType?: string | null;
+  /**
+   * LoRA only: the targets are GPT-2 style Conv1D layers (weight stored `[in, out]` in torch),
+   * for which PEFT needs `fan_in_fan_out: true`. The ONNX math is the same either way.
+   */
+  fanInFanOut?: boolean;
 }
 
 /** `target_modules` as PEFT stores it: a list of names, or a regex / `all-linear` string. */
@@ -106,7 +111,7 @@ export function peftConfigFor(config: MethodConfig, targetModules: string, opts:
     ...common,
     alpha_pattern: {},
     bias: 'none',
-    fan_in_fan_out: false,
+    fan_in_fan_out: opts.fanInFanOut ?? false,
     init_lora_weights: true,
     layer_replication: null,
     loftq_config: {},
@@ -192,7 +197,6 @@ export function parsePeftConfig(raw: unknown, what = ADAPTER_CONFIG_FILE): Parse
     const unsupported: string[] = [];
     if (o.use_dora === true) unsupported.push('use_dora');
     if (o.use_rslora === true) unsupported.push('use_rslora');
-    if (o.fan_in_fan_out === true) unsupported.push('fan_in_fan_out');
     if (o.bias !== undefined && o.bias !== 'none') unsupported.push(`bias '${String(o.bias)}'`);
     if (o.lora_bias === true) unsupported.push('lora_bias');
     if (!isEmpty(o.rank_pattern)) unsupported.push('rank_pattern');

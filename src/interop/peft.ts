@@ -38,6 +38,12 @@ import {
 /** An adapter in this project's terms: method config, targets, and per-module parameter values. */
 export interface AdapterSource {
   config: MethodConfig;
+  /**
+   * Modules that look like GPT-2 `Conv1D` layers in torch: a MatMul (or Gemm without transB)
+   * whose weight keeps the module's own name (`<module>.weight`, stored `[in, out]`), where an
+   * exported `nn.Linear` weight would be an anonymous transposed constant.
+   */
+  conv1d: string[];
   /** The targets value used at injection (`query,value`, a regex, `all-linear`). */
   targetModules: string;
   /** Modules in order, each with its parameters (PEFT keys without prefix, PEFT shapes). */
@@ -52,6 +58,10 @@ export interface AdapterSource {
 interface ModuleSummary {
   in: number;
   out: number;
+  op?: string;
+  weight?: string;
+  /** `io` = stored [in, out]; `oi` = stored [out, in]. */
+  layout?: string;
 }
 
 interface ConfigSummary {
@@ -62,6 +72,12 @@ interface ConfigSummary {
 
 function listShort(items: readonly string[], max = 10): string {
   return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')}, … (${items.length} in all)`;
+}
+
+function conv1dModules(summary: ConfigSummary): string[] {
+  return Object.entries(summary.modules)
+    .filter(([module, m]) => m.weight === `${module}.weight` && (m.layout === 'io' || (m.layout === undefined && m.op === 'MatMul')))
+    .map(([module]) => module);
 }
 
 function paramsFor(summary: ConfigSummary): AdapterParam[] {
@@ -91,7 +107,7 @@ function summaryOfModel(model: OnnxModel): ConfigSummary {
   if (!meta || meta.targets.length === 0) {
     throw new PeanutError('E_NOT_ADAPTED', `${model.path ?? 'the model'} has no tweakers (no '${ADAPTER_META_KEY}' metadata); pass a model written by 'peanut-onnx inject'`);
   }
-  return { config: meta.config, targetModules: meta.targetModules, modules: Object.fromEntries(meta.targets.map((t) => [t.module, { in: t.in, out: t.out }])) };
+  return { config: meta.config, targetModules: meta.targetModules, modules: Object.fromEntries(meta.targets.map((t) => [t.module, { in: t.in, out: t.out, op: t.op, weight: t.weight, layout: t.layout }])) };
 }
 
 /**
@@ -134,7 +150,7 @@ export function readAdapterSource(path: string, opts: ReadAdapterOptions = {}): 
     const model = loadModel(path);
     const summary = summaryOfModel(model);
     const meta = readAdapterMeta(model)!;
-    return { config: summary.config, targetModules: summary.targetModules, params: meta.targets.flatMap((t) => t.params), state: stateFromModel(model, meta), from: path };
+    return { config: summary.config, targetModules: summary.targetModules, conv1d: conv1dModules(summary), params: meta.targets.flatMap((t) => t.params), state: stateFromModel(model, meta), from: path };
   }
   const file = checkpointFile(path);
   const { tensors, metadata } = readSafetensors(file);
@@ -150,12 +166,14 @@ export function readAdapterSource(path: string, opts: ReadAdapterOptions = {}): 
   // Checkpoints also carry AdamW moments (adam.m.*, adam.v.*): not adapter parameters.
   const own = new Map([...tensors].filter(([k]) => !k.startsWith('adam.')));
   const state = stateFromTensors(own, params, { what: file });
-  return { config: summary.config, targetModules: summary.targetModules, params, state, ...(metadata.task ? { task: metadata.task } : {}), from: file };
+  return { config: summary.config, targetModules: summary.targetModules, conv1d: conv1dModules(summary), params, state, ...(metadata.task ? { task: metadata.task } : {}), from: file };
 }
 
 export interface ExportPeftOptions extends ReadAdapterOptions, PeftConfigOptions {}
 
 export interface ExportPeftResult {
+  /** Things a PEFT user should know (e.g. PEANuT on Conv1D layers, which PEFT does not adapt). */
+  warnings: string[];
   configPath: string;
   weightsPath: string;
   config: Record<string, unknown>;
@@ -185,7 +203,7 @@ export function peftTensors(source: Pick<AdapterSource, 'params' | 'state'>): Ma
 export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftOptions = {}): ExportPeftResult {
   const source = readAdapterSource(sourcePath, opts);
   const taskType = opts.taskType !== undefined ? opts.taskType : source.task ? (PEFT_TASK_TYPES[source.task] ?? null) : null;
-  const config = peftConfigFor(source.config, source.targetModules, { baseModel: opts.baseModel ?? null, taskType });
+  const config = peftConfigFor(source.config, source.targetModules, { baseModel: opts.baseModel ?? null, taskType, fanInFanOut: source.conv1d.length > 0 });
   const tensors = peftTensors(source);
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
   mkdirSync(outDir, { recursive: true });
@@ -193,7 +211,11 @@ export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftO
   const configPath = join(outDir, ADAPTER_CONFIG_FILE);
   writeSafetensors(weightsPath, tensors, { format: 'pt' });
   writeFileAtomic(configPath, new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
-  return { configPath, weightsPath, config, keys: [...tensors.keys()], source };
+  const warnings: string[] = [];
+  if (source.config.method === 'peanut' && source.conv1d.length) {
+    warnings.push(`${source.conv1d.length} target(s) look like GPT-2 Conv1D layers (${listShort(source.conv1d, 4)}); PEFT's PEANuT adapts torch.nn.Linear only, so PeftModel.from_pretrained will refuse them`);
+  }
+  return { warnings, configPath, weightsPath, config, keys: [...tensors.keys()], source };
 }
 
 /** A PEFT adapter directory, read and validated (not yet matched to a model). */

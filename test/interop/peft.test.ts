@@ -203,6 +203,35 @@ describe('export-peft → import-peft round trip', () => {
   });
 });
 
+describe('GPT-2 Conv1D layers', () => {
+  const g = loadFixture('gpt2_tiny');
+  it('PEANuT export warns that PEFT adapts nn.Linear only; LoRA export sets fan_in_fan_out and round-trips', async () => {
+    const dir = tempDir('peft-gpt2-');
+    const adapted = join(dir, 'gpt2.onnx');
+    saveModel(inject(loadModel(g.modelPath), { r: 4, targets: 'attn.c_attn' }).model, adapted);
+    const r = await runCli(['export-peft', adapted, '-o', join(dir, 'p')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^warning: 2 target\(s\) look like GPT-2 Conv1D layers \(transformer\.h\.0\.attn\.c_attn, transformer\.h\.1\.attn\.c_attn\); PEFT's PEANuT adapts torch\.nn\.Linear only/);
+
+    const model = loadModel(g.modelPath);
+    const first = inject(model, { method: 'lora', r: 2, alpha: 4, targets: 'attn.c_attn' });
+    const init = new Map([...randomize(first.state, 5)].map(([k, t]) => [k, t.data as Float32Array]));
+    const lora = join(dir, 'lora.onnx');
+    saveModel(inject(model, { method: 'lora', r: 2, alpha: 4, targets: 'attn.c_attn', init }).model, lora);
+    const out = join(dir, 'l');
+    const e = await runCli(['export-peft', lora, '-o', out]);
+    expect(e.stderr).toBe('');
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config.fan_in_fan_out).toBe(true);
+    const back = join(dir, 'back.onnx');
+    expect((await runCli(['import-peft', out, g.modelPath, '-o', back])).code).toBe(0);
+    const want = thetaBytes(lora);
+    const got = thetaBytes(back);
+    expect(got.size).toBe(4);
+    for (const [k, b] of want) expect(Buffer.compare(got.get(k)!, b), k).toBe(0);
+  });
+});
+
 describe('import-peft errors: exit 1, one message naming the culprits, nothing written', () => {
   async function exported(): Promise<{ dir: string; adapter: string }> {
     const dir = tempDir('peft-err-');

@@ -33,6 +33,7 @@ export function exportPeftCommand(): Command {
       const modules = new Set(r.source.params.map((p) => p.name.slice(0, p.name.lastIndexOf('.', p.name.lastIndexOf('.') - 1))));
       const c = r.config;
       const how = c.peft_type === 'PEANUT' ? `r=${String(c.r)} depth=${String(c.depth)} act_fn=${String(c.act_fn)} scaling=${String(c.scaling)}` : `r=${String(c.r)} lora_alpha=${String(c.lora_alpha)}`;
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(`exported ${String(c.peft_type)} adapter (${how}) for ${modules.size} module(s), ${r.keys.length} tensors, from ${r.source.from}\nwrote ${r.configPath}\nwrote ${r.weightsPath}\n`);
     });
 }
