@@ -68,9 +68,10 @@ export function appendLossHead(graph: Graph, opts: LossHeadOptions): LossHead {
   const predDtype = predType?.elemType ?? DT.FLOAT;
   if (!isFloatType(predDtype)) throw new PeanutError('E_GRAPH', `prediction '${prediction}' is not a floating tensor; pass --output NAME of the logits`);
 
-  // Labels dims follow the model's first input (input_ids / pixel_values): [batch(, seq)].
+  // Labels dims follow the model's token (or first) input: [batch(, seq)].
   const inits = new Set(graph.proto.initializer.map((t) => t.name));
-  const first = graph.proto.input.find((v) => !inits.has(v.name));
+  const dataInputs = graph.proto.input.filter((v) => !inits.has(v.name));
+  const first = ['input_ids', 'decoder_input_ids'].map((n) => dataInputs.find((v) => v.name === n)).find(Boolean) ?? dataInputs[0];
   const firstDims = (first && valueInfoType(first)?.dims) ?? [];
   const batchDim = firstDims[0] ?? 'batch_size';
   const seqDim = firstDims[1] ?? 'sequence_length';
