@@ -42,6 +42,17 @@ const CASES: Array<[string, GradCheckCase]> = [
   ['Erf (float32)', { op: 'Erf', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5] }] }],
   ['Gelu none (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 3, -3, 3) }] }],
   ['Gelu tanh (float32, opset 20)', { op: 'Gelu', opset: 20, dtype: 'float32', attrs: { approximate: 'tanh' }, inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 4, -3, 3) }] }],
+  // more activations (float32 kernels only in ORT's CPU EP)
+  ['Elu', { op: 'Elu', dtype: 'float32', attrs: { alpha: float(0.7) }, inputs: [{ name: 'x', dims: [3, 4], values: away0 }] }],
+  ['Selu', { op: 'Selu', dtype: 'float32', inputs: [{ name: 'x', dims: [3, 4], values: away0 }] }],
+  ['Celu', { op: 'Celu', dtype: 'float32', opset: 17, attrs: { alpha: float(1.5) }, inputs: [{ name: 'x', dims: [3, 4], values: away0 }] }],
+  ['Softplus', { op: 'Softplus', dtype: 'float32', inputs: [{ name: 'x', dims: [3, 4] }] }],
+  ['Softsign', { op: 'Softsign', dtype: 'float32', inputs: [{ name: 'x', dims: [3, 4], values: away0 }] }],
+  ['HardSigmoid', { op: 'HardSigmoid', dtype: 'float32', attrs: { alpha: float(0.4) }, inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 21, -2, 2, [-1.25, 1.25], 0.05) }] }],
+  ['HardSwish', { op: 'HardSwish', dtype: 'float32', inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 22, -5, 5, [-3, 3], 0.05) }] }],
+  ['Mish', { op: 'Mish', dtype: 'float32', opset: 18, inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 23, -3, 3) }] }],
+  ['PRelu per-channel slope', { op: 'PRelu', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3, 4], values: (d) => randomValues(d[0]! * d[1]! * d[2]!, 24, -1, 1, [0], 0.05) }, { name: 'slope', dims: [4] }] }],
+  ['ThresholdedRelu', { op: 'ThresholdedRelu', dtype: 'float32', attrs: { alpha: float(0.3) }, inputs: [{ name: 'x', dims: [3, 4], values: (d) => randomValues(d[0]! * d[1]!, 25, -1, 1, [0.3], 0.05) }] }],
   // com.microsoft GELU family (float32 kernels only)
   ['com.microsoft Gelu', { op: 'Gelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 5], values: (d) => randomValues(d[0]! * d[1]!, 13, -3, 3) }] }],
   ['com.microsoft BiasGelu', { op: 'BiasGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'bias', dims: [4] }] }],

@@ -30,6 +30,16 @@ import { subGrad } from './Sub.ts';
 import { tanhGrad } from './Tanh.ts';
 import { whereGrad } from './Where.ts';
 import { biasGeluGrad, fastGeluGrad, msGeluGrad, quickGeluGrad } from './com.microsoft/Gelu.ts';
+import { celuGrad } from './Celu.ts';
+import { eluGrad } from './Elu.ts';
+import { hardSigmoidGrad } from './HardSigmoid.ts';
+import { hardSwishGrad } from './HardSwish.ts';
+import { mishGrad } from './Mish.ts';
+import { preluGrad } from './PRelu.ts';
+import { seluGrad } from './Selu.ts';
+import { softplusGrad } from './Softplus.ts';
+import { softsignGrad } from './Softsign.ts';
+import { thresholdedReluGrad } from './ThresholdedRelu.ts';
 
 // Shape, reduction, normalisation and indexing rules.
 import { reduceSumGrad } from './ReduceSum.ts';
@@ -161,4 +171,15 @@ export const RULES: readonly GradRule[] = [
   biasGeluGrad,
   fastGeluGrad,
   quickGeluGrad,
+  // More activations.
+  eluGrad,
+  seluGrad,
+  celuGrad,
+  softplusGrad,
+  softsignGrad,
+  hardSigmoidGrad,
+  hardSwishGrad,
+  mishGrad,
+  preluGrad,
+  thresholdedReluGrad,
 ];

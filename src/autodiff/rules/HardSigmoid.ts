@@ -1,0 +1,20 @@
+/** HardSigmoid: Y = max(0, min(1, αX + β));  dX = dY · α where 0 < αX + β < 1, else 0. */
+import type { GradRule } from '../rule.ts';
+import { attrFloat } from '../../onnx/attributes.ts';
+import { scalarOf } from '../ops.ts';
+
+export const hardSigmoidGrad: GradRule = {
+  opType: 'HardSigmoid',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const x = ctx.I(0);
+    const dt = ctx.dtype(x);
+    const alpha = attrFloat(ctx.node, 'alpha', 0.2);
+    const beta = attrFloat(ctx.node, 'beta', 0.5);
+    const z = b.op('Add', [b.op('Mul', [x, scalarOf(b, alpha, dt)]), scalarOf(b, beta, dt)]);
+    const inside = b.op('And', [b.op('Greater', [z, scalarOf(b, 0, dt)]), b.op('Less', [z, scalarOf(b, 1, dt)])]);
+    return [b.op('Where', [inside, b.op('Mul', [dY, scalarOf(b, alpha, dt)]), scalarOf(b, 0, dt)])];
+  },
+};

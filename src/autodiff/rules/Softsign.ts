@@ -1,0 +1,15 @@
+/** Softsign: Y = X / (1 + |X|);  dX = dY / (1 + |X|)². */
+import type { GradRule } from '../rule.ts';
+import { scalarOf } from '../ops.ts';
+
+export const softsignGrad: GradRule = {
+  opType: 'Softsign',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const x = ctx.I(0);
+    const d = b.op('Add', [scalarOf(b, 1, ctx.dtype(x)), b.op('Abs', [x])]);
+    return [b.op('Div', [dY, b.op('Mul', [d, d])])];
+  },
+};

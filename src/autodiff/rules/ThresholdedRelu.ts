@@ -1,0 +1,17 @@
+/** ThresholdedRelu: Y = X if X > α else 0;  dX = dY where X > α, else 0. */
+import type { GradRule } from '../rule.ts';
+import { attrFloat } from '../../onnx/attributes.ts';
+import { maskGrad, scalarOf } from '../ops.ts';
+
+export const thresholdedReluGrad: GradRule = {
+  opType: 'ThresholdedRelu',
+  grad(ctx) {
+    const dY = ctx.GO(0);
+    if (!dY || !ctx.needsGrad(0)) return [];
+    const { b } = ctx;
+    const x = ctx.I(0);
+    const dt = ctx.dtype(x);
+    const above = b.op('Greater', [x, scalarOf(b, attrFloat(ctx.node, 'alpha', 1), dt)]);
+    return [maskGrad(b, above, dY, dt, true, ctx.opset)];
+  },
+};
