@@ -82,9 +82,11 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     const t = graph.initializer(name);
     return t ? { dtype: t.dataType, shape: tensorDims(t) } : undefined;
   };
+  // A value probing could not type (a sequence or optional op's output) counts as float, so a
+  // path through it fails loudly (no rule for that op) instead of being cut silently.
   const isFloatValue = (name: string) => {
     const m = meta(name);
-    return m !== undefined && isFloatType(m.dtype);
+    return m === undefined || isFloatType(m.dtype);
   };
   const ruleOf = (n: NodeProto): GradRule | undefined => registry.rule(n.domain, n.opType);
   const noGrad = (n: NodeProto) => registry.isNoGradient(n.domain, n.opType);
@@ -282,11 +284,11 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
       const g = out[i];
       const where = `the gradient rule for ${nodeLabel(node)}, input ${i} ('${name}')`;
       if (typeof g !== 'string' || g === '') throw new PeanutError('E_GRAPH', `${where} returned no gradient, but that input needs one`);
-      const want = meta(name)!;
+      const want = meta(name);
       const got = meta(g) ?? gradMeta.get(g) ?? emittedMeta.get(g);
-      if (got && got.dtype !== want.dtype) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of type ${dtypeName(got.dtype)}, expected ${dtypeName(want.dtype)}`);
-      if (got && got.shape.length !== want.shape.length) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of rank ${got.shape.length}, expected rank ${want.shape.length}`);
-      if (!gradMeta.has(g)) gradMeta.set(g, want);
+      if (got && want && got.dtype !== want.dtype) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of type ${dtypeName(got.dtype)}, expected ${dtypeName(want.dtype)}`);
+      if (got && want && got.shape.length !== want.shape.length) throw new PeanutError('E_GRAPH', `${where} returned '${g}' of rank ${got.shape.length}, expected rank ${want.shape.length}`);
+      if (want && !gradMeta.has(g)) gradMeta.set(g, want);
       let list = contributions.get(name);
       if (!list) contributions.set(name, (list = []));
       list.push(g);

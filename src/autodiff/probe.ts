@@ -124,6 +124,9 @@ export function syntheticFeeds(proto: ModelProto, sizes: readonly number[], intF
   return feeds;
 }
 
+/** Ops whose outputs are sequences or optionals, which are not fetched as probe outputs. */
+const NON_TENSOR_OPS = new Set(['SplitToSequence', 'SequenceConstruct', 'SequenceInsert', 'SequenceErase', 'SequenceEmpty', 'SequenceMap', 'Optional', 'OptionalGetElement']);
+
 /** Float initializers with at least this many elements are not copied into the probe model. */
 const LARGE_WEIGHT = 1024;
 
@@ -146,6 +149,7 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
   const known = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
   const extra: ValueInfoProto[] = [];
   for (const n of g.node) {
+    if (NON_TENSOR_OPS.has(n.opType)) continue;
     for (const o of n.output) {
       if (!o || outputs.has(o) || known.has(o)) continue;
       outputs.add(o);
@@ -207,7 +211,8 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
       const m = new Map<string, { dtype: number; dims: number[] }>();
       for (const [name, v] of Object.entries(result)) {
         const t = v as ort.Tensor;
-        m.set(name, { dtype: dtypeOfOrtType(t.type), dims: t.dims.map(Number) });
+        const dtype = ORT_TYPE_TO_DT[t?.type];
+        if (dtype !== undefined && Array.isArray(t.dims)) m.set(name, { dtype, dims: t.dims.map(Number) });
       }
       for (const [name, t] of Object.entries(feeds)) m.set(name, { dtype: dtypeOfOrtType(t.type), dims: t.dims.map(Number) });
       runs.push(m);

@@ -144,6 +144,20 @@ describe('unsupported ops', () => {
     if (middle.domain) expect(e.message).toContain(middle.domain);
   });
 
+  it('EXPECTED FAILURE - a path through a sequence value (not probed) fails loudly instead of being cut', async () => {
+    const g = create(GraphProtoSchema, { name: 'seq' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, ['n', 4]));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'SplitToSequence', inputs: ['x'], outputs: ['parts'], attrs: { axis: 1 }, name: 'split' });
+    graph.addNode({ opType: 'ConcatFromSequence', inputs: ['parts'], outputs: ['y'], attrs: { axis: 1 }, name: 'concat' });
+    graph.addNode({ opType: 'ReduceSum', inputs: ['y'], outputs: ['loss'], attrs: { keepdims: 0 }, name: 'sum' });
+    g.output.push(makeValueInfo('loss'));
+    const shapes = await probeShapes(model(g));
+    expect(shapes.has('parts')).toBe(false);
+    expect(shapes.get('y')!.shape).toEqual([null, 4]);
+    expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes })).toThrow(/no gradient rule for op 'SplitToSequence'/);
+  });
+
   it('an op without a rule off the gradient path is fine', () => {
     const { graph, shapes } = chain({ opType: 'Relu' });
     graph.addNode({ opType: 'Hardmax', inputs: ['w'], outputs: ['unused'], name: 'side' });
