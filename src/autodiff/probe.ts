@@ -201,12 +201,15 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
   const fetch = [...outputs];
   const runs: Array<Map<string, { dtype: number; dims: number[] }>> = [];
   try {
-    for (const feeds of batches) {
+    const inputNames = new Set(session.inputNames);
+    for (const given of batches) {
+      // A real batch may carry fields the model does not take (text, ids of other models).
+      const feeds: Feeds = Object.fromEntries(Object.entries(given).filter(([k]) => inputNames.has(k)));
       let result: ort.InferenceSession.OnnxValueMapType;
       try {
         result = await session.run(feeds, fetch);
       } catch (err) {
-        throw new PeanutError('E_GRAPH', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(feeds) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
+        throw new PeanutError('E_GRAPH', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(given) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
       }
       const m = new Map<string, { dtype: number; dims: number[] }>();
       for (const [name, v] of Object.entries(result)) {

@@ -125,6 +125,16 @@ for (const name of FIXTURE_NAMES) {
       for (const p of gm.params) expect(relError(r.grads.get(p)!.data, full.grads.get(p)!.data), p).toBeLessThan(1e-4);
     });
 
+    it('probing with the real batch (plus a synthetic run) gives the same graph behaviour', async () => {
+      if (name !== 'gpt2_tiny') return;
+      const { model } = inject(loadModel(f.modelPath), { ...peftConfig(f), init: f.peftTensors('tweaker') });
+      const batch = { ...feedsFromSafe(f.batch()), unrelated_field: new ort.Tensor('int64', new BigInt64Array(3), [3]) };
+      const gm2 = await buildGradModel(model, { task: TASK_OF[f.config.task.type]!, batch });
+      expect(gm2.shapes.get('logits')!.shape).toEqual([null, null, 64]);
+      const [a, b] = [await runGradModel(gm, feedsFromSafe(f.batch())), await runGradModel(gm2, feedsFromSafe(f.batch()))];
+      expect(b.loss).toBe(a.loss);
+    });
+
     it('computes no gradient of a frozen weight', () => {
       // Every MatMul/Gemm on the gradient path gets exactly one backward GEMM per input that needs
       // a gradient: the input gradient for a frozen layer, plus the weight gradient only where the
