@@ -17,7 +17,7 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { findAttr } from '../onnx/attributes.ts';
 import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
-import { Graph, valueInfoType } from '../onnx/graph.ts';
+import { Graph, implicitInputs, valueInfoType } from '../onnx/graph.ts';
 import { create, GraphProtoSchema } from '../onnx/proto.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import { tensorDims, tensorToInts } from '../onnx/tensor.ts';
@@ -106,11 +106,17 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
   }
   const fwd = new Set<string>(params);
   const cameFrom = new Map<string, { node: NodeProto; input: string }>();
+  // Nodes whose subgraphs (If/Loop/Scan bodies) read a parameter-dependent value implicitly.
+  const implicitReach = new Set<NodeProto>();
   for (const n of nodes) {
     let via: string | undefined;
     n.input.forEach((name, i) => {
       if (via === undefined && fwd.has(name) && diffEdge(n, i)) via = name;
     });
+    if (via === undefined && n.attribute.some((a) => a.g || a.graphs.length)) {
+      via = implicitInputs(n).find((name) => fwd.has(name));
+      if (via !== undefined) implicitReach.add(n);
+    }
     if (via === undefined) continue;
     for (const o of n.output) {
       if (diffOutput(n, o) && !fwd.has(o)) {
@@ -127,6 +133,7 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     n.input.forEach((name, i) => {
       if (diffEdge(n, i)) bwd.add(name);
     });
+    if (n.attribute.some((a) => a.g || a.graphs.length)) for (const name of implicitInputs(n)) if (isFloatValue(name)) bwd.add(name);
   }
   for (const r of roots) {
     if (!meta(r)) throw new PeanutError('E_GRAPH', `loss '${r}' is not a value of the graph`);
@@ -136,11 +143,13 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     if (!bwd.has(p)) throw new PeanutError('E_GRAPH', `cannot compute the gradient of '${p}': it does not reach the loss '${loss}' through differentiable ops`);
   }
   const active = (name: string) => fwd.has(name) && bwd.has(name);
-  const pathNodes = nodes.filter((n) => n.output.some((o) => active(o) && diffOutput(n, o)) && n.input.some((name, i) => active(name) && diffEdge(n, i)));
+  const pathNodes = nodes.filter(
+    (n) => n.output.some((o) => active(o) && diffOutput(n, o)) && (implicitReach.has(n) || n.input.some((name, i) => active(name) && diffEdge(n, i))),
+  );
 
   const pathTo = (n: NodeProto): string => {
     const steps: string[] = [`${n.opType} '${n.name}'`];
-    let v = n.input.find((name, i) => fwd.has(name) && diffEdge(n, i));
+    let v = n.input.find((name, i) => fwd.has(name) && diffEdge(n, i)) ?? (implicitReach.has(n) ? implicitInputs(n).find((name) => fwd.has(name)) : undefined);
     for (let guard = 0; v !== undefined && guard < 10_000; guard++) {
       const c = cameFrom.get(v);
       if (!c) {

@@ -158,6 +158,27 @@ describe('unsupported ops', () => {
     expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes })).toThrow(/no gradient rule for op 'SplitToSequence'/);
   });
 
+  it('EXPECTED FAILURE - a parameter read implicitly inside an If branch is not silently cut', () => {
+    const g = create(GraphProtoSchema, { name: 'if' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, [2]), makeValueInfo('c', DT.BOOL, []));
+    const branch = (op: string, out: string) => {
+      const sg = create(GraphProtoSchema, { name: out });
+      new Graph(sg).addNode({ opType: op, inputs: ['x'], outputs: [out] });
+      sg.output.push(makeValueInfo(out, DT.FLOAT, [2]));
+      return sg;
+    };
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'If', inputs: ['c'], outputs: ['y'], attrs: { then_branch: branch('Identity', 't'), else_branch: branch('Neg', 'e') }, name: 'branch' });
+    graph.addNode({ opType: 'ReduceSum', inputs: ['y'], outputs: ['loss'], attrs: { keepdims: 0 }, name: 'sum' });
+    const shapes: ShapeTable = new Map([
+      ['x', { dtype: DT.FLOAT, shape: [2] }],
+      ['c', { dtype: DT.BOOL, shape: [] }],
+      ['y', { dtype: DT.FLOAT, shape: [2] }],
+      ['loss', { dtype: DT.FLOAT, shape: [] }],
+    ]);
+    expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes })).toThrow(/no gradient rule for op 'If' at If node 'branch', on the gradient path 'x' -> If 'branch'/);
+  });
+
   it('an op without a rule off the gradient path is fine', () => {
     const { graph, shapes } = chain({ opType: 'Relu' });
     graph.addNode({ opType: 'Hardmax', inputs: ['w'], outputs: ['unused'], name: 'side' });
