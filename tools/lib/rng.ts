@@ -4,15 +4,9 @@
  * module name: not on the order tensors are made in, the opset, or which export variant is built.
  */
 
-/** 32-bit FNV-1a hash of a string. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+import { hashString } from '../../src/util/random.ts';
+
+export { hashString };
 
 /** splitmix32 step, used to spread a seed over the generator state. */
 function splitmix32(state: { s: number }): number {

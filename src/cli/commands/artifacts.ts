@@ -8,7 +8,7 @@ import { TASK_NAMES } from '../../train/tasks.ts';
 
 export function artifactsCommand(): Command {
   return new Command('artifacts')
-    .description('Build the training artifacts of an adapted model: train graph (forward, loss, backward, AdamW), eval graph, initial checkpoint, manifest.')
+    .description('build the training artifacts of an adapted model: train graph (forward, loss, backward, AdamW), eval graph, initial checkpoint, manifest')
     .argument('<adapted>', 'adapted model written by `inject`')
     .addOption(new Option('--task <task>', 'loss to train with').choices(TASK_NAMES).argParser(choiceOption('--task', TASK_NAMES)).makeOptionMandatory())
     .requiredOption('-o, --output <dir>', 'directory to write the artifacts into')

@@ -38,7 +38,7 @@ interface Flags {
 
 export function trainCommand(): Command {
   return new Command('train')
-    .description('Fine-tune the tweaker parameters with AdamW (forward, backward and update in one ONNX Runtime call per step).')
+    .description('fine-tune the tweaker parameters with AdamW (forward, backward and update in one ONNX Runtime call per step)')
     .argument('<source>', 'training artifact directory (from `artifacts`) or an adapted .onnx')
     .requiredOption('--data <file>', 'training data: .jsonl (input_ids/labels, or text with --tokenizer) or .safetensors')
     .requiredOption('-o, --output <dir>', 'run directory: checkpoints/ and metrics.jsonl are written here')
