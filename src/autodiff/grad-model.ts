@@ -28,6 +28,11 @@ export interface GradModelOptions {
   output?: string;
   /** A real batch (graph inputs + `labels`) to probe shapes with; default: synthetic batches. */
   batch?: Feeds;
+  /**
+   * Probe with `batch` alone, so every dim is static and the graph runs at that batch's shapes
+   * only. For models whose inputs cannot be synthesized (dims tied by relations between inputs).
+   */
+  staticShapes?: boolean;
   /** Parameters to differentiate (default: the adapter's θ). */
   params?: readonly string[];
   registry?: GradRegistry;
@@ -97,7 +102,7 @@ export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions)
   // Probe with θ still initializers (nothing extra to feed).
   let shapes: ShapeTable;
   try {
-    shapes = await probeShapes(model, opts.batch ? { batches: [opts.batch] } : {});
+    shapes = await probeShapes(model, opts.batch ? { batches: opts.staticShapes ? [opts.batch, opts.batch] : [opts.batch] } : {});
   } catch (err) {
     // A model onnxruntime cannot run may hold an op we could not differentiate anyway: say so.
     checkRulesWithoutShapes(graph, { loss: head.loss, params, ...(opts.registry ? { registry: opts.registry } : {}) });

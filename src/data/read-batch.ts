@@ -24,15 +24,20 @@ export function ortFromBatch(t: BatchTensor): ort.Tensor {
 
 /** Reads the examples of `path` as one batch of feeds for `gm` (θ excluded). */
 export function readBatch(path: string, gm: Pick<GradModel, 'model' | 'params' | 'labels'>, opts: ReadBatchOptions): Feeds {
-  const set = openExampleSet(path, opts.tokenizer ? { tokenizer: opts.tokenizer } : {});
   const params = new Set(gm.params);
   const inputs: InputSpec[] = feedInputs(gm.model.proto)
     .filter((v) => !params.has(v.name))
     .map((v) => ({ name: v.name, elemType: valueInfoType(v)?.elemType ?? 0 }));
+  return readFeeds(path, inputs, gm.labels, opts);
+}
+
+/** Reads the examples of `path` as one batch of feeds for the given inputs (labels among them). */
+export function readFeeds(path: string, inputs: readonly InputSpec[], labels: string, opts: ReadBatchOptions): Feeds {
+  const set = openExampleSet(path, opts.tokenizer ? { tokenizer: opts.tokenizer } : {});
   const n = Math.min(set.size, opts.limit ?? set.size);
   const batch = set.batch(
     Array.from({ length: n }, (_, i) => i),
-    { inputs, labels: gm.labels, task: opts.task },
+    { inputs, labels, task: opts.task },
   );
   const feeds: Feeds = {};
   for (const [k, t] of batch) feeds[k] = ortFromBatch(t);

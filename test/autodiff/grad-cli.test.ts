@@ -11,7 +11,13 @@ import { inject } from '../../src/peanut/inject.ts';
 import { readSafetensors } from '../../src/safetensors.ts';
 import { runCli } from '../helpers/cli.ts';
 import { Graph } from '../../src/onnx/graph.ts';
-import { create, OperatorSetIdProtoSchema } from '../../src/onnx/proto.ts';
+import { create, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema } from '../../src/onnx/proto.ts';
+import { makeValueInfo } from '../../src/onnx/graph.ts';
+import { DataType as DT } from '../../src/onnx/dtype.ts';
+import { floatTensor } from '../../src/onnx/tensor.ts';
+import { writeSafetensors } from '../../src/safetensors.ts';
+import { buildGradModel } from '../../src/autodiff/grad-model.ts';
+import { randomValues } from '../helpers/gradcheck.ts';
 import { loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
 
 let dir: string;
@@ -91,6 +97,34 @@ describe('peanut-onnx grad', () => {
     expect(r.stderr).toContain(`node '/lm_head/odd'`);
     expect(r.stderr).toMatch(new RegExp(`peanut_[AB]\\.weight' -> .* -> ${opType} '/lm_head/odd'`));
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a model whose input dims are tied (synthetic probing fails) is probed with the real batch', async () => {
+    // logits = (x + y) · W: x [batch, n] and y [batch, m] need n == m, which synthetic batches break
+    const g = create(GraphProtoSchema, { name: 'tied' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, ['batch', 'n']), makeValueInfo('y', DT.FLOAT, ['batch', 'm']));
+    g.initializer.push(floatTensor('onnx::MatMul_1', [4, 3], randomValues(12, 3)));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'Add', inputs: ['x', 'y'], outputs: ['s'], name: '/layer/Add' });
+    graph.addNode({ opType: 'MatMul', inputs: ['s', 'onnx::MatMul_1'], outputs: ['logits'], name: '/layer/dense/MatMul' });
+    g.output.push(makeValueInfo('logits', DT.FLOAT, ['batch', 3]));
+    const base = { proto: create(ModelProtoSchema, { irVersion: 8n, graph: g, opsetImport: [{ domain: '', version: 17n }] }), baseDir: dir };
+    const { model } = inject(base, { r: 2, targets: 'dense' });
+    await expect(buildGradModel(model, { task: 'regression' })).rejects.toThrow(/shape probing failed/);
+    const path = join(dir, 'tied.onnx');
+    saveModel(model, path);
+    const data = join(dir, 'tied.safetensors');
+    writeSafetensors(data, {
+      x: { dtype: 'F32', shape: [2, 4], data: Float32Array.from(randomValues(8, 4)) },
+      y: { dtype: 'F32', shape: [2, 4], data: Float32Array.from(randomValues(8, 5)) },
+      labels: { dtype: 'F32', shape: [2, 3], data: Float32Array.from(randomValues(6, 6)) },
+    });
+    const out = join(dir, 'tied-grads.safetensors');
+    const r = await runCli(['grad', path, '--data', data, '--task', 'regression', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const grads = readSafetensors(out).tensors;
+    expect([...grads.keys()].sort()).toEqual(['layer.dense.peanut_A.weight.grad', 'layer.dense.peanut_B.weight.grad', 'loss']);
   });
 
   it('BAD CALL - a missing --task or an unknown task is a usage error (exit 2)', async () => {

@@ -8,6 +8,7 @@ import { choiceOption, intOption } from '../options.ts';
 import { TASKS, type Task } from '../../tasks/loss.ts';
 import { EP_CHOICES, type EpChoice } from '../../runtime.ts';
 import type { SafeTensor } from '../../safetensors.ts';
+import type { GradModel } from '../../autodiff/grad-model.ts';
 
 interface GradCliOptions {
   data: string;
@@ -34,13 +35,30 @@ export function gradCommand(): Command {
       const { writeSafetensors } = await import('../../safetensors.ts');
       const { buildGradModel } = await import('../../autodiff/grad-model.ts');
       const { runGradModel } = await import('../../autodiff/grad-run.ts');
-      const { readBatch } = await import('../../data/read-batch.ts');
+      const { readBatch, readFeeds } = await import('../../data/read-batch.ts');
+      const { feedInputs } = await import('../../autodiff/probe.ts');
+      const { valueInfoType } = await import('../../onnx/graph.ts');
+      const { DataType: DT } = await import('../../onnx/dtype.ts');
+      const { PeanutError } = await import('../../errors.ts');
       assertNotInput(o.out, modelPath, o.data);
       const model = loadModel(modelPath);
-      const gm = await buildGradModel(model, { task: o.task, ...(o.output !== undefined ? { output: o.output } : {}) });
-      const batch = readBatch(o.data, gm, { task: o.task, ...(o.batchSize ? { limit: o.batchSize } : {}) });
+      const readOpts = { task: o.task, ...(o.batchSize ? { limit: o.batchSize } : {}) };
+      const prediction = o.output !== undefined ? { output: o.output } : {};
+      let gm: GradModel;
+      try {
+        gm = await buildGradModel(model, { task: o.task, ...prediction });
+      } catch (err) {
+        // Synthetic probe batches cannot run this model (input dims tied to each other): probe
+        // with the real batch instead; the graph is then built for this batch's shapes.
+        if (!(err instanceof PeanutError && err.message.startsWith('shape probing failed'))) throw err;
+        const inputs = feedInputs(model.proto).map((v) => ({ name: v.name, elemType: valueInfoType(v)?.elemType ?? 0 }));
+        inputs.push({ name: 'labels', elemType: o.task === 'regression' ? DT.FLOAT : DT.INT64 });
+        const real = readFeeds(o.data, inputs, 'labels', readOpts);
+        gm = await buildGradModel(model, { task: o.task, ...prediction, batch: real, staticShapes: true });
+      }
+      const batch = readBatch(o.data, gm, readOpts);
       const r = await runGradModel(gm, batch, { ep: o.ep });
-      if (!Number.isFinite(r.loss)) throw new (await import('../../errors.ts')).PeanutError('E_NON_FINITE', `the loss is ${r.loss}; check the labels and the --task`);
+      if (!Number.isFinite(r.loss)) throw new PeanutError('E_NON_FINITE', `the loss is ${r.loss}; check the labels and the --task`);
       const tensors = new Map<string, SafeTensor>([['loss', { dtype: 'F32', shape: [], data: Float32Array.of(r.loss) }]]);
       for (const p of gm.params) {
         const g = r.grads.get(p)!;
