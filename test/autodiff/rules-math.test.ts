@@ -59,6 +59,10 @@ const CASES: Array<[string, GradCheckCase]> = [
   ['com.microsoft FastGelu with bias', { op: 'FastGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'bias', dims: [4] }] }],
   ['com.microsoft FastGelu, dynamic', { op: 'FastGelu', domain: 'com.microsoft', dtype: 'float32', inputs: [{ name: 'x', dims: [2, 4], altDims: [3, 4] }] }],
   ['com.microsoft QuickGelu', { op: 'QuickGelu', domain: 'com.microsoft', dtype: 'float32', attrs: { alpha: float(1.5) }, inputs: [{ name: 'x', dims: [2, 5], altDims: [4, 5], values: (d) => randomValues(d[0]! * d[1]!, 14, -3, 3) }] }],
+  // com.microsoft FusedMatMul: Y = α·A'·B'
+  ['com.microsoft FusedMatMul 2-D transA transB alpha', { op: 'FusedMatMul', domain: 'com.microsoft', dtype: 'float32', attrs: { transA: 1, transB: 1, alpha: float(0.5) }, inputs: [{ name: 'a', dims: [4, 3] }, { name: 'b', dims: [5, 4] }] }],
+  ['com.microsoft FusedMatMul 4-D transB (attention scores), dynamic', { op: 'FusedMatMul', domain: 'com.microsoft', dtype: 'float32', attrs: { transB: 1, alpha: float(0.25) }, inputs: [{ name: 'q', dims: [2, 2, 3, 4], altDims: [1, 2, 5, 4] }, { name: 'k', dims: [2, 2, 3, 4], altDims: [1, 2, 5, 4] }] }],
+  ['com.microsoft FusedMatMul 3-D x 2-D transA', { op: 'FusedMatMul', domain: 'com.microsoft', dtype: 'float32', attrs: { transA: 1 }, inputs: [{ name: 'a', dims: [2, 4, 3] }, { name: 'b', dims: [4, 5] }] }],
   // dX = Y·(dY − Σ dY·Y)
   ['Softmax opset 17 axis -1', { op: 'Softmax', inputs: [{ name: 'x', dims: [2, 3, 4] }] }],
   ['Softmax opset 17 axis 1, dynamic', { op: 'Softmax', attrs: { axis: 1 }, inputs: [{ name: 'x', dims: [2, 3, 4], altDims: [3, 3, 5] }] }],

@@ -12,74 +12,92 @@
  * 1-D operands are unsqueezed to 2-D first (A [K] -> [1, K], B [K] -> [K, 1]) and squeezed back.
  * A weight that needs no gradient (a frozen layer) gets none: only the branch that is needed runs.
  */
-import type { GradRule } from '../rule.ts';
-import type { StaticShape } from '../rule.ts';
+import type { GradContext, GradRule, StaticShape } from '../rule.ts';
 import { unbroadcast } from '../broadcast.ts';
 import { squeeze, swapLast2, unsqueeze } from '../ops.ts';
 
 export const matMulGrad: GradRule = {
   opType: 'MatMul',
   grad(ctx) {
-    const dY0 = ctx.GO(0);
-    if (!dY0) return [];
-    const { b, opset } = ctx;
+    const dY = ctx.GO(0);
+    if (!dY) return [];
     const needA = ctx.needsGrad(0);
     const needB = ctx.needsGrad(1);
     if (!needA && !needB) return [];
     const A = ctx.I(0);
     const B = ctx.I(1);
-    const ra0 = ctx.rank(A);
-    const rb0 = ctx.rank(B);
-    if (ra0 === 1 && rb0 === 1) {
-      // dot product: Y is a scalar
-      return [needA ? b.op('Mul', [dY0, B]) : undefined, needB ? b.op('Mul', [dY0, A]) : undefined];
-    }
-    let a = A;
-    let bb = B;
-    let dY = dY0;
-    let aShape: StaticShape = ctx.shape(A);
-    let bShape: StaticShape = ctx.shape(B);
-    let yShape: StaticShape = ctx.shape(ctx.O(0));
-    if (ra0 === 1) {
-      a = unsqueeze(b, opset, A, [0]);
-      aShape = [1, ...aShape];
-      dY = unsqueeze(b, opset, dY, [yShape.length - 1]);
-      yShape = [...yShape.slice(0, -1), 1, yShape[yShape.length - 1]!];
-    }
-    if (rb0 === 1) {
-      bb = unsqueeze(b, opset, B, [1]);
-      bShape = [...bShape, 1];
-      dY = unsqueeze(b, opset, dY, [yShape.length]);
-      yShape = [...yShape, 1];
-    }
-    const ra = aShape.length;
-    const rb = bShape.length;
-    const ry = yShape.length;
-    const K = aShape[ra - 1]!;
-    const N = yShape[ry - 1]!;
-    let dA: string | undefined;
-    let dB: string | undefined;
-    if (ra === 2 && rb === 2) {
-      if (needA) dA = b.op('Gemm', [dY, bb], { transB: 1 });
-      if (needB) dB = b.op('Gemm', [a, dY], { transA: 1 });
-    } else {
-      if (needA) {
-        const g = b.op('MatMul', [dY, swapLast2(b, bb, rb)]);
-        dA = unbroadcast(b, opset, g, [...yShape.slice(0, -1), K], aShape);
-      }
-      if (needB) {
-        if (rb === 2 && typeof K === 'number' && typeof N === 'number') {
-          const a2 = b.op('Reshape', [a, b.constInt64([-1, K])]);
-          const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
-          dB = b.op('Gemm', [a2, dY2], { transA: 1 });
-        } else {
-          const g = b.op('MatMul', [swapLast2(b, a, ra), dY]);
-          dB = unbroadcast(b, opset, g, [...yShape.slice(0, -2), K, N], bShape);
-        }
-      }
-    }
-    if (dA && ra0 === 1) dA = squeeze(b, opset, dA, [0]);
-    if (dB && rb0 === 1) dB = squeeze(b, opset, dB, [1]);
+    const [dA, dB] = matMulGrads(ctx, { a: A, aShape: ctx.shape(A), b: B, bShape: ctx.shape(B), dY, yShape: ctx.shape(ctx.O(0)), needA, needB });
     return [needA ? dA : undefined, needB ? dB : undefined];
   },
 };
+
+export interface MatMulOperands {
+  a: string;
+  aShape: StaticShape;
+  b: string;
+  bShape: StaticShape;
+  /** Gradient of Y = a · b, shaped `yShape`. */
+  dY: string;
+  yShape: StaticShape;
+  needA: boolean;
+  needB: boolean;
+}
+
+/** Gradients of both operands of a numpy-semantics matrix product (see the cases above). */
+export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | undefined, string | undefined] {
+  const { b, opset } = ctx;
+  const { needA, needB } = m;
+  const ra0 = m.aShape.length;
+  const rb0 = m.bShape.length;
+  if (ra0 === 1 && rb0 === 1) {
+    // dot product: Y is a scalar
+    return [needA ? b.op('Mul', [m.dY, m.b]) : undefined, needB ? b.op('Mul', [m.dY, m.a]) : undefined];
+  }
+  let a = m.a;
+  let bb = m.b;
+  let dY = m.dY;
+  let aShape = m.aShape;
+  let bShape = m.bShape;
+  let yShape = m.yShape;
+  if (ra0 === 1) {
+    a = unsqueeze(b, opset, m.a, [0]);
+    aShape = [1, ...aShape];
+    dY = unsqueeze(b, opset, dY, [yShape.length - 1]);
+    yShape = [...yShape.slice(0, -1), 1, yShape[yShape.length - 1]!];
+  }
+  if (rb0 === 1) {
+    bb = unsqueeze(b, opset, m.b, [1]);
+    bShape = [...bShape, 1];
+    dY = unsqueeze(b, opset, dY, [yShape.length]);
+    yShape = [...yShape, 1];
+  }
+  const ra = aShape.length;
+  const rb = bShape.length;
+  const ry = yShape.length;
+  const K = aShape[ra - 1]!;
+  const N = yShape[ry - 1]!;
+  let dA: string | undefined;
+  let dB: string | undefined;
+  if (ra === 2 && rb === 2) {
+    if (needA) dA = b.op('Gemm', [dY, bb], { transB: 1 });
+    if (needB) dB = b.op('Gemm', [a, dY], { transA: 1 });
+  } else {
+    if (needA) {
+      const g = b.op('MatMul', [dY, swapLast2(b, bb, rb)]);
+      dA = unbroadcast(b, opset, g, [...yShape.slice(0, -1), K], aShape);
+    }
+    if (needB) {
+      if (rb === 2 && typeof K === 'number' && typeof N === 'number') {
+        const a2 = b.op('Reshape', [a, b.constInt64([-1, K])]);
+        const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
+        dB = b.op('Gemm', [a2, dY2], { transA: 1 });
+      } else {
+        const g = b.op('MatMul', [swapLast2(b, a, ra), dY]);
+        dB = unbroadcast(b, opset, g, [...yShape.slice(0, -2), K, N], bShape);
+      }
+    }
+  }
+  if (dA && ra0 === 1) dA = squeeze(b, opset, dA, [0]);
+  if (dB && rb0 === 1) dB = squeeze(b, opset, dB, [1]);
+  return [dA, dB];
+}

@@ -30,6 +30,7 @@ import { subGrad } from './Sub.ts';
 import { tanhGrad } from './Tanh.ts';
 import { whereGrad } from './Where.ts';
 import { biasGeluGrad, fastGeluGrad, msGeluGrad, quickGeluGrad } from './com.microsoft/Gelu.ts';
+import { fusedMatMulGrad } from './com.microsoft/FusedMatMul.ts';
 import { celuGrad } from './Celu.ts';
 import { eluGrad } from './Elu.ts';
 import { hardSigmoidGrad } from './HardSigmoid.ts';
@@ -171,6 +172,7 @@ export const RULES: readonly GradRule[] = [
   biasGeluGrad,
   fastGeluGrad,
   quickGeluGrad,
+  fusedMatMulGrad,
   // More activations.
   eluGrad,
   seluGrad,
