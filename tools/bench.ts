@@ -10,6 +10,8 @@
  *  - frozen forward: the original model, one inference call;
  *  - training step: one run of the fused train graph (forward + loss + backward + AdamW), built
  *    and run exactly as `peanut-onnx train` does, θ and moments fed back each step;
+ *    forward, PEANuT step and LoRA step are timed interleaved in one process (one call of each
+ *    per round, rotating order), so load changes on a shared machine affect all three alike;
  *  - merged vs original inference time (same batch, calls alternated);
  *  - inject (load + inject + save) and merge (load + merge + save) vs a plain copy of the file;
  *  - peak resident memory of each job (each job runs in its own process, so its peak is its own).
@@ -38,7 +40,7 @@ const RANK = 8;
 const TARGETS = 'query,value';
 
 type ModelKey = 'tiny' | 'base';
-type Job = 'forward' | 'train-peanut' | 'train-lora' | 'io';
+type Job = 'forward' | 'train-peanut' | 'train-lora' | 'interleaved' | 'io';
 
 interface Timing {
   medianMs: number;
@@ -93,8 +95,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     return { job, model, sessionCreateMs: Math.round(createMs), forward: timing(times), peakRssMiB: maxRssMiB() };
   }
 
-  if (job === 'train-peanut' || job === 'train-lora') {
-    const method = job === 'train-peanut' ? 'peanut' : 'lora';
+  /** A training session built exactly as `peanut-onnx train` builds it; `step()` runs one step. */
+  const makeTrainer = async (method: 'peanut' | 'lora') => {
     const { inject } = await import('../src/peanut/inject.ts');
     const { buildArtifacts } = await import('../src/train/build.ts');
     const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
@@ -111,8 +113,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     const trainNodes = trainProto.graph!.node.length;
     const forwardNodes = graphOf(base).node.length;
     t0 = now();
-    const bytes = encodeModel(trainProto);
-    const { session } = await createSession(bytes, { ep: 'cpu', memPattern: false, graphOptimizationLevel: 'all' });
+    const { session } = await createSession(encodeModel(trainProto), { ep: 'cpu', memPattern: false, graphOptimizationLevel: 'all' });
     const createMs = now() - t0;
     const m = built.manifest;
     const h = m.train.inputs.hyperparameters;
@@ -121,15 +122,16 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     const shapes = new Map([...built.params].map(([k, t]) => [k, t.shape]));
     let mState: Map<string, Float32Array> = new Map([...theta].map(([k, v]) => [k, new Float32Array(v.length)]));
     let vState: Map<string, Float32Array> = new Map([...theta].map(([k, v]) => [k, new Float32Array(v.length)]));
-    const trainable = [...theta.values()].reduce((s, v) => s + v.length, 0);
+    const trainable = [...theta.values()].reduce((sum, v) => sum + v.length, 0);
     const labels = new ort.Tensor('int64', BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 2)), [BATCH]);
-    const times: number[] = [];
+    let stepNo = 0;
     let lastLoss = NaN;
-    for (let step = 1; step <= warmup + runs; step++) {
+    const step = async (): Promise<number> => {
+      stepNo++;
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
         ...feedsFor(),
         [m.labels]: labels,
-        [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []),
+        [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(stepNo)), []),
         [h.lr]: scalar(1e-4),
         [h.beta1]: scalar(0.9),
         [h.beta2]: scalar(0.999),
@@ -142,22 +144,16 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
         feeds[m.train.inputs.moments.m[k]!] = new ort.Tensor('float32', mState.get(k)!, shapes.get(k)!);
         feeds[m.train.inputs.moments.v[k]!] = new ort.Tensor('float32', vState.get(k)!, shapes.get(k)!);
       }
-      const s = now();
+      const s0 = now();
       const out = await session.run(feeds);
-      const dt = now() - s;
-      if (step > warmup) times.push(dt);
+      const dt = now() - s0;
       lastLoss = (out[TRAIN_OUTPUTS.loss]!.data as Float32Array)[0]!;
       theta = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.params[k]!]!.data as Float32Array]));
       mState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.m[k]!]!.data as Float32Array]));
       vState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.v[k]!]!.data as Float32Array]));
-    }
-    await session.release();
-    const topOps = Object.entries(nodeCounts)
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 12);
-    return {
-      job,
-      model,
+      return dt;
+    };
+    const info = () => ({
       method,
       trainableParams: trainable,
       injectMs: Math.round(injectMs),
@@ -165,9 +161,58 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
       sessionCreateMs: Math.round(createMs),
       forwardNodes,
       trainNodes,
-      topOps: Object.fromEntries(topOps),
-      step: timing(times),
+      topOps: Object.fromEntries(Object.entries(nodeCounts).sort((a, b) => b[1] - a[1]).slice(0, 12)),
       lastLoss,
+    });
+    return { step, info, release: () => session.release() };
+  };
+
+  if (job === 'train-peanut' || job === 'train-lora') {
+    const trainer = await makeTrainer(job === 'train-peanut' ? 'peanut' : 'lora');
+    const times: number[] = [];
+    for (let i = 0; i < warmup + runs; i++) {
+      const dt = await trainer.step();
+      if (i >= warmup) times.push(dt);
+    }
+    await trainer.release();
+    return { job, model, ...trainer.info(), step: timing(times), peakRssMiB: maxRssMiB() };
+  }
+
+  if (job === 'interleaved') {
+    // Frozen forward, PEANuT step and LoRA step in one process, one call of each per round in a
+    // rotating order, so load changes on a shared machine hit all three alike.
+    const { session: fwd } = await createSession(path, { ep: 'cpu' });
+    const peanut = await makeTrainer('peanut');
+    const lora = await makeTrainer('lora');
+    const feeds = feedsFor();
+    const forwardOnce = async () => {
+      const s0 = now();
+      await fwd.run(feeds);
+      return now() - s0;
+    };
+    const calls = [forwardOnce, peanut.step, lora.step];
+    const times: number[][] = [[], [], []];
+    for (let round = 0; round < warmup + runs; round++) {
+      for (let j = 0; j < 3; j++) {
+        const which = (round + j) % 3;
+        const dt = await calls[which]!();
+        if (round >= warmup) times[which]!.push(dt);
+      }
+    }
+    await fwd.release();
+    await peanut.release();
+    await lora.release();
+    const [f, p, l] = times.map(timing) as [Timing, Timing, Timing];
+    return {
+      job,
+      model,
+      forward: f,
+      peanutStep: p,
+      loraStep: l,
+      peanut: peanut.info(),
+      lora: lora.info(),
+      peanutOverForward: Number((p.medianMs / f.medianMs).toFixed(3)),
+      loraOverForward: Number((l.medianMs / f.medianMs).toFixed(3)),
       peakRssMiB: maxRssMiB(),
     };
   }
@@ -186,6 +231,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
   const copy: number[] = [];
   const inj: number[] = [];
   const mrg: number[] = [];
+  const parts = { inject: [] as number[][], merge: [] as number[][] };
   for (let i = 0; i < ioRuns; i++) {
     rmSync(copyPath, { force: true });
     let s = now();
@@ -193,15 +239,26 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     copy.push(now() - s);
 
     s = now();
-    const adapted = inject(loadModel(path), { method: 'peanut', r: RANK, depth: 0, targets: TARGETS, seed: i }).model;
+    const loaded = loadModel(path);
+    const s1 = now();
+    const adapted = inject(loaded, { method: 'peanut', r: RANK, depth: 0, targets: TARGETS, seed: i }).model;
+    const s2 = now();
     saveModel(adapted, adaptedPath);
-    inj.push(now() - s);
+    const s3 = now();
+    inj.push(s3 - s);
+    parts.inject.push([s1 - s, s2 - s1, s3 - s2]);
 
     s = now();
-    const merged = await mergeWithRuntime(loadModel(adaptedPath), { safe: true });
+    const loadedAdapted = loadModel(adaptedPath);
+    const m1 = now();
+    const merged = await mergeWithRuntime(loadedAdapted, { safe: true });
+    const m2 = now();
     saveModel(merged, mergedPath);
-    mrg.push(now() - s);
+    const m3 = now();
+    mrg.push(m3 - s);
+    parts.merge.push([m1 - s, m2 - m1, m3 - m2]);
   }
+  const split = (xs: number[][]) => ({ loadMs: timing(xs.map((x) => x[0]!)).medianMs, workMs: timing(xs.map((x) => x[1]!)).medianMs, saveMs: timing(xs.map((x) => x[2]!)).medianMs });
   const sizeMiB = Number((statSync(path).size / 2 ** 20).toFixed(1));
 
   // merged vs original inference, alternating calls on the same batch
@@ -232,8 +289,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     model,
     fileMiB: sizeMiB,
     copy: timing(copy),
-    inject: timing(inj),
-    merge: timing(mrg),
+    inject: { ...timing(inj), ...split(parts.inject) },
+    merge: { ...timing(mrg), ...split(parts.merge) },
     inference: { original, merged, ratio: Number((merged.medianMs / original.medianMs).toFixed(3)) },
     peakRssMiB: maxRssMiB(),
   };
@@ -306,7 +363,11 @@ async function main(): Promise<void> {
     const runs = args.runs ?? (model === 'tiny' ? 30 : 5);
     const warmup = model === 'tiny' ? 5 : 1;
     results[model] = {};
-    for (const job of ['forward', 'train-peanut', 'train-lora', 'io'] as const) results[model]![job] = runWorker(job, model, runs, warmup);
+    // Timing: the three interleaved in one process. Peak memory: each alone in its own process.
+    results[model]!.interleaved = runWorker('interleaved', model, runs, warmup);
+    const rssRuns = model === 'tiny' ? runs : 2;
+    for (const job of ['forward', 'train-peanut', 'train-lora'] as const) results[model]![job] = runWorker(job, model, rssRuns, warmup);
+    results[model]!.io = runWorker('io', model, runs, warmup);
   }
 
   // ---- summary ------------------------------------------------------------------------------
@@ -314,9 +375,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const get = <T>(model: string, job: string, ...path: string[]): T => path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], results[model]![job]) as T;
   for (const model of args.models) {
-    const fwd = get<number>(model, 'forward', 'forward', 'medianMs');
-    const pea = get<number>(model, 'train-peanut', 'step', 'medianMs');
-    const lora = get<number>(model, 'train-lora', 'step', 'medianMs');
+    const fwd = get<number>(model, 'interleaved', 'forward', 'medianMs');
+    const pea = get<number>(model, 'interleaved', 'peanutStep', 'medianMs');
+    const lora = get<number>(model, 'interleaved', 'loraStep', 'medianMs');
     rows.push({
       model,
       frozenForwardMs: fwd,
@@ -344,7 +405,7 @@ async function main(): Promise<void> {
   const report = {
     generated: new Date().toISOString(),
     command: `npx tsx tools/bench.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
-    setup: { batch: BATCH, seq: SEQ, rank: RANK, targets: TARGETS, peanutDepth: 0, loraAlpha: 2 * RANK, ep: 'cpu', stat: 'median after warm-up', trainSession: 'as peanut-onnx train: graphOptimizationLevel all, memory pattern off' },
+    setup: { timing: 'forward, PEANuT step and LoRA step interleaved in one process; peak RSS from one process per job', batch: BATCH, seq: SEQ, rank: RANK, targets: TARGETS, peanutDepth: 0, loraAlpha: 2 * RANK, ep: 'cpu', stat: 'median after warm-up', trainSession: 'as peanut-onnx train: graphOptimizationLevel all, memory pattern off' },
     machine: { ...machine, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(2))) },
     summary: rows,
     results,
