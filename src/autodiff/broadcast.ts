@@ -10,7 +10,7 @@
 import type { GraphBuilder } from '../onnx/builder.ts';
 import { PeanutError } from '../errors.ts';
 import type { StaticShape } from './rule.ts';
-import { reduceSum, squeeze } from './ops.ts';
+import { reduce, squeeze } from './ops.ts';
 
 /** Which axes of the gradient to sum, and how many leading axes to drop. */
 export function broadcastAxes(gradShape: StaticShape, likeShape: StaticShape): { keep: number[]; lead: number } {
@@ -38,7 +38,8 @@ export function unbroadcast(b: GraphBuilder, opset: number, grad: string, gradSh
   const { keep, lead } = broadcastAxes(gradShape, likeShape);
   const leading = Array.from({ length: lead }, (_, i) => i);
   if (keep.length === 0 && lead === 0) return grad;
-  if (keep.length === 0) return reduceSum(b, opset, grad, leading, false);
-  const summed = reduceSum(b, opset, grad, [...leading, ...keep], true);
-  return lead > 0 ? squeeze(b, opset, summed, leading) : summed;
+  const e = { b, opset };
+  if (keep.length === 0) return reduce(e, 'ReduceSum', grad, leading, 0);
+  const summed = reduce(e, 'ReduceSum', grad, [...leading, ...keep], 1);
+  return lead > 0 ? squeeze(e, summed, leading) : summed;
 }

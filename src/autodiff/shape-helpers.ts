@@ -1,27 +1,19 @@
 /**
- * Small emitters shared by the shape, reduction, normalisation, indexing and pooling gradient
- * rules: shapes and dims as int64 tensors (constants where probing proved them static, `Shape`
- * of a forward value where not), zeros of a run-time shape, the ops whose axes moved from
- * attribute to input between opsets (ReduceSum 13, ReduceMean/Max/Min 18, Unsqueeze/Squeeze/
- * Split 13), the axes a Reduce* node reduces, sliding-window geometry (Conv, pooling) and
- * float32 detours for kernels some execution providers lack in half precision.
+ * Helpers that read the forward node a gradient rule is for: its inputs, its probed shapes and
+ * dims as int64 tensors (constants where probing proved them static, `Shape` of a forward value
+ * where not), zeros and reshapes like a forward value, the axes a Reduce* node reduces, a Split
+ * whose sizes may be run-time values, and sliding-window geometry (Conv, pooling). Errors name
+ * the node. Emitters that need only a builder and the opset are in ops.ts.
  *
  * Nothing here bakes a dynamic (null) axis into a constant.
  */
 import type { GradContext, StaticShape } from './rule.ts';
 import { attrInts, attrInt, attrString } from '../onnx/attributes.ts';
-import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
-import { makeTensor } from '../onnx/tensor.ts';
 import { PeanutError } from '../errors.ts';
+import { concatInts, normAxis, unsqueeze, zerosOfShape } from './ops.ts';
 
 export function isStatic(shape: StaticShape): shape is readonly number[] {
   return shape.every((d) => d !== null);
-}
-
-export function normAxis(axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= Math.max(rank, 1)) throw new PeanutError('E_GRAPH', `axis ${axis} is out of range for rank ${rank}`);
-  return a;
 }
 
 export function unsupported(ctx: GradContext, why: string): never {
@@ -31,11 +23,6 @@ export function unsupported(ctx: GradContext, why: string): never {
 /** Whether optional input `i` is present. */
 export function hasInput(ctx: GradContext, i: number): boolean {
   return i < ctx.inputCount && ctx.I(i) !== '';
-}
-
-/** A scalar constant of float type `dt` (float64 kept exact). */
-export function scalarOf(ctx: GradContext, value: number, dt: number): string {
-  return dt === DT.DOUBLE ? ctx.b.constDouble([value], []) : ctx.b.scalar(value, dt);
 }
 
 const shapeCache = new WeakMap<object, Map<string, string>>();
@@ -60,41 +47,18 @@ export function dimOf(ctx: GradContext, name: string, axis: number): string {
   return ctx.b.op('Gather', [shapeOf(ctx, name), ctx.b.constInt64([axis])], { axis: 0 });
 }
 
+/** Dim `axis` of `name` as a piece for `concatInts`: the number where static, else `dimOf`. */
+export function dimPiece(ctx: GradContext, name: string, axis: number): number | string {
+  const d = ctx.shape(name)[axis];
+  return typeof d === 'number' ? d : dimOf(ctx, name, axis);
+}
+
 /** Dims `axes` of `name` as a 1-D int64 tensor (constant when those dims are static). */
 export function dimsOf(ctx: GradContext, name: string, axes: readonly number[]): string {
   const s = ctx.shape(name);
   const ds = axes.map((a) => s[a]);
   if (ds.every((d) => typeof d === 'number')) return ctx.b.constInt64(ds as number[]);
   return ctx.b.op('Gather', [shapeOf(ctx, name), ctx.b.constInt64([...axes])], { axis: 0 });
-}
-
-/**
- * Concatenates 1-D int64 pieces (numbers become constants); all-number lists become one constant.
- */
-export function concatInts(ctx: GradContext, pieces: ReadonlyArray<number | string>): string {
-  if (pieces.every((p) => typeof p === 'number')) return ctx.b.constInt64(pieces as number[]);
-  // Merge runs of numbers into one constant each.
-  const parts: string[] = [];
-  let run: number[] = [];
-  for (const p of pieces) {
-    if (typeof p === 'number') run.push(p);
-    else {
-      if (run.length) parts.push(ctx.b.constInt64(run));
-      run = [];
-      parts.push(p);
-    }
-  }
-  if (run.length) parts.push(ctx.b.constInt64(run));
-  return parts.length === 1 ? parts[0]! : ctx.b.op('Concat', parts, { axis: 0 });
-}
-
-/** Zeros of element type `dt` and run-time shape `shape` (a 1-D int64 tensor). */
-export function zerosOfShape(ctx: GradContext, shape: string, dt: number): string {
-  const direct = dt !== DT.BFLOAT16 || ctx.opset >= 20;
-  const valueType = direct ? dt : DT.FLOAT;
-  const value = makeTensor('value', valueType, [1], float32ToBytes(Float32Array.of(0), valueType));
-  const z = ctx.b.op('ConstantOfShape', [shape], { value });
-  return direct ? z : ctx.b.op('Cast', [z], { to: dt });
 }
 
 /** Zeros shaped and typed like forward value `name`. */
@@ -105,31 +69,6 @@ export function zerosLike(ctx: GradContext, name: string): string {
 /** Reshape `x` to the shape of forward value `like`. */
 export function reshapeLike(ctx: GradContext, x: string, like: string): string {
   return ctx.b.op('Reshape', [x, shapeOf(ctx, like)]);
-}
-
-/** Unsqueeze with constant axes (attribute before opset 13, input from 13). */
-export function unsqueeze(ctx: GradContext, x: string, axes: readonly number[]): string {
-  if (axes.length === 0) return x;
-  if (ctx.opset < 13) return ctx.b.op('Unsqueeze', [x], { axes: [...axes] });
-  return ctx.b.op('Unsqueeze', [x, ctx.b.constInt64([...axes])]);
-}
-
-/**
- * `ReduceSum`/`ReduceMean` over `axes`: a constant list ([] = nothing to reduce: returns x),
- * `'all'`, or the name of a 1-D int64 tensor (only where the opset takes axes as an input).
- */
-export function reduce(ctx: GradContext, op: 'ReduceSum' | 'ReduceMean', x: string, axes: readonly number[] | 'all' | { name: string }, keepdims: 0 | 1): string {
-  if (Array.isArray(axes) && axes.length === 0) return x;
-  const asInput = ctx.opset >= (op === 'ReduceSum' ? 13 : 18);
-  if (axes === 'all') return ctx.b.op(op, [x], { keepdims });
-  if (!Array.isArray(axes)) {
-    const name = (axes as { name: string }).name;
-    if (!asInput) unsupported(ctx, `${op} needs constant axes before opset ${op === 'ReduceSum' ? 13 : 18}`);
-    return ctx.b.op(op, [x, name], { keepdims });
-  }
-  const list = [...(axes as readonly number[])];
-  if (asInput) return ctx.b.op(op, [x, ctx.b.constInt64(list)], { keepdims });
-  return ctx.b.op(op, [x], { axes: list, keepdims });
 }
 
 /** The axes a forward Reduce* node reduces. */
@@ -199,32 +138,6 @@ export function split(ctx: GradContext, x: string, axis: number, sizes: Readonly
     return ctx.b.opN('Split', [x], { axis, split: sizes as number[] }, { outputs: n });
   }
   return ctx.b.opN('Split', [x, concatInts(ctx, sizes)], { axis }, { outputs: n });
-}
-
-/** Inverse of a permutation. */
-export function invertPerm(perm: readonly number[]): number[] {
-  const inv = new Array<number>(perm.length);
-  perm.forEach((p, i) => (inv[p] = i));
-  return inv;
-}
-
-export function isIdentityPerm(perm: readonly number[]): boolean {
-  return perm.every((p, i) => p === i);
-}
-
-export function transpose(ctx: GradContext, x: string, perm: readonly number[]): string {
-  return isIdentityPerm(perm) ? x : ctx.b.op('Transpose', [x], { perm: [...perm] });
-}
-
-/**
- * Runs `emit` on float32 copies of `values` when `dt` is a half type, casting its result back:
- * for ops some execution providers lack in half precision (e.g. the CPU EP's ScatterND and
- * ScatterElements with reduction='add'); a plain call otherwise.
- */
-export function inFloat32(ctx: GradContext, dt: number, values: string[], emit: (vs: string[], computeType: number) => string): string {
-  if (dt !== DT.FLOAT16 && dt !== DT.BFLOAT16) return emit(values, dt);
-  const out = emit(values.map((v) => ctx.b.op('Cast', [v], { to: DT.FLOAT })), DT.FLOAT);
-  return ctx.b.op('Cast', [out], { to: dt });
 }
 
 /** Geometry of a sliding-window op (Conv, pooling), with auto_pad resolved to explicit pads. */

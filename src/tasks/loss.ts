@@ -15,7 +15,7 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT, isFloatType } from '../onnx/dtype.ts';
 import { makeValueInfo, valueInfoType, type Graph } from '../onnx/graph.ts';
-import { reduceSumAll, unsqueeze } from '../autodiff/ops.ts';
+import { reduce, unsqueeze } from '../autodiff/ops.ts';
 
 export const TASKS = ['seq-cls', 'causal-lm', 'image-cls', 'regression'] as const;
 export type Task = (typeof TASKS)[number];
@@ -86,7 +86,7 @@ export function appendLossHead(graph: Graph, opts: LossHeadOptions): LossHead {
     graph.proto.input.push(makeValueInfo(labels, DT.FLOAT, typeof k === 'number' && k > 1 ? [batchDim, k] : [batchDim]));
     const target = b.op('Reshape', [labels, b.op('Shape', [x])]);
     const diff = b.op('Sub', [x, target]);
-    const sum = reduceSumAll(b, b.op('Mul', [diff, diff]));
+    const sum = reduce({ b, opset }, 'ReduceSum', b.op('Mul', [diff, diff]), 'all', 0);
     loss = b.op('Div', [sum, b.op('Cast', [b.op('Size', [x])], { to: DT.FLOAT })], {}, { outputs: [graph.uniqueName('loss')] });
   } else {
     let target = labels;
@@ -110,13 +110,14 @@ export function appendLossHead(graph: Graph, opts: LossHeadOptions): LossHead {
  *   −Σ onehot(labels) · LogSoftmax(logits) / max(1, #counted)
  */
 function crossEntropy(b: GraphBuilder, opset: number, logits: string, labels: string, lossName: string): string {
+  const e = { b, opset };
   const logp = b.op('LogSoftmax', [logits], { axis: -1 });
   const shape = b.op('Shape', [logits]);
   const classes = b.op('Gather', [shape, b.constInt64([-1], [])], { axis: 0 });
   const range = b.op('Range', [b.constInt64([0], []), classes, b.constInt64([1], [])]);
-  const onehot = b.op('Cast', [b.op('Equal', [unsqueeze(b, opset, labels, [-1]), range])], { to: DT.FLOAT });
-  const picked = reduceSumAll(b, b.op('Mul', [onehot, logp]));
+  const onehot = b.op('Cast', [b.op('Equal', [unsqueeze(e, labels, [-1]), range])], { to: DT.FLOAT });
+  const picked = reduce(e, 'ReduceSum', b.op('Mul', [onehot, logp]), 'all', 0);
   const counted = b.op('Cast', [b.op('Not', [b.op('Equal', [labels, b.constInt64([-100], [])])])], { to: DT.FLOAT });
-  const count = b.op('Max', [reduceSumAll(b, counted), b.scalar(1)]);
+  const count = b.op('Max', [reduce(e, 'ReduceSum', counted, 'all', 0), b.scalar(1)]);
   return b.op('Neg', [b.op('Div', [picked, count])], {}, { outputs: [lossName] });
 }

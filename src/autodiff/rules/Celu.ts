@@ -12,8 +12,8 @@ export const celuGrad: GradRule = {
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 1);
-    const e = b.op('Exp', [b.op('Div', [x, scalarOf(b, alpha, dt)])]);
-    const local = b.op('Where', [b.op('Greater', [x, scalarOf(b, 0, dt)]), scalarOf(b, 1, dt), e]);
+    const e = b.op('Exp', [b.op('Div', [x, scalarOf(ctx, alpha, dt)])]);
+    const local = b.op('Where', [b.op('Greater', [x, scalarOf(ctx, 0, dt)]), scalarOf(ctx, 1, dt), e]);
     return [b.op('Mul', [dY, local])];
   },
 };

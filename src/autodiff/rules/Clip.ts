@@ -21,8 +21,8 @@ export const clipGrad: GradRule = {
     if (ctx.opset < 11) {
       const mn = attrFloat(ctx.node, 'min');
       const mx = attrFloat(ctx.node, 'max');
-      if (mn !== undefined) lo = scalarOf(b, mn, dt);
-      if (mx !== undefined) hi = scalarOf(b, mx, dt);
+      if (mn !== undefined) lo = scalarOf(ctx, mn, dt);
+      if (mx !== undefined) hi = scalarOf(ctx, mx, dt);
     } else {
       if (ctx.inputCount > 1 && ctx.I(1)) lo = ctx.I(1);
       if (ctx.inputCount > 2 && ctx.I(2)) hi = ctx.I(2);
@@ -32,6 +32,6 @@ export const clipGrad: GradRule = {
     if (hi) conds.push(b.op('Not', [b.op('Greater', [x, hi])]));
     if (conds.length === 0) return [dY];
     const inside = conds.length === 2 ? b.op('And', [conds[0]!, conds[1]!]) : conds[0]!;
-    return [maskGrad(b, inside, dY, dt, true, ctx.opset)];
+    return [maskGrad(ctx, inside, dY, dt, true)];
   },
 };

@@ -4,7 +4,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { dimOf, normAxis, split } from '../shape-helpers.ts';
+import { normAxis } from '../ops.ts';
+import { dimOf, split } from '../shape-helpers.ts';
 
 export const concatGrad: GradRule = {
   opType: 'Concat',

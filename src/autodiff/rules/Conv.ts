@@ -15,7 +15,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts } from '../../onnx/attributes.ts';
-import { concatInts, dimOf, dimsOf, hasInput, fitSpatial, reduce, transpose, windowAttrs, type WindowAttrs } from '../shape-helpers.ts';
+import { concatInts, reduce, transpose } from '../ops.ts';
+import { dimOf, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from '../shape-helpers.ts';
 
 interface ConvAttrs extends WindowAttrs {
   group: number;

@@ -12,7 +12,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { concatInts, dimOf, dimsOf, hasInput, reduce, transpose, unsupported } from '../shape-helpers.ts';
+import { concatInts, reduce, transpose } from '../ops.ts';
+import { dimOf, dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
 
 interface Geometry {
   strides: number[];

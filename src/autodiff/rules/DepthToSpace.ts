@@ -6,7 +6,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt, attrString } from '../../onnx/attributes.ts';
-import { concatInts, dimOf, invertPerm, reshapeLike, unsupported } from '../shape-helpers.ts';
+import { concatInts, invertPerm } from '../ops.ts';
+import { dimOf, reshapeLike, unsupported } from '../shape-helpers.ts';
 
 export const depthToSpaceGrad: GradRule = {
   opType: 'DepthToSpace',

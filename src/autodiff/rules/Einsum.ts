@@ -8,7 +8,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { shapeOf, unsqueeze, unsupported } from '../shape-helpers.ts';
+import { unsqueeze } from '../ops.ts';
+import { shapeOf, unsupported } from '../shape-helpers.ts';
 
 interface Parsed {
   inputs: string[];

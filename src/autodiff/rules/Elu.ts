@@ -12,8 +12,8 @@ export const eluGrad: GradRule = {
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 1);
-    const neg = b.op('Add', [ctx.O(0), scalarOf(b, alpha, dt)]);
-    const local = b.op('Where', [b.op('Greater', [x, scalarOf(b, 0, dt)]), scalarOf(b, 1, dt), neg]);
+    const neg = b.op('Add', [ctx.O(0), scalarOf(ctx, alpha, dt)]);
+    const local = b.op('Where', [b.op('Greater', [x, scalarOf(ctx, 0, dt)]), scalarOf(ctx, 1, dt), neg]);
     return [b.op('Mul', [dY, local])];
   },
 };

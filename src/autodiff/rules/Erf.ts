@@ -11,6 +11,6 @@ export const erfGrad: GradRule = {
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
     const e = b.op('Exp', [b.op('Neg', [b.op('Mul', [x, x])])]);
-    return [b.op('Mul', [dY, b.op('Mul', [e, scalarOf(b, 2 / Math.sqrt(Math.PI), dt)])])];
+    return [b.op('Mul', [dY, b.op('Mul', [e, scalarOf(ctx, 2 / Math.sqrt(Math.PI), dt)])])];
   },
 };

@@ -14,7 +14,8 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, dimsOf, inFloat32, invertPerm, normAxis, transpose, zerosOfShape } from '../shape-helpers.ts';
+import { inFloat32, invertPerm, normAxis, transpose, zerosOfShape } from '../ops.ts';
+import { dimOf, dimsOf } from '../shape-helpers.ts';
 
 export const gatherGrad: GradRule = {
   opType: 'Gather',

@@ -10,7 +10,8 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, inFloat32, normAxis, reduce, shapeOf, unsqueeze, zerosOfShape } from '../shape-helpers.ts';
+import { inFloat32, normAxis, reduce, unsqueeze, zerosOfShape } from '../ops.ts';
+import { dimOf, shapeOf } from '../shape-helpers.ts';
 
 export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',

@@ -12,7 +12,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, dimsOf, inFloat32, shapeOf, unsupported, zerosOfShape } from '../shape-helpers.ts';
+import { inFloat32, zerosOfShape } from '../ops.ts';
+import { dimOf, dimsOf, shapeOf, unsupported } from '../shape-helpers.ts';
 
 export const gatherNDGrad: GradRule = {
   opType: 'GatherND',

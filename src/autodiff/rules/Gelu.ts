@@ -5,14 +5,14 @@
  *          dX = dY · (½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²))
  */
 import type { GradRule } from '../rule.ts';
-import type { GraphBuilder } from '../../onnx/builder.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf, type Emitter } from '../ops.ts';
 import { PeanutError } from '../../errors.ts';
 
 /** dGelu(x)/dx as a tensor shaped like x (`approximate` none = erf form, tanh = tanh form). */
-export function geluDerivative(b: GraphBuilder, x: string, dt: number, approximate: 'none' | 'tanh'): string {
-  const k = (v: number) => scalarOf(b, v, dt);
+export function geluDerivative(e: Emitter, x: string, dt: number, approximate: 'none' | 'tanh'): string {
+  const b = e.b;
+  const k = (v: number) => scalarOf(e, v, dt);
   if (approximate === 'none') {
     const cdf = b.op('Mul', [k(0.5), b.op('Add', [k(1), b.op('Erf', [b.op('Mul', [x, k(Math.SQRT1_2)])])])]);
     const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), k(-0.5)])]), k(1 / Math.sqrt(2 * Math.PI))]);
@@ -38,6 +38,6 @@ export const geluGrad: GradRule = {
       throw new PeanutError('E_UNSUPPORTED_OP', `Gelu node '${ctx.node.name}' has unknown approximate='${approximate}' (expected none or tanh)`);
     }
     const x = ctx.I(0);
-    return [ctx.b.op('Mul', [dY, geluDerivative(ctx.b, x, ctx.dtype(x), approximate)])];
+    return [ctx.b.op('Mul', [dY, geluDerivative(ctx, x, ctx.dtype(x), approximate)])];
   },
 };

@@ -23,7 +23,7 @@ export const gemmGrad: GradRule = {
     const B = ctx.I(1);
     const dt = ctx.dtype(ctx.O(0));
     // Gemm's C is optional from opset 11; before that pass a zero scalar.
-    const noC = ctx.opset < 11 ? [scalarOf(b, 0, dt)] : [];
+    const noC = ctx.opset < 11 ? [scalarOf(ctx, 0, dt)] : [];
     const gemm = (x: string, y: string, ta: number, tb: number) =>
       b.op('Gemm', [x, y, ...noC], { ...(ta ? { transA: 1 } : {}), ...(tb ? { transB: 1 } : {}), ...(alpha !== 1 ? { alpha: float(alpha) } : {}) });
     let dA: string | undefined;
@@ -33,7 +33,7 @@ export const gemmGrad: GradRule = {
     if (ctx.needsGrad(1)) dB = tB ? gemm(dY, A, 1, tA) : gemm(A, dY, tA ? 0 : 1, 0);
     if (ctx.inputCount > 2 && ctx.I(2) && ctx.needsGrad(2)) {
       const g = ctx.unbroadcast(dY, ctx.I(2));
-      dC = beta === 1 ? g : b.op('Mul', [g, scalarOf(b, beta, dt)]);
+      dC = beta === 1 ? g : b.op('Mul', [g, scalarOf(ctx, beta, dt)]);
     }
     return [dA, dB, dC];
   },

@@ -4,7 +4,8 @@
  * Size(X) / Size(Y) at run time).
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf, shapeOf } from '../shape-helpers.ts';
+import { scalarOf } from '../ops.ts';
+import { shapeOf } from '../shape-helpers.ts';
 
 export const globalAveragePoolGrad: GradRule = {
   opType: 'GlobalAveragePool',

@@ -4,7 +4,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { reduce } from '../shape-helpers.ts';
+import { reduce } from '../ops.ts';
 
 export const globalMaxPoolGrad: GradRule = {
   opType: 'GlobalMaxPool',

@@ -9,7 +9,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { reduce, reshapeLike, scalarOf, unsqueeze } from '../shape-helpers.ts';
+import { reduce, scalarOf, unsqueeze } from '../ops.ts';
+import { reshapeLike } from '../shape-helpers.ts';
 
 export const groupNormalizationGrad: GradRule = {
   opType: 'GroupNormalization',

@@ -13,8 +13,8 @@ export const hardSigmoidGrad: GradRule = {
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 0.2);
     const beta = attrFloat(ctx.node, 'beta', 0.5);
-    const z = b.op('Add', [b.op('Mul', [x, scalarOf(b, alpha, dt)]), scalarOf(b, beta, dt)]);
-    const inside = b.op('And', [b.op('Greater', [z, scalarOf(b, 0, dt)]), b.op('Less', [z, scalarOf(b, 1, dt)])]);
-    return [b.op('Where', [inside, b.op('Mul', [dY, scalarOf(b, alpha, dt)]), scalarOf(b, 0, dt)])];
+    const z = b.op('Add', [b.op('Mul', [x, scalarOf(ctx, alpha, dt)]), scalarOf(ctx, beta, dt)]);
+    const inside = b.op('And', [b.op('Greater', [z, scalarOf(ctx, 0, dt)]), b.op('Less', [z, scalarOf(ctx, 1, dt)])]);
+    return [b.op('Where', [inside, b.op('Mul', [dY, scalarOf(ctx, alpha, dt)]), scalarOf(ctx, 0, dt)])];
   },
 };

@@ -10,7 +10,7 @@ export const hardSwishGrad: GradRule = {
     const { b } = ctx;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
-    const k = (v: number) => scalarOf(b, v, dt);
+    const k = (v: number) => scalarOf(ctx, v, dt);
     const mid = b.op('Add', [b.op('Div', [x, k(3)]), k(0.5)]);
     const upper = b.op('Where', [b.op('Greater', [x, k(3)]), k(1), mid]);
     const local = b.op('Where', [b.op('Less', [x, k(-3)]), k(0), upper]);

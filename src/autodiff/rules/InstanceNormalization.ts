@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { reduce, scalarOf, unsqueeze } from '../shape-helpers.ts';
+import { reduce, scalarOf, unsqueeze } from '../ops.ts';
 
 export const instanceNormalizationGrad: GradRule = {
   opType: 'InstanceNormalization',

@@ -12,7 +12,8 @@
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimsOf, hasInput, normAxis, reduce, scalarOf, shapeOf, zerosLike } from '../shape-helpers.ts';
+import { normAxis, reduce, scalarOf } from '../ops.ts';
+import { dimsOf, hasInput, shapeOf, zerosLike } from '../shape-helpers.ts';
 
 export const layerNormalizationGrad: GradRule = {
   opType: 'LayerNormalization',

@@ -3,7 +3,7 @@
  * semantics as for Softmax).
  */
 import type { GradRule } from '../rule.ts';
-import { reduceSum } from '../ops.ts';
+import { reduce } from '../ops.ts';
 import { softmaxAxes } from './Softmax.ts';
 
 export const logSoftmaxGrad: GradRule = {
@@ -12,7 +12,7 @@ export const logSoftmaxGrad: GradRule = {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
-    const s = reduceSum(b, ctx.opset, dY, softmaxAxes(ctx), true);
+    const s = reduce(ctx, 'ReduceSum', dY, softmaxAxes(ctx), 1);
     return [b.op('Sub', [dY, b.op('Mul', [b.op('Exp', [ctx.O(0)]), s])])];
   },
 };

@@ -60,15 +60,15 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
   let bShape = m.bShape;
   let yShape = m.yShape;
   if (ra0 === 1) {
-    a = unsqueeze(b, opset, m.a, [0]);
+    a = unsqueeze(ctx, m.a, [0]);
     aShape = [1, ...aShape];
-    dY = unsqueeze(b, opset, dY, [yShape.length - 1]);
+    dY = unsqueeze(ctx, dY, [yShape.length - 1]);
     yShape = [...yShape.slice(0, -1), 1, yShape[yShape.length - 1]!];
   }
   if (rb0 === 1) {
-    bb = unsqueeze(b, opset, m.b, [1]);
+    bb = unsqueeze(ctx, m.b, [1]);
     bShape = [...bShape, 1];
-    dY = unsqueeze(b, opset, dY, [yShape.length]);
+    dY = unsqueeze(ctx, dY, [yShape.length]);
     yShape = [...yShape, 1];
   }
   const ra = aShape.length;
@@ -83,7 +83,7 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
     if (needB) dB = b.op('Gemm', [a, dY], { transA: 1 });
   } else {
     if (needA) {
-      const g = b.op('MatMul', [dY, swapLast2(b, bb, rb)]);
+      const g = b.op('MatMul', [dY, swapLast2(ctx, bb, rb)]);
       dA = unbroadcast(b, opset, g, [...yShape.slice(0, -1), K], aShape);
     }
     if (needB) {
@@ -92,12 +92,12 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
         const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
         dB = b.op('Gemm', [a2, dY2], { transA: 1 });
       } else {
-        const g = b.op('MatMul', [swapLast2(b, a, ra), dY]);
+        const g = b.op('MatMul', [swapLast2(ctx, a, ra), dY]);
         dB = unbroadcast(b, opset, g, [...yShape.slice(0, -2), K, N], bShape);
       }
     }
   }
-  if (dA && ra0 === 1) dA = squeeze(b, opset, dA, [0]);
-  if (dB && rb0 === 1) dB = squeeze(b, opset, dB, [1]);
+  if (dA && ra0 === 1) dA = squeeze(ctx, dA, [0]);
+  if (dB && rb0 === 1) dB = squeeze(ctx, dB, [1]);
   return [dA, dB];
 }

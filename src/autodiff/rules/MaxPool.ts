@@ -9,7 +9,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { inFloat32, shapeOf, unsupported, zerosOfShape } from '../shape-helpers.ts';
+import { inFloat32, zerosOfShape } from '../ops.ts';
+import { shapeOf, unsupported } from '../shape-helpers.ts';
 
 export const maxPoolGrad: GradRule = {
   opType: 'MaxPool',

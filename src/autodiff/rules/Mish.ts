@@ -10,7 +10,7 @@ export const mishGrad: GradRule = {
     const { b } = ctx;
     const x = ctx.I(0);
     const t = b.op('Tanh', [b.op('Softplus', [x])]);
-    const one = scalarOf(b, 1, ctx.dtype(x));
+    const one = scalarOf(ctx, 1, ctx.dtype(x));
     const local = b.op('Add', [t, b.op('Mul', [b.op('Mul', [x, b.op('Sigmoid', [x])]), b.op('Sub', [one, b.op('Mul', [t, t])])])]);
     return [b.op('Mul', [dY, local])];
   },

@@ -14,9 +14,9 @@ export const preluGrad: GradRule = {
     const x = ctx.I(0);
     const slope = ctx.I(1);
     const dt = ctx.dtype(x);
-    const zero = scalarOf(b, 0, dt);
+    const zero = scalarOf(ctx, 0, dt);
     const positive = b.op('Greater', [x, zero]);
-    const dX = ctx.needsGrad(0) ? ctx.unbroadcast(b.op('Mul', [dY, b.op('Where', [positive, scalarOf(b, 1, dt), slope])]), x) : undefined;
+    const dX = ctx.needsGrad(0) ? ctx.unbroadcast(b.op('Mul', [dY, b.op('Where', [positive, scalarOf(ctx, 1, dt), slope])]), x) : undefined;
     const dS = ctx.needsGrad(1) ? ctx.unbroadcast(b.op('Mul', [dY, b.op('Where', [positive, zero, x])]), slope) : undefined;
     return [dX, dS];
   },

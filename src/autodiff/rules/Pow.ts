@@ -27,15 +27,15 @@ export const powGrad: GradRule = {
       if (p === 1) return [ctx.unbroadcast(dY, a)];
       const local =
         p === 2
-          ? b.op('Mul', [a, scalarOf(b, 2, dt)])
+          ? b.op('Mul', [a, scalarOf(ctx, 2, dt)])
           : p === 3
-            ? b.op('Mul', [b.op('Mul', [a, a]), scalarOf(b, 3, dt)])
-            : b.op('Div', [scalarOf(b, 0.5, dt), ctx.O(0)]);
+            ? b.op('Mul', [b.op('Mul', [a, a]), scalarOf(ctx, 3, dt)])
+            : b.op('Div', [scalarOf(ctx, 0.5, dt), ctx.O(0)]);
       return [ctx.unbroadcast(b.op('Mul', [dY, local]), a)];
     }
     let p = ctx.I(1);
     if (ctx.dtype(p) !== dt) p = b.op('Cast', [p], { to: dt });
-    const pm1 = b.op('Sub', [p, scalarOf(b, 1, dt)]);
+    const pm1 = b.op('Sub', [p, scalarOf(ctx, 1, dt)]);
     const local = b.op('Mul', [p, b.op('Pow', [a, pm1])]);
     return [ctx.unbroadcast(b.op('Mul', [dY, local]), a)];
   },

@@ -4,7 +4,8 @@
  * Size(X) / Size(Y) at run time). Axes are an attribute before opset 18 and input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes, scalarOf, shapeOf } from '../shape-helpers.ts';
+import { scalarOf } from '../ops.ts';
+import { keepdimsGrad, reduceAxes, shapeOf } from '../shape-helpers.ts';
 
 export const reduceMeanGrad: GradRule = {
   opType: 'ReduceMean',

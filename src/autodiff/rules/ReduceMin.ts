@@ -6,7 +6,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { keepdimsGrad, reduce, reduceArg, reduceAxes } from '../shape-helpers.ts';
+import { reduce } from '../ops.ts';
+import { keepdimsGrad, reduceArg, reduceAxes } from '../shape-helpers.ts';
 
 export const reduceMinGrad: GradRule = {
   opType: 'ReduceMin',

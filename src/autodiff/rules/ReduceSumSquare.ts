@@ -3,7 +3,8 @@
  * back over them). Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes, scalarOf } from '../shape-helpers.ts';
+import { scalarOf } from '../ops.ts';
+import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
 
 export const reduceSumSquareGrad: GradRule = {
   opType: 'ReduceSumSquare',

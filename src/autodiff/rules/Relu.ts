@@ -9,7 +9,7 @@ export const reluGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
     const dt = ctx.dtype(ctx.I(0));
-    const positive = b.op('Greater', [ctx.I(0), scalarOf(b, 0, dt)]);
-    return [maskGrad(b, positive, dY, dt, true, ctx.opset)];
+    const positive = b.op('Greater', [ctx.I(0), scalarOf(ctx, 0, dt)]);
+    return [maskGrad(ctx, positive, dY, dt, true)];
   },
 };

@@ -13,8 +13,8 @@ export const seluGrad: GradRule = {
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 1.67326319217681884765625);
     const gamma = attrFloat(ctx.node, 'gamma', 1.05070102214813232421875);
-    const neg = b.op('Add', [ctx.O(0), scalarOf(b, gamma * alpha, dt)]);
-    const local = b.op('Where', [b.op('Greater', [x, scalarOf(b, 0, dt)]), scalarOf(b, gamma, dt), neg]);
+    const neg = b.op('Add', [ctx.O(0), scalarOf(ctx, gamma * alpha, dt)]);
+    const local = b.op('Where', [b.op('Greater', [x, scalarOf(ctx, 0, dt)]), scalarOf(ctx, gamma, dt), neg]);
     return [b.op('Mul', [dY, local])];
   },
 };

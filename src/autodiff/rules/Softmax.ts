@@ -5,7 +5,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { normAxis, reduceSum } from '../ops.ts';
+import { normAxis, reduce } from '../ops.ts';
 import type { GradContext } from '../rule.ts';
 
 /** Axes a (Log)Softmax node normalizes over. */
@@ -23,7 +23,7 @@ export const softmaxGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
     const y = ctx.O(0);
-    const s = reduceSum(b, ctx.opset, b.op('Mul', [dY, y]), softmaxAxes(ctx), true);
+    const s = reduce(ctx, 'ReduceSum', b.op('Mul', [dY, y]), softmaxAxes(ctx), 1);
     return [b.op('Mul', [y, b.op('Sub', [dY, s])])];
   },
 };

@@ -9,7 +9,7 @@ export const softsignGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
     const x = ctx.I(0);
-    const d = b.op('Add', [scalarOf(b, 1, ctx.dtype(x)), b.op('Abs', [x])]);
+    const d = b.op('Add', [scalarOf(ctx, 1, ctx.dtype(x)), b.op('Abs', [x])]);
     return [b.op('Div', [dY, b.op('Mul', [d, d])])];
   },
 };

@@ -5,7 +5,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { normAxis, zerosLike } from '../shape-helpers.ts';
+import { normAxis } from '../ops.ts';
+import { zerosLike } from '../shape-helpers.ts';
 
 export const splitGrad: GradRule = {
   opType: 'Split',

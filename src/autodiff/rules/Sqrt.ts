@@ -8,6 +8,6 @@ export const sqrtGrad: GradRule = {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
-    return [b.op('Div', [b.op('Mul', [dY, scalarOf(b, 0.5, ctx.dtype(ctx.I(0)))]), ctx.O(0)])];
+    return [b.op('Div', [b.op('Mul', [dY, scalarOf(ctx, 0.5, ctx.dtype(ctx.I(0)))]), ctx.O(0)])];
   },
 };

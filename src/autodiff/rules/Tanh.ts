@@ -9,7 +9,7 @@ export const tanhGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const { b } = ctx;
     const y = ctx.O(0);
-    const one = scalarOf(b, 1, ctx.dtype(y));
+    const one = scalarOf(ctx, 1, ctx.dtype(y));
     return [b.op('Mul', [dY, b.op('Sub', [one, b.op('Mul', [y, y])])])];
   },
 };

@@ -11,7 +11,7 @@ export const thresholdedReluGrad: GradRule = {
     const { b } = ctx;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
-    const above = b.op('Greater', [x, scalarOf(b, attrFloat(ctx.node, 'alpha', 1), dt)]);
-    return [maskGrad(b, above, dY, dt, true, ctx.opset)];
+    const above = b.op('Greater', [x, scalarOf(ctx, attrFloat(ctx.node, 'alpha', 1), dt)]);
+    return [maskGrad(ctx, above, dY, dt, true)];
   },
 };

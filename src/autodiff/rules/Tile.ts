@@ -6,7 +6,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { isStatic, reduce, shapeOf, unsqueeze } from '../shape-helpers.ts';
+import { reduce, unsqueeze } from '../ops.ts';
+import { isStatic, shapeOf } from '../shape-helpers.ts';
 
 export const tileGrad: GradRule = {
   opType: 'Tile',

@@ -15,8 +15,8 @@ export const whereGrad: GradRule = {
     const dt = ctx.dtype(ctx.O(0));
     return [
       undefined,
-      ctx.needsGrad(1) ? ctx.unbroadcast(maskGrad(b, ctx.I(0), dY, dt, true), ctx.I(1)) : undefined,
-      ctx.needsGrad(2) ? ctx.unbroadcast(maskGrad(b, ctx.I(0), dY, dt, false), ctx.I(2)) : undefined,
+      ctx.needsGrad(1) ? ctx.unbroadcast(maskGrad(ctx, ctx.I(0), dY, dt, true), ctx.I(1)) : undefined,
+      ctx.needsGrad(2) ? ctx.unbroadcast(maskGrad(ctx, ctx.I(0), dY, dt, false), ctx.I(2)) : undefined,
     ];
   },
 };

@@ -34,19 +34,19 @@ export const fusedMatMulGrad: GradRule = {
     const aShape = ctx.shape(A);
     const bShape = ctx.shape(B);
     const dt = ctx.dtype(ctx.O(0));
-    const dP = alpha === 1 ? dY : b.op('Mul', [dY, scalarOf(b, alpha, dt)]);
+    const dP = alpha === 1 ? dY : b.op('Mul', [dY, scalarOf(ctx, alpha, dt)]);
     const [dA1, dB1] = matMulGrads(ctx, {
-      a: tA && aShape.length >= 2 ? swapLast2(b, A, aShape.length) : A,
+      a: tA && aShape.length >= 2 ? swapLast2(ctx, A, aShape.length) : A,
       aShape: tA ? swapShape(aShape) : aShape,
-      b: tB && bShape.length >= 2 ? swapLast2(b, B, bShape.length) : B,
+      b: tB && bShape.length >= 2 ? swapLast2(ctx, B, bShape.length) : B,
       bShape: tB ? swapShape(bShape) : bShape,
       dY: dP,
       yShape: ctx.shape(ctx.O(0)),
       needA,
       needB,
     });
-    const dA = dA1 && tA && aShape.length >= 2 ? swapLast2(b, dA1, aShape.length) : dA1;
-    const dB = dB1 && tB && bShape.length >= 2 ? swapLast2(b, dB1, bShape.length) : dB1;
+    const dA = dA1 && tA && aShape.length >= 2 ? swapLast2(ctx, dA1, aShape.length) : dA1;
+    const dB = dB1 && tB && bShape.length >= 2 ? swapLast2(ctx, dB1, bShape.length) : dB1;
     return [needA ? dA : undefined, needB ? dB : undefined];
   },
 };

@@ -22,7 +22,7 @@ function biasedGelu(ctx: GradContext, approximate: 'none' | 'tanh'): Array<strin
   const x = ctx.I(0);
   const hasBias = ctx.inputCount > 1 && ctx.I(1) !== '';
   const z = hasBias ? b.op('Add', [x, ctx.I(1)]) : x;
-  const dZ = b.op('Mul', [dY, geluDerivative(b, z, ctx.dtype(x), approximate)]);
+  const dZ = b.op('Mul', [dY, geluDerivative(ctx, z, ctx.dtype(x), approximate)]);
   return [ctx.needsGrad(0) ? ctx.unbroadcast(dZ, x) : undefined, hasBias && ctx.needsGrad(1) ? ctx.unbroadcast(dZ, ctx.I(1)) : undefined];
 }
 
@@ -40,9 +40,9 @@ export const quickGeluGrad: GradRule = {
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 1.702);
-    const ax = b.op('Mul', [x, scalarOf(b, alpha, dt)]);
+    const ax = b.op('Mul', [x, scalarOf(ctx, alpha, dt)]);
     const s = b.op('Sigmoid', [ax]);
-    const one = scalarOf(b, 1, dt);
+    const one = scalarOf(ctx, 1, dt);
     const local = b.op('Mul', [s, b.op('Add', [one, b.op('Mul', [ax, b.op('Sub', [one, s])])])]);
     return [b.op('Mul', [dY, local])];
   },
