@@ -5,7 +5,7 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { normAxis } from '../ops.ts';
-import { dimOf, split } from '../shape-helpers.ts';
+import { dimPiece, split } from '../shape-helpers.ts';
 
 export const concatGrad: GradRule = {
   opType: 'Concat',
@@ -17,10 +17,7 @@ export const concatGrad: GradRule = {
     if (!needed.some(Boolean)) return [];
     if (n === 1) return [dY];
     const axis = normAxis(attrInt(ctx.node, 'axis', 0), ctx.rank(ctx.O(0)));
-    const sizes = Array.from({ length: n }, (_, i) => {
-      const d = ctx.shape(ctx.I(i))[axis];
-      return typeof d === 'number' ? d : dimOf(ctx, ctx.I(i), axis);
-    });
+    const sizes = Array.from({ length: n }, (_, i) => dimPiece(ctx, ctx.I(i), axis));
     const parts = split(ctx, dY, axis, sizes);
     return parts.map((p, i) => (needed[i] ? p : undefined));
   },

@@ -16,7 +16,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts } from '../../onnx/attributes.ts';
 import { concatInts, reduce, transpose } from '../ops.ts';
-import { dimOf, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from '../shape-helpers.ts';
+import { dimPiece, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from '../shape-helpers.ts';
 
 interface ConvAttrs extends WindowAttrs {
   group: number;
@@ -83,11 +83,9 @@ function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
   } else {
     const G = a.group;
     const sp = dimsOf(ctx, x, spatial);
-    const n = ctx.shape(x)[0];
-    const split = b.op('Reshape', [x, concatInts(ctx, [typeof n === 'number' ? n : dimOf(ctx, x, 0), G, -1, sp])]); // [N, G, Cg, …]
+    const split = b.op('Reshape', [x, concatInts(ctx, [dimPiece(ctx, x, 0), G, -1, sp])]); // [N, G, Cg, …]
     const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [Cg, G, N, …]
-    const cg = ctx.shape(w)[1];
-    input = b.op('Reshape', [moved, concatInts(ctx, [typeof cg === 'number' ? cg : dimOf(ctx, w, 1), -1, sp])]); // [Cg, G·N, …]
+    input = b.op('Reshape', [moved, concatInts(ctx, [dimPiece(ctx, w, 1), -1, sp])]); // [Cg, G·N, …]
   }
   const kernel = transpose(ctx, dY, swap01); // [M, N, …]
   const conv = b.op('Conv', [input, kernel], { strides: a.dilations, dilations: a.strides, pads: a.pads, group: a.group });

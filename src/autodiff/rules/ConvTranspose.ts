@@ -13,7 +13,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
 import { concatInts, reduce, transpose } from '../ops.ts';
-import { dimOf, dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
+import { dimPiece, dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
 
 interface Geometry {
   strides: number[];
@@ -60,11 +60,9 @@ function weightGrad(ctx: GradContext, dY: string, g: Geometry): string {
   } else {
     const y = ctx.O(0);
     const ySp = dimsOf(ctx, y, spatial);
-    const n = ctx.shape(y)[0];
-    const split = b.op('Reshape', [dY, concatInts(ctx, [typeof n === 'number' ? n : dimOf(ctx, y, 0), g.group, -1, ySp])]); // [N, G, Mg, …]
+    const split = b.op('Reshape', [dY, concatInts(ctx, [dimPiece(ctx, y, 0), g.group, -1, ySp])]); // [N, G, Mg, …]
     const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [Mg, G, N, …]
-    const mg = ctx.shape(w)[1];
-    input = b.op('Reshape', [moved, concatInts(ctx, [typeof mg === 'number' ? mg : dimOf(ctx, w, 1), -1, ySp])]); // [Mg, G·N, …]
+    input = b.op('Reshape', [moved, concatInts(ctx, [dimPiece(ctx, w, 1), -1, ySp])]); // [Mg, G·N, …]
   }
   const conv = b.op('Conv', [input, kernel], { strides: g.dilations, dilations: g.strides, pads: g.pads, group: g.group }); // [Mg, C, k'…]
   const dW = transpose(ctx, conv, swap01); // [C, Mg, k'…]

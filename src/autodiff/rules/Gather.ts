@@ -10,11 +10,12 @@
  *    OneHot(indices, D)ᵀ · dYᵀ as one MatMul ([D, N] · [N, rest]); OneHot wraps negatives itself.
  * 3. Transpose back.
  * Scalar indices (rank 0) work the same way (N = 1, no index axes in dY).
+ * The scatter-add helpers below serve GatherElements and GatherND too.
  */
-import type { GradRule } from '../rule.ts';
+import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { inFloat32, invertPerm, normAxis, transpose, zerosOfShape } from '../ops.ts';
+import { inFloat32, invertPerm, normAxis, transpose, unsqueeze, zerosOfShape } from '../ops.ts';
 import { dimOf, dimsOf } from '../shape-helpers.ts';
 
 export const gatherGrad: GradRule = {
@@ -44,22 +45,48 @@ export const gatherGrad: GradRule = {
     let accT: string;
     if (ctx.opset >= 16) {
       const dScalar = b.op('Reshape', [D, b.constInt64([], [0])]); // keeps scalar indices scalar
-      const wrapped = b.op('Where', [b.op('Less', [indices, b.constInt64([0], [])]), b.op('Add', [indices, dScalar]), indices]);
-      const idx = ctx.b.op('Unsqueeze', [wrapped, b.constInt64([-1])]);
-      accT = inFloat32(ctx, dt, [dyT], ([u], ct) => b.op('ScatterND', [zerosOfShape(ctx, shapeT, ct), idx, u!], { reduction: 'add' }));
+      const idx = unsqueeze(ctx, wrapNegative(ctx, indices, dScalar), [-1]);
+      accT = scatterAddToZeros(ctx, 'ScatterND', shapeT, idx, dyT, dt);
     } else {
-      // OneHot needs rank ≥ 1 and its CPU kernels output float32 only: flatten the indices,
-      // cast the 0/1 matrix after.
-      const flatIdx = b.op('Reshape', [indices, b.constInt64([-1])]);
-      const oneHot32 = b.op('OneHot', [flatIdx, D, b.constFloat([0, 1], [2])], { axis: -1 }); // [N, D]
-      const oh2 = dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
-      // dYᵀ as [N, rest…]: the leading q axes folded into one.
-      const restDims = dimsOf(ctx, data, rest);
-      const dyN = b.op('Reshape', [dyT, b.op('Concat', [b.constInt64([-1]), restDims], { axis: 0 })]);
-      const dyFlat = b.op('Reshape', [dyN, b.constInt64([0, -1])]); // [N, prod(rest)]
-      const acc = b.op('MatMul', [b.op('Transpose', [oh2], { perm: [1, 0] }), dyFlat]); // [D, prod(rest)]
-      accT = b.op('Reshape', [acc, shapeT]);
+      accT = b.op('Reshape', [oneHotRowSum(ctx, indices, D, dyT, dimsOf(ctx, data, rest), dt), shapeT]);
     }
     return [transpose(ctx, accT, invertPerm(dataPerm))];
   },
 };
+
+/** `idx` (int64) with negative entries wrapped by +`bound` (broadcast against idx). */
+export function wrapNegative(ctx: GradContext, idx: string, bound: string): string {
+  const b = ctx.b;
+  return b.op('Where', [b.op('Less', [idx, b.constInt64([0], [])]), b.op('Add', [idx, bound]), idx]);
+}
+
+/**
+ * `updates` added into zeros of run-time shape `shape` at `indices` (`op` with reduction='add',
+ * opset ≥ 16; `attrs` such as axis go with it), in float32 for half types.
+ */
+export function scatterAddToZeros(ctx: GradContext, op: 'ScatterND' | 'ScatterElements', shape: string, indices: string, updates: string, dt: number, attrs: Record<string, number> = {}): string {
+  return inFloat32(ctx, dt, [updates], ([u], ct) => ctx.b.op(op, [zerosOfShape(ctx, shape, ct), indices, u!], { ...attrs, reduction: 'add' }));
+}
+
+/** OneHot(indices, depth) along a new last axis as 0/1 of type `dt`. */
+export function oneHotOf(ctx: GradContext, indices: string, depth: string, dt: number): string {
+  const b = ctx.b;
+  // OneHot's CPU kernels output float32 (no float64/float16): cast the 0/1 tensor after.
+  const oneHot32 = b.op('OneHot', [indices, depth, b.constFloat([0, 1], [2])], { axis: -1 });
+  return dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
+}
+
+/**
+ * The scatter-add before opset 16, where ScatterND cannot add repeated indices: `rows`
+ * (shape indices.shape + rest, the index axes folded into N) summed into `depth` slots by index,
+ * as one MatMul OneHot(indices, depth)ᵀ · rows ([depth, N] · [N, Π rest]). `restDims` holds the
+ * rest dims. Result [depth, Π rest]. OneHot wraps negative indices itself.
+ */
+export function oneHotRowSum(ctx: GradContext, indices: string, depth: string, rows: string, restDims: string, dt: number): string {
+  const b = ctx.b;
+  // OneHot needs rank ≥ 1: flatten the indices.
+  const oneHot = oneHotOf(ctx, b.op('Reshape', [indices, b.constInt64([-1])]), depth, dt); // [N, depth]
+  const rowsN = b.op('Reshape', [rows, b.op('Concat', [b.constInt64([-1]), restDims], { axis: 0 })]);
+  const rows2 = b.op('Reshape', [rowsN, b.constInt64([0, -1])]); // [N, Π rest]
+  return b.op('MatMul', [b.op('Transpose', [oneHot], { perm: [1, 0] }), rows2]); // [depth, Π rest]
+}

@@ -10,8 +10,9 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { inFloat32, normAxis, reduce, unsqueeze, zerosOfShape } from '../ops.ts';
+import { normAxis, reduce, unsqueeze } from '../ops.ts';
 import { dimOf, shapeOf } from '../shape-helpers.ts';
+import { oneHotOf, scatterAddToZeros } from './Gather.ts';
 
 export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',
@@ -25,11 +26,9 @@ export const gatherElementsGrad: GradRule = {
     const r = ctx.rank(data);
     const axis = normAxis(attrInt(ctx.node, 'axis', 0), r);
     if (ctx.opset >= 16) {
-      return [inFloat32(ctx, dt, [dY], ([u], ct) => b.op('ScatterElements', [zerosOfShape(ctx, shapeOf(ctx, data), ct), ctx.I(1), u!], { axis, reduction: 'add' }))];
+      return [scatterAddToZeros(ctx, 'ScatterElements', shapeOf(ctx, data), ctx.I(1), dY, dt, { axis })];
     }
-    // OneHot's CPU kernels output float32 (no float64/float16): cast the 0/1 tensor after.
-    const oneHot32 = b.op('OneHot', [b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), b.constFloat([0, 1], [2])], { axis: -1 });
-    const oneHot = dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
+    const oneHot = oneHotOf(ctx, b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), dt);
     const weighted = b.op('Mul', [oneHot, unsqueeze(ctx, dY, [r])]); // indices.shape + [D]
     const summed = reduce(ctx, 'ReduceSum', weighted, [axis], 1); // 1 at axis, D last
     const perm = Array.from({ length: r + 1 }, (_, i) => i);

@@ -12,8 +12,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { inFloat32, zerosOfShape } from '../ops.ts';
-import { dimOf, dimsOf, shapeOf, unsupported } from '../shape-helpers.ts';
+import { dimOf, dimPiece, dimsOf, shapeOf, unsupported } from '../shape-helpers.ts';
+import { oneHotRowSum, scatterAddToZeros, wrapNegative } from './Gather.ts';
 
 export const gatherNDGrad: GradRule = {
   opType: 'GatherND',
@@ -32,7 +32,7 @@ export const gatherNDGrad: GradRule = {
     const m = bd + k;
     const tuples = fullTuples(ctx, bd, k, q);
     if (ctx.opset >= 16) {
-      return [inFloat32(ctx, ctx.dtype(data), [dY], ([u], ct) => b.op('ScatterND', [zerosOfShape(ctx, shapeOf(ctx, data), ct), tuples, u!], { reduction: 'add' }))];
+      return [scatterAddToZeros(ctx, 'ScatterND', shapeOf(ctx, data), tuples, dY, ctx.dtype(data))];
     }
 
     // Linear index over data's first m axes.
@@ -40,8 +40,7 @@ export const gatherNDGrad: GradRule = {
     let acc: number | string = 1;
     for (let j = m - 1; j >= 0; j--) {
       strides[j] = acc;
-      const d = ctx.shape(data)[j];
-      const dj: number | string = typeof d === 'number' ? d : dimOf(ctx, data, j);
+      const dj = dimPiece(ctx, data, j);
       acc = typeof acc === 'number' && typeof dj === 'number' ? acc * dj : b.op('Mul', [typeof acc === 'number' ? b.constInt64([acc]) : acc, typeof dj === 'number' ? b.constInt64([dj]) : dj]);
     }
     const P = typeof acc === 'number' ? b.constInt64([acc]) : acc;
@@ -52,14 +51,8 @@ export const gatherNDGrad: GradRule = {
       const term = s === 1 ? coord : b.op('Mul', [coord, typeof s === 'number' ? b.constInt64([s], []) : b.op('Reshape', [s, b.constInt64([], [0])])]);
       linear = linear ? b.op('Add', [linear, term]) : term;
     }
-    const flat = b.op('Reshape', [linear!, b.constInt64([-1])]);
-    const dt = ctx.dtype(data);
-    const oneHot32 = b.op('OneHot', [flat, P, b.constFloat([0, 1], [2])], { axis: -1 }); // [N, P]
-    const oneHot = dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
     const rest = Array.from({ length: r - m }, (_, i) => m + i);
-    const dyN = b.op('Reshape', [dY, b.op('Concat', [b.constInt64([-1]), dimsOf(ctx, data, rest)], { axis: 0 })]);
-    const dy2 = b.op('Reshape', [dyN, b.constInt64([0, -1])]); // [N, Π rest]
-    const summed = b.op('MatMul', [b.op('Transpose', [oneHot], { perm: [1, 0] }), dy2]); // [P, Π rest]
+    const summed = oneHotRowSum(ctx, linear!, P, dY, dimsOf(ctx, data, rest), ctx.dtype(data)); // [P, Π rest]
     return [b.op('Reshape', [summed, shapeOf(ctx, data)])];
   },
 };
@@ -70,7 +63,7 @@ function fullTuples(ctx: GradContext, bd: number, k: number, q: number): string 
   const data = ctx.I(0);
   const idx = b.op('Cast', [ctx.I(1)], { to: DT.INT64 });
   const dims = dimsOf(ctx, data, Array.from({ length: k }, (_, i) => bd + i)); // [k], broadcasts on the last axis
-  const wrapped = b.op('Where', [b.op('Less', [idx, b.constInt64([0], [])]), b.op('Add', [idx, dims]), idx]);
+  const wrapped = wrapNegative(ctx, idx, dims);
   if (bd === 0) return wrapped;
   const lead = b.op('Slice', [shapeOf(ctx, ctx.I(1)), b.constInt64([0]), b.constInt64([q - 1])]);
   const coordShape = b.op('Concat', [lead, b.constInt64([1])], { axis: 0 });

@@ -9,8 +9,9 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { reduce, scalarOf, unsqueeze } from '../ops.ts';
+import { reduce, unsqueeze } from '../ops.ts';
 import { reshapeLike } from '../shape-helpers.ts';
+import { standardize, standardizedGrad } from './LayerNormalization.ts';
 
 export const groupNormalizationGrad: GradRule = {
   opType: 'GroupNormalization',
@@ -26,18 +27,14 @@ export const groupNormalizationGrad: GradRule = {
     const grouped = b.constInt64([0, groups, -1]);
     const xg = b.op('Reshape', [x, grouped]);
     const dYg = b.op('Reshape', [dY, grouped]);
-    const mean = (v: string) => reduce(ctx, 'ReduceMean', v, [2], 1);
-    const d = b.op('Sub', [xg, mean(xg)]);
-    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [mean(b.op('Mul', [d, d])), scalarOf(ctx, attrFloat(ctx.node, 'epsilon', 1e-5), dt)])])]);
-    const xhat = b.op('Mul', [d, inv]);
+    const s = standardize(ctx, xg, [2], attrFloat(ctx.node, 'epsilon', 1e-5), dt);
+    const xhat = s.xhat;
     const spatial = Array.from({ length: r - 2 }, (_, i) => i + 2);
     const channelView = (v: string) => unsqueeze(ctx, v, spatial.map((i) => i - 1)); // [C] -> [C, 1, …]
     const out: Array<string | undefined> = [];
     if (ctx.needsGrad(0)) {
       const g = perChannel ? b.op('Reshape', [b.op('Mul', [dY, channelView(ctx.I(1))]), grouped]) : b.op('Mul', [dYg, unsqueeze(ctx, ctx.I(1), [1])]);
-      const centred = b.op('Sub', [g, mean(g)]);
-      const proj = b.op('Mul', [xhat, mean(b.op('Mul', [g, xhat]))]);
-      out[0] = reshapeLike(ctx, b.op('Mul', [inv, b.op('Sub', [centred, proj])]), x);
+      out[0] = reshapeLike(ctx, standardizedGrad(ctx, s, g), x);
     }
     if (ctx.needsGrad(1)) {
       out[1] = perChannel

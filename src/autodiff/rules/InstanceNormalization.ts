@@ -6,7 +6,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { reduce, scalarOf, unsqueeze } from '../ops.ts';
+import { reduce, unsqueeze } from '../ops.ts';
+import { standardize, standardizedGrad } from './LayerNormalization.ts';
 
 export const instanceNormalizationGrad: GradRule = {
   opType: 'InstanceNormalization',
@@ -18,17 +19,12 @@ export const instanceNormalizationGrad: GradRule = {
     const r = ctx.rank(x);
     const dt = ctx.dtype(x);
     const spatial = Array.from({ length: r - 2 }, (_, i) => i + 2);
-    const mean = (v: string) => reduce(ctx, 'ReduceMean', v, spatial, 1);
-    const d = b.op('Sub', [x, mean(x)]);
-    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [mean(b.op('Mul', [d, d])), scalarOf(ctx, attrFloat(ctx.node, 'epsilon', 1e-5), dt)])])]);
-    const xhat = b.op('Mul', [d, inv]);
+    const s = standardize(ctx, x, spatial, attrFloat(ctx.node, 'epsilon', 1e-5), dt);
+    const xhat = s.xhat;
     const perChannel = (v: string) => unsqueeze(ctx, v, Array.from({ length: r - 2 }, (_, i) => i + 1));
     const out: Array<string | undefined> = [];
     if (ctx.needsGrad(0)) {
-      const g = b.op('Mul', [dY, perChannel(ctx.I(1))]);
-      const centred = b.op('Sub', [g, mean(g)]);
-      const proj = b.op('Mul', [xhat, mean(b.op('Mul', [g, xhat]))]);
-      out[0] = b.op('Mul', [inv, b.op('Sub', [centred, proj])]);
+      out[0] = standardizedGrad(ctx, s, b.op('Mul', [dY, perChannel(ctx.I(1))]));
     }
     if (ctx.needsGrad(1)) out[1] = reduce(ctx, 'ReduceSum', b.op('Mul', [dY, xhat]), [0, ...spatial], 0);
     if (ctx.needsGrad(2)) out[2] = reduce(ctx, 'ReduceSum', dY, [0, ...spatial], 0);

@@ -8,8 +8,9 @@
  *   dX += (dμ − dσ⁻¹·σ⁻³·(X − μ)) / n      (∂μ/∂X = 1/n, ∂σ⁻¹/∂X = −σ⁻³·(X − μ)/n)
  * with n the number of normalised elements.
  * With stash_type=1 (the default) and a half-precision X, the arithmetic runs in float32.
+ * GroupNormalization and InstanceNormalization share x̂ and dX (`standardize`, `standardizedGrad`).
  */
-import type { GradRule } from '../rule.ts';
+import type { GradContext, GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
 import { normAxis, reduce, scalarOf } from '../ops.ts';
@@ -38,37 +39,30 @@ export const layerNormalizationGrad: GradRule = {
     const outer = Array.from({ length: axis }, (_, i) => i);
     const x = up(x0);
     const toCt = (v: string, like: string) => (ctx.dtype(like) === ct ? v : b.op('Cast', [v], { to: ct }));
-    const mean = (v: string) => reduce(ctx, 'ReduceMean', v, norm, 1);
-
-    const d = b.op('Sub', [x, mean(x)]);
-    const variance = mean(b.op('Mul', [d, d]));
-    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [variance, scalarOf(ctx, eps, ct)])])]);
-    const xhat = b.op('Mul', [d, inv]);
+    const s = standardize(ctx, x, norm, eps, ct);
+    const { d, inv, xhat } = s;
 
     const out: Array<string | undefined> = [];
     const dY = dY0 ? up(dY0) : undefined;
     if (ctx.needsGrad(0)) {
       let dx: string | undefined;
       if (dY) {
-        const g = b.op('Mul', [dY, up(ctx.I(1))]);
-        const centred = b.op('Sub', [g, mean(g)]);
-        const proj = b.op('Mul', [xhat, mean(b.op('Mul', [g, xhat]))]);
-        dx = b.op('Mul', [inv, b.op('Sub', [centred, proj])]);
+        dx = standardizedGrad(ctx, s, b.op('Mul', [dY, up(ctx.I(1))]));
       }
       if (dMean0 || dInv0) {
-        let s: string | undefined = dMean0 ? toCt(dMean0, ctx.O(1)) : undefined;
+        let sum: string | undefined = dMean0 ? toCt(dMean0, ctx.O(1)) : undefined;
         if (dInv0) {
           const cube = b.op('Mul', [inv, b.op('Mul', [inv, inv])]);
           const t = b.op('Mul', [b.op('Mul', [toCt(dInv0, ctx.O(2)), cube]), d]);
-          s = s ? b.op('Sub', [s, t]) : b.op('Neg', [t]);
+          sum = sum ? b.op('Sub', [sum, t]) : b.op('Neg', [t]);
         }
         const dims = ctx.shape(x0).slice(axis);
         let scaled: string;
         if (dims.every((v) => typeof v === 'number')) {
-          scaled = b.op('Mul', [s!, scalarOf(ctx, 1 / (dims as number[]).reduce((p, v) => p * v, 1), ct)]);
+          scaled = b.op('Mul', [sum!, scalarOf(ctx, 1 / (dims as number[]).reduce((p, v) => p * v, 1), ct)]);
         } else {
           const n = b.op('Cast', [b.op('ReduceProd', [dimsOf(ctx, x0, norm)], { keepdims: 0 })], { to: ct });
-          scaled = b.op('Div', [s!, n]);
+          scaled = b.op('Div', [sum!, n]);
         }
         dx = dx ? b.op('Add', [dx, scaled]) : b.op('Expand', [scaled, shapeOf(ctx, x0)]);
       }
@@ -88,3 +82,28 @@ export const layerNormalizationGrad: GradRule = {
     return out;
   },
 };
+
+/** x̂ = (X − mean)·inv with d = X − mean, inv = 1/√(var + ε); `mean` averages over `axes`, kept. */
+export interface Standardized {
+  d: string;
+  inv: string;
+  xhat: string;
+  mean: (v: string) => string;
+}
+
+/** Standardizes `x` (of element type `dt`) over `axes`. */
+export function standardize(ctx: GradContext, x: string, axes: readonly number[], eps: number, dt: number): Standardized {
+  const b = ctx.b;
+  const mean = (v: string) => reduce(ctx, 'ReduceMean', v, axes, 1);
+  const d = b.op('Sub', [x, mean(x)]);
+  const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [mean(b.op('Mul', [d, d])), scalarOf(ctx, eps, dt)])])]);
+  return { d, inv, xhat: b.op('Mul', [d, inv]), mean };
+}
+
+/** dX where `g` reaches x̂: inv·(g − mean(g) − x̂·mean(g·x̂)). */
+export function standardizedGrad(ctx: GradContext, s: Standardized, g: string): string {
+  const b = ctx.b;
+  const centred = b.op('Sub', [g, s.mean(g)]);
+  const proj = b.op('Mul', [s.xhat, s.mean(b.op('Mul', [g, s.xhat]))]);
+  return b.op('Mul', [s.inv, b.op('Sub', [centred, proj])]);
+}

@@ -24,14 +24,7 @@ export const reduceProdGrad: GradRule = {
     const one = scalarOf(ctx, 1, dt);
     const isZero = b.op('Equal', [x, zero]);
     const safeX = b.op('Where', [isZero, one, x]);
-    const reduceProd = (v: string) => {
-      const arg = reduceArg(axes);
-      if (Array.isArray(arg) && arg.length === 0) return v;
-      if (arg === 'all') return b.op('ReduceProd', [v], { keepdims: 1 });
-      if (ctx.opset >= 18) return b.op('ReduceProd', [v, typeof arg === 'object' && 'name' in arg ? arg.name : b.constInt64([...(arg as readonly number[])])], { keepdims: 1 });
-      return b.op('ReduceProd', [v], { axes: [...(arg as readonly number[])], keepdims: 1 });
-    };
-    const p = b.op('Mul', [reduceProd(safeX), keepdimsGrad(ctx, dY, axes)]); // dYk · P
+    const p = b.op('Mul', [reduce(ctx, 'ReduceProd', safeX, reduceArg(axes), 1), keepdimsGrad(ctx, dY, axes)]); // dYk · P
     const zeros = reduce(ctx, 'ReduceSum', b.op('Cast', [isZero], { to: dt }), reduceArg(axes), 1);
     const noZero = b.op('Div', [p, safeX]);
     const oneZero = b.op('Where', [isZero, p, zero]);

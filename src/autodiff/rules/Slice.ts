@@ -14,7 +14,7 @@ import type { GradContext, GradRule } from '../rule.ts';
 import { attrInts } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
 import { concatInts, normAxis, unsqueeze, zerosOfShape } from '../ops.ts';
-import { dimOf, hasInput, reshapeLike, shapeOf, unsupported } from '../shape-helpers.ts';
+import { dimPiece, hasInput, reshapeLike, shapeOf, unsupported } from '../shape-helpers.ts';
 
 /** int64 constants stay well inside the int64 range (INT_MAX-style values arrive as 2^63). */
 const BIG = 2 ** 62;
@@ -61,8 +61,7 @@ function padBack(ctx: GradContext, dY: string, axesIn: readonly number[], starts
   let startsI64: string | undefined;
   axesIn.forEach((axis, k) => {
     const a = normAxis(axis, rank);
-    const dStatic = ctx.shape(x)[a];
-    const D: Int = typeof dStatic === 'number' ? dStatic : dimOf(ctx, x, a);
+    const D: Int = dimPiece(ctx, x, a);
     let start: Int;
     const sc = startsC?.[k];
     if (sc !== undefined) {
