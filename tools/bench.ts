@@ -271,7 +271,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
   }
   const to: number[] = [];
   const tm: number[] = [];
-  for (let i = 0; i < runs; i++) {
+  // Twice the runs: the two graphs are identical, so the ratio is pure noise unless measured well.
+  for (let i = 0; i < 2 * runs; i++) {
     const order = i % 2 ? ([[sm, tm], [so, to]] as const) : ([[so, to], [sm, tm]] as const);
     for (const [s, into] of order) {
       const t = now();
