@@ -36,10 +36,13 @@ export function normAxis(axis: number, rank: number): number {
 export type ReduceOp = 'ReduceSum' | 'ReduceMean' | 'ReduceProd';
 
 /**
- * `op` over `axes`: a constant list ([] = nothing to reduce: returns x), `'all'`, or the name of
- * a 1-D int64 tensor (only where the opset takes axes as an input).
+ * Axes to reduce: a constant list ([] = nothing to reduce), `'all'`, or the name of a 1-D int64
+ * tensor (only where the opset takes axes as an input).
  */
-export function reduce(e: Emitter, op: ReduceOp, x: string, axes: readonly number[] | 'all' | { name: string }, keepdims: 0 | 1): string {
+export type ReduceArg = readonly number[] | 'all' | { name: string };
+
+/** `op` over `axes` (see `ReduceArg`; [] returns x). */
+export function reduce(e: Emitter, op: ReduceOp, x: string, axes: ReduceArg, keepdims: 0 | 1): string {
   if (Array.isArray(axes) && axes.length === 0) return x;
   const since = op === 'ReduceSum' ? 13 : 18;
   const asInput = e.opset >= since;

@@ -10,7 +10,7 @@
 import type { GradContext, StaticShape } from './rule.ts';
 import { attrInts, attrInt, attrString } from '../onnx/attributes.ts';
 import { PeanutError } from '../errors.ts';
-import { concatInts, normAxis, unsqueeze, zerosOfShape } from './ops.ts';
+import { concatInts, normAxis, unsqueeze, zerosOfShape, type ReduceArg } from './ops.ts';
 
 export function isStatic(shape: StaticShape): shape is readonly number[] {
   return shape.every((d) => d !== null);
@@ -117,7 +117,7 @@ export function keepdimsGrad(ctx: GradContext, dY: string, axes: ReduceAxes): st
 }
 
 /** `ReduceAxes` as the argument of `reduce()`. */
-export function reduceArg(axes: ReduceAxes): readonly number[] | 'all' | { name: string } {
+export function reduceArg(axes: ReduceAxes): ReduceArg {
   switch (axes.kind) {
     case 'all':
       return 'all';

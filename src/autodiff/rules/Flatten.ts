@@ -1,16 +1,8 @@
 /**
- * Flatten: dX = Reshape(dY, Shape(X)).
+ * Flatten: dX = Reshape(dY, Shape(X)) (`reshapeBack`, see Reshape.ts).
  * The shape is a constant when probing found X fully static, else Shape(X) at run time.
  */
 import type { GradRule } from '../rule.ts';
-import { reshapeLike } from '../shape-helpers.ts';
+import { reshapeBack } from './Reshape.ts';
 
-export const flattenGrad: GradRule = {
-  opType: 'Flatten',
-  differentiableInputs: [0],
-  grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
-    return [reshapeLike(ctx, dY, ctx.I(0))];
-  },
-};
+export const flattenGrad: GradRule = { opType: 'Flatten', differentiableInputs: [0], grad: reshapeBack };

@@ -8,7 +8,7 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { reduce } from '../ops.ts';
+import { reduce, type ReduceArg } from '../ops.ts';
 import { keepdimsGrad, reduceArg, reduceAxes } from '../shape-helpers.ts';
 
 /** Gradient rule body of ReduceMax and ReduceMin. */
@@ -25,7 +25,7 @@ export function reduceExtremumGrad(ctx: GradContext): Array<string | undefined> 
  * dX where Yk (a max or min of X over `axes`, those axes kept) is reached by dYk: dYk goes to the
  * elements of X equal to Yk, split evenly among ties.
  */
-export function tiedShare(ctx: GradContext, x: string, yk: string, dYk: string, axes: readonly number[] | 'all' | { name: string }): string {
+export function tiedShare(ctx: GradContext, x: string, yk: string, dYk: string, axes: ReduceArg): string {
   const b = ctx.b;
   const dt = ctx.dtype(x);
   // Compare in float32 for half types (not every execution provider has a half Equal).

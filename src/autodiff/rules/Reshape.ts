@@ -1,16 +1,16 @@
 /**
  * Reshape: dX = Reshape(dY, Shape(X)). The target shape (input 1) is a stop-gradient edge.
  * The shape is a constant when probing found X fully static, else Shape(X) at run time.
+ * Flatten, Squeeze and Unsqueeze only change the shape too and share this body (`reshapeBack`).
  */
-import type { GradRule } from '../rule.ts';
+import type { GradContext, GradRule } from '../rule.ts';
 import { reshapeLike } from '../shape-helpers.ts';
 
-export const reshapeGrad: GradRule = {
-  opType: 'Reshape',
-  differentiableInputs: [0],
-  grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
-    return [reshapeLike(ctx, dY, ctx.I(0))];
-  },
-};
+/** Gradient rule body of an op that only reshapes input 0: dY reshaped to X's shape. */
+export function reshapeBack(ctx: GradContext): Array<string | undefined> {
+  const dY = ctx.GO(0);
+  if (!dY || !ctx.needsGrad(0)) return [];
+  return [reshapeLike(ctx, dY, ctx.I(0))];
+}
+
+export const reshapeGrad: GradRule = { opType: 'Reshape', differentiableInputs: [0], grad: reshapeBack };
