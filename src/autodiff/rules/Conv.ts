@@ -69,6 +69,22 @@ function inputGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
   return fitSpatial(ctx, b.op('ConvTranspose', [dY, ctx.I(1)], { ...attrs, pads: beginOnly }), x);
 }
 
+/**
+ * `v` [N, G·K, …] (shaped like forward value `like`; K = dim 1 of the weight, input 1) as
+ * [K, G·N, …]: each group's K channels become the channels and the groups join the batch, so a
+ * grouped Conv over it correlates group by group (the weight gradients of Conv and ConvTranspose).
+ * With one group, the first two axes swapped.
+ */
+export function groupsToBatch(ctx: GradContext, v: string, like: string, group: number): string {
+  const b = ctx.b;
+  const spatial = Array.from({ length: ctx.rank(like) - 2 }, (_, i) => i + 2);
+  if (group === 1) return transpose(ctx, v, [1, 0, ...spatial]);
+  const sp = dimsOf(ctx, like, spatial);
+  const split = b.op('Reshape', [v, concatInts(ctx, [dimPiece(ctx, like, 0), group, -1, sp])]); // [N, G, K, …]
+  const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [K, G, N, …]
+  return b.op('Reshape', [moved, concatInts(ctx, [dimPiece(ctx, ctx.I(1), 1), -1, sp])]); // [K, G·N, …]
+}
+
 function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
   const b = ctx.b;
   const x = ctx.I(0);
@@ -77,16 +93,7 @@ function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
   const nsp = r - 2;
   const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
   const swap01 = [1, 0, ...spatial];
-  let input: string;
-  if (a.group === 1) {
-    input = transpose(ctx, x, swap01); // [C, N, …]
-  } else {
-    const G = a.group;
-    const sp = dimsOf(ctx, x, spatial);
-    const split = b.op('Reshape', [x, concatInts(ctx, [dimPiece(ctx, x, 0), G, -1, sp])]); // [N, G, Cg, …]
-    const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [Cg, G, N, …]
-    input = b.op('Reshape', [moved, concatInts(ctx, [dimPiece(ctx, w, 1), -1, sp])]); // [Cg, G·N, …]
-  }
+  const input = groupsToBatch(ctx, x, x, a.group); // [Cg, G·N, …]
   const kernel = transpose(ctx, dY, swap01); // [M, N, …]
   const conv = b.op('Conv', [input, kernel], { strides: a.dilations, dilations: a.strides, pads: a.pads, group: a.group });
   const dW = transpose(ctx, conv, swap01); // [M, Cg, k'…]

@@ -12,8 +12,9 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { concatInts, reduce, transpose } from '../ops.ts';
-import { dimPiece, dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
+import { reduce, transpose } from '../ops.ts';
+import { dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
+import { groupsToBatch } from './Conv.ts';
 
 interface Geometry {
   strides: number[];
@@ -54,16 +55,7 @@ function weightGrad(ctx: GradContext, dY: string, g: Geometry): string {
   const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
   const swap01 = [1, 0, ...spatial];
   const kernel = transpose(ctx, x, swap01); // [C, N, in…]: out channels (g, c), in channels n
-  let input: string;
-  if (g.group === 1) {
-    input = transpose(ctx, dY, swap01); // [M, N, out…]
-  } else {
-    const y = ctx.O(0);
-    const ySp = dimsOf(ctx, y, spatial);
-    const split = b.op('Reshape', [dY, concatInts(ctx, [dimPiece(ctx, y, 0), g.group, -1, ySp])]); // [N, G, Mg, …]
-    const moved = b.op('Transpose', [split], { perm: [2, 1, 0, ...spatial.map((i) => i + 1)] }); // [Mg, G, N, …]
-    input = b.op('Reshape', [moved, concatInts(ctx, [dimPiece(ctx, w, 1), -1, ySp])]); // [Mg, G·N, …]
-  }
+  const input = groupsToBatch(ctx, dY, ctx.O(0), g.group); // [Mg, G·N, out…]
   const conv = b.op('Conv', [input, kernel], { strides: g.dilations, dilations: g.strides, pads: g.pads, group: g.group }); // [Mg, C, k'…]
   const dW = transpose(ctx, conv, swap01); // [C, Mg, k'…]
   return b.op('Slice', [dW, b.constInt64(new Array<number>(nsp).fill(0)), dimsOf(ctx, w, spatial), b.constInt64(spatial)]);

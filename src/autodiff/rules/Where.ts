@@ -11,7 +11,6 @@ export const whereGrad: GradRule = {
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY) return [];
-    const { b } = ctx;
     const dt = ctx.dtype(ctx.O(0));
     return [
       undefined,
