@@ -21,7 +21,7 @@
  * is quoted for comparison, not re-measured.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +56,19 @@ function timing(runs: number[]): Timing {
   return { medianMs: r3(median), minMs: r3(s[0]!), runs: runs.map(r3) };
 }
 
-const maxRssMiB = () => Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+/**
+ * Peak resident memory of this process. Linux: VmHWM of /proc/self/status, which starts afresh at
+ * exec (getrusage's maxrss would carry over the high-water mark of the parent that spawned us).
+ */
+function maxRssMiB(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number((Number(m[1]) / 1024).toFixed(1));
+  } catch {
+    // not Linux
+  }
+  return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Workers: one job, one process; the last stdout line is the JSON result.
