@@ -48,7 +48,7 @@ export const DEMO_DEFAULTS = {
   lr: 1e-2,
   seed: 0,
   ep: 'cpu' as EpChoice,
-  timingRuns: 20,
+  timingRuns: 60,
 } as const;
 
 export interface DemoOptions {
