@@ -20,7 +20,8 @@ export type PeanutErrorCode =
   | 'E_DATA'
   | 'E_EP_UNAVAILABLE'
   | 'E_OUTPUT_EXISTS'
-  | 'E_INTERRUPTED';
+  | 'E_INTERRUPTED'
+  | 'E_SOURCE_CHANGED';
 
 export class PeanutError extends Error {
   override name = 'PeanutError';

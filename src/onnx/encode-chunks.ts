@@ -5,8 +5,14 @@
  * `raw_data` fields emptied, then those three message levels are re-emitted with corrected
  * length prefixes and the original byte arrays spliced in as separate chunks. The chunks,
  * concatenated, are byte for byte what `toBinary` gives.
+ *
+ * Deferred tensors of the main graph (bytes computed on demand, or a range of the file a model
+ * was lazily loaded from; see tensor.ts) are spliced as `DeferredPart`s: their length is known
+ * without producing them, and the writer (`saveModel`, `encodeModel`) fetches their bytes only
+ * when it gets to them.
  */
 import { toBinary, ModelProtoSchema, type ModelProto, type TensorProto } from './proto.ts';
+import { deferredLength, isDeferred, isExternal } from './tensor.ts';
 
 /** Tensors at least this large are spliced rather than copied. */
 const SPLICE_THRESHOLD = 64 * 1024;
@@ -86,29 +92,63 @@ function tagBytes(buf: Uint8Array, f: Field): Uint8Array {
   return buf.subarray(f.start, f.start + varint(f.field * 8 + f.wireType).length);
 }
 
-type Chunks = Uint8Array[];
-const size = (chunks: Chunks) => chunks.reduce((s, c) => s + c.byteLength, 0);
+/** A deferred tensor's bytes in an encoding: `length` bytes, fetched by the writer. */
+export interface DeferredPart {
+  tensor: TensorProto;
+  length: number;
+}
+
+export type ModelPart = Uint8Array | DeferredPart;
+
+type Chunks = ModelPart[];
+const partSize = (p: ModelPart) => (p instanceof Uint8Array ? p.byteLength : p.length);
+const size = (chunks: Chunks) => chunks.reduce((s, c) => s + partSize(c), 0);
 
 /**
  * Encodes a model as a list of chunks whose concatenation equals `toBinary(ModelProto)`;
- * large initializer bytes of the main graph are referenced, not copied.
+ * large initializer bytes of the main graph are referenced, not copied. The model must have no
+ * deferred tensors (see `encodeModelParts`).
  */
 export function encodeModelChunks(proto: ModelProto): Uint8Array[] {
+  const parts = encodeModelParts(proto);
+  if (parts.some((p) => !(p instanceof Uint8Array))) throw new Error('encodeModelChunks: the model has deferred tensors; use encodeModelParts');
+  return parts as Uint8Array[];
+}
+
+/**
+ * Encodes a model as parts whose concatenation, with each `DeferredPart` replaced by its
+ * tensor's bytes, equals `toBinary(ModelProto)` of the model with those bytes as raw_data.
+ * Main-graph initializers that are deferred (and not external references) become `DeferredPart`s;
+ * deferred tensors elsewhere (nested subgraphs) must be materialised by the caller first.
+ */
+export function encodeModelParts(proto: ModelProto): ModelPart[] {
   const graph = proto.graph;
-  const big = new Map<number, Uint8Array>();
+  const big = new Map<number, ModelPart>();
   if (graph) {
     graph.initializer.forEach((t: TensorProto, i) => {
-      if (t.rawData.byteLength >= SPLICE_THRESHOLD) big.set(i, t.rawData);
+      if (isDeferred(t) && !isExternal(t)) big.set(i, { tensor: t, length: deferredLength(t)! });
+      else if (t.rawData.byteLength >= SPLICE_THRESHOLD) big.set(i, t.rawData);
     });
   }
   if (!graph || big.size === 0) return [toBinary(ModelProtoSchema, proto)];
   const empty = new Uint8Array(0);
-  for (const i of big.keys()) graph.initializer[i]!.rawData = empty;
+  // Each spliced tensor is encoded with an empty (present) raw_data, then restored exactly,
+  // including whether raw_data was an own (set) field.
+  const saved = new Map<number, { own: boolean; bytes: Uint8Array }>();
+  for (const i of big.keys()) {
+    const t = graph.initializer[i]!;
+    saved.set(i, { own: Object.hasOwn(t, 'rawData'), bytes: t.rawData });
+    t.rawData = empty;
+  }
   let small: Uint8Array;
   try {
     small = toBinary(ModelProtoSchema, proto);
   } finally {
-    for (const [i, bytes] of big) graph.initializer[i]!.rawData = bytes as Uint8Array<ArrayBuffer>;
+    for (const [i, { own, bytes }] of saved) {
+      const t = graph.initializer[i]!;
+      if (own) t.rawData = bytes as Uint8Array<ArrayBuffer>;
+      else Reflect.deleteProperty(t, 'rawData');
+    }
   }
 
   const out: Chunks = [];
@@ -124,17 +164,22 @@ export function encodeModelChunks(proto: ModelProto): Uint8Array[] {
         graphChunks.push(small.subarray(gf.start, gf.end));
         continue;
       }
-      const bytes = big.get(initIndex++);
-      if (!bytes) {
+      const part = big.get(initIndex++);
+      if (!part) {
         graphChunks.push(small.subarray(gf.start, gf.end));
         continue;
       }
       const tensorChunks: Chunks = [];
+      let spliced = false;
       for (const tf of fields(small, gf.payloadStart, gf.end)) {
-        if (tf.field === TENSOR_RAW_DATA && tf.wireType === 2 && tf.end === tf.payloadStart) {
-          tensorChunks.push(tagBytes(small, tf), varint(bytes.byteLength), bytes);
+        if (!spliced && tf.field === TENSOR_RAW_DATA && tf.wireType === 2 && tf.end === tf.payloadStart) {
+          const length = partSize(part);
+          if (length > 0) tensorChunks.push(tagBytes(small, tf), varint(length), part);
+          else tensorChunks.push(small.subarray(tf.start, tf.end));
+          spliced = true;
         } else tensorChunks.push(small.subarray(tf.start, tf.end));
       }
+      if (!spliced) throw new Error(`encodeModelParts: tensor #${initIndex - 1} has no empty raw_data field to splice into`);
       graphChunks.push(tagBytes(small, gf), varint(size(tensorChunks)), ...tensorChunks);
     }
     out.push(tagBytes(small, mf), varint(size(graphChunks)), ...graphChunks);

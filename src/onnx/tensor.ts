@@ -65,27 +65,143 @@ export function readFileRange(path: string, offset: number, length: number): Uin
 }
 
 const deferred = new WeakMap<TensorProto, () => Uint8Array>();
+const sourced = new WeakMap<TensorProto, SourceRange>();
+
+/**
+ * Where a lazily loaded tensor's bytes live: `length` bytes at `offset` of the model file `path`
+ * (the payload of its raw_data field). `identity` is the file as it was when loaded.
+ */
+export interface SourceRange {
+  path: string;
+  offset: number;
+  length: number;
+  identity: FileIdentity;
+}
+
+/** Enough of a file's status to notice that it was replaced or rewritten. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export function fileIdentity(st: { dev: number; ino: number; size: number; mtimeMs: number }): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+}
 
 /**
  * Makes a tensor's bytes computed on demand: `produce` runs each time the bytes are read
  * (`tensorBytes`), nothing is cached. `saveModel` writes such a tensor straight into the data
  * file and lets the bytes go, so a merge can produce one weight at a time while saving. The
- * tensor keeps its dims and type and holds no data of its own.
+ * tensor keeps its dims and type and holds no data of its own; giving it bytes of its own
+ * (`setTensorBytes`, or any non-empty raw_data) ends the deferral.
  */
 export function deferTensorBytes(t: TensorProto, produce: () => Uint8Array): void {
+  sourced.delete(t);
   deferred.set(t, produce);
 }
 
-export function isDeferred(t: TensorProto): boolean {
-  return deferred.has(t);
+/**
+ * Makes a tensor's bytes a range of a file (see `loadModel`'s lazy path): `tensorBytes` reads the
+ * range each time it is asked, `saveModel` and `encodeModel` copy it from the file in chunks.
+ * The file must stay as it was until the model is no longer used: a file that was replaced,
+ * rewritten or removed since is refused with `E_SOURCE_CHANGED` / `E_FILE_NOT_FOUND` when the
+ * bytes are next needed (size, mtime and inode are compared; an edit that keeps all three is
+ * not detected). No file stays open between reads. As with `deferTensorBytes`, giving the tensor
+ * bytes of its own ends the deferral.
+ */
+export function deferTensorToFile(t: TensorProto, range: SourceRange): void {
+  deferred.delete(t);
+  sourced.set(t, range);
 }
 
-/** Computes a deferred tensor's bytes once and stores them as raw_data (for inline encoding). */
-export function materializeDeferred(t: TensorProto): void {
+/**
+ * A tensor's deferral, while it applies: a tensor that was given bytes of its own since (non-empty
+ * raw_data, e.g. by `setTensorBytes` or a direct assignment) or that is an external reference
+ * reads those instead.
+ */
+function deferral(t: TensorProto): { produce?: () => Uint8Array; source?: SourceRange } | undefined {
+  if (t.rawData.byteLength > 0 || isExternal(t)) return undefined;
   const produce = deferred.get(t);
-  if (!produce) return;
-  t.rawData = produce() as Uint8Array<ArrayBuffer>;
+  if (produce) return { produce };
+  const source = sourced.get(t);
+  return source ? { source } : undefined;
+}
+
+/** Whether a tensor's bytes are produced on demand or read from its source file on demand. */
+export function isDeferred(t: TensorProto): boolean {
+  return deferral(t) !== undefined;
+}
+
+/** The file range a lazily loaded tensor reads its bytes from, if it is one. */
+export function deferredSource(t: TensorProto): SourceRange | undefined {
+  return deferral(t)?.source;
+}
+
+/**
+ * The byte length of a deferred tensor without producing its bytes: the source range's length,
+ * or elements × element size for computed tensors. `undefined` if `t` is not deferred.
+ */
+export function deferredLength(t: TensorProto): number | undefined {
+  const d = deferral(t);
+  if (!d) return undefined;
+  return d.source ? d.source.length : numElements(tensorDims(t)) * dtypeSize(t.dataType);
+}
+
+/** A deferred tensor's bytes (computed, or read from its source), or `undefined` if not deferred. */
+export function deferredBytes(t: TensorProto): Uint8Array | undefined {
+  const d = deferral(t);
+  if (!d) return undefined;
+  if (d.produce) return d.produce();
+  const src = d.source!;
+  const fd = openSourceRange(src);
+  try {
+    const out = new Uint8Array(src.length);
+    readFully(fd, src, out, src.offset);
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stores a deferred tensor's bytes as raw_data, so it no longer depends on `produce` or a file. */
+export function materializeDeferred(t: TensorProto): void {
+  const bytes = deferredBytes(t);
+  if (!bytes) return;
+  t.rawData = bytes as Uint8Array<ArrayBuffer>;
   deferred.delete(t);
+  sourced.delete(t);
+}
+
+/**
+ * Opens a source range's file for reading, checking that it is still the file the range was
+ * taken from. The caller closes the descriptor.
+ */
+export function openSourceRange(src: SourceRange): number {
+  let fd: number;
+  try {
+    fd = openSync(src.path, 'r');
+  } catch {
+    throw new PeanutError('E_FILE_NOT_FOUND', `model file '${src.path}' is gone; its tensors are read from it on demand, so it must stay until the model is saved`);
+  }
+  const now = fileIdentity(fstatSync(fd));
+  const then = src.identity;
+  if (now.dev !== then.dev || now.ino !== then.ino || now.size !== then.size || now.mtimeMs !== then.mtimeMs) {
+    closeSync(fd);
+    throw new PeanutError('E_SOURCE_CHANGED', `model file '${src.path}' changed since it was loaded; its tensors are read from it on demand, so load it again`);
+  }
+  return fd;
+}
+
+/** Reads `out.byteLength` bytes at `offset` of `fd` into `out` (a range of `src`'s file). */
+export function readFully(fd: number, src: SourceRange, out: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < out.byteLength) {
+    const n = readSync(fd, out, done, out.byteLength - done, offset + done);
+    if (n === 0) throw new PeanutError('E_SOURCE_CHANGED', `model file '${src.path}' is shorter than when it was loaded`);
+    done += n;
+  }
 }
 
 /**
@@ -93,8 +209,8 @@ export function materializeDeferred(t: TensorProto): void {
  * tensors this is a view (no copy).
  */
 export function tensorBytes(t: TensorProto, baseDir: string): Uint8Array {
-  const produce = deferred.get(t);
-  if (produce) return produce();
+  const lazy = deferredBytes(t);
+  if (lazy) return lazy;
   if (isExternal(t)) {
     const ref = externalRef(t);
     return readFileRange(join(baseDir, ref.location), ref.offset, ref.length);
@@ -128,9 +244,16 @@ export function tensorBytes(t: TensorProto, baseDir: string): Uint8Array {
   }
 }
 
-/** A floating tensor's values as float32 (fp16/bf16/fp64 converted). */
+/**
+ * A floating tensor's values as float32 (fp16/bf16/fp64 converted), in an array of the caller's
+ * own (never a view of the tensor's storage).
+ */
 export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
-  return bytesToFloat32(tensorBytes(t, baseDir), t.dataType);
+  const fresh = deferredSource(t) !== undefined || isExternal(t);
+  const b = tensorBytes(t, baseDir);
+  // Bytes read from a file are a fresh buffer of their own: float32 ones are used without another copy.
+  if (fresh && t.dataType === DT.FLOAT && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength % 4 === 0) return new Float32Array(b.buffer);
+  return bytesToFloat32(b, t.dataType);
 }
 
 /** An integer tensor's values as numbers (int64/int32 and smaller). */
@@ -154,6 +277,8 @@ export function tensorToInts(t: TensorProto, baseDir: string): number[] {
 
 /** Replaces a tensor's contents in place with raw bytes (dims and type unchanged). */
 export function setTensorBytes(t: TensorProto, bytes: Uint8Array): void {
+  deferred.delete(t);
+  sourced.delete(t);
   t.rawData = bytes as Uint8Array<ArrayBuffer>;
   t.floatData = [];
   t.doubleData = [];

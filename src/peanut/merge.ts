@@ -11,13 +11,13 @@
  * target weights' values differ. The input model is not modified.
  */
 import { PeanutError } from '../errors.ts';
-import { float32ToBytes } from '../onnx/dtype.ts';
+import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import { type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
 import { deferTensorBytes, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';
 import { methodFor } from './methods/index.ts';
-import { addInPlace, transpose } from './linalg.ts';
+import { transpose } from './linalg.ts';
 import { stateFromModel, type TweakerState } from './state.ts';
 import { withFields } from './copy.ts';
 
@@ -29,9 +29,10 @@ export interface MergeOptions {
   /**
    * Compute each merged initializer weight only when its bytes are read (see
    * `deferTensorBytes`): `saveModel` then writes one merged weight at a time and lets it go, so
-   * merging a large external-data model holds one weight, not all targets, in memory. The
-   * adapted model's data files must still be there when the result is saved. Errors of a weight
-   * (`--safe`) surface during the save, which then writes nothing.
+   * merging a large model holds one weight, not all targets, in memory. The adapted model's files
+   * (its external data, or the model file itself when it was loaded lazily) must still be there
+   * when the result is saved. Errors of a weight (`--safe`) surface during the save, which then
+   * writes nothing.
    */
   stream?: boolean;
 }
@@ -100,17 +101,26 @@ function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
  * @param w0 - the stored weight as float32, in the target's layout
  */
 export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float32Array, state: ReadonlyMap<string, Float32Array>): Float32Array {
+  return mergedWeightOf(meta, target, w0, state, false);
+}
+
+/** `mergedWeight`; with `owned` the caller hands `w0` over, and an `[in, out]` result is computed in it. */
+function mergedWeightOf(meta: AdapterMeta, target: AdapterTarget, w0: Float32Array, state: ReadonlyMap<string, Float32Array>, owned: boolean): Float32Array {
   const method = methodFor(meta.config);
   const layer = { in: target.in, out: target.out };
   const oi = target.layout === 'oi';
-  const io = oi ? transpose(w0, target.out, target.in) : w0.slice();
+  const io = oi ? transpose(w0, target.out, target.in) : owned ? w0 : w0.slice();
   const suffix = (name: string) => name.slice(target.module.length + 1);
   const params = new Map(target.params.map((p) => [suffix(p.name), state.get(p.name)!]));
-  const merged = addInPlace(io, method.computeDelta(meta.config, io, params, layer));
+  const merged = method.computeDelta(meta.config, io, params, layer, io);
   return oi ? transpose(merged, target.in, target.out) : merged;
 }
 
-/** W0 + ΔW for one target, in its stored layout; `readW0` gives the stored weight as float32. */
+/**
+ * W0 + ΔW for one target, in its stored layout; `readW0` gives the stored weight as float32 (a
+ * fresh array each call, the function's to change). The returned array is handed over: a float32
+ * weight keeps it as its bytes, so it must not be changed or reused afterwards.
+ */
 export type MergedWeightFn = (target: AdapterTarget, readW0: () => Float32Array) => Float32Array;
 
 /**
@@ -124,7 +134,7 @@ export type MergedWeightFn = (target: AdapterTarget, readW0: () => Float32Array)
 export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
   const meta = requireAdapter(adapted);
   const state = mergeState(adapted, meta, opts);
-  return rebuildMerged(adapted, meta, (t, readW0) => mergedWeight(meta, t, readW0(), state), opts.safe ?? false, opts.stream ?? false);
+  return rebuildMerged(adapted, meta, (t, readW0) => mergedWeightOf(meta, t, readW0(), state, true), opts.safe ?? false, opts.stream ?? false);
 }
 
 /** The parameter values a merge uses: `opts.params` (checked) or the model's initializers. */
@@ -153,7 +163,8 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
         const bad = merged.findIndex((v) => !Number.isFinite(v));
         if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
       }
-      return float32ToBytes(merged, tensor.dataType);
+      // float32: the merged array is handed over (see MergedWeightFn) and becomes the bytes as is.
+      return tensor.dataType === DT.FLOAT ? new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength) : float32ToBytes(merged, tensor.dataType);
     };
     let next: TensorProto;
     if (stream && !constant) {

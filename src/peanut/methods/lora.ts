@@ -4,7 +4,7 @@
  * ΔW = (alpha / r)·(Aᵀ · Bᵀ). The frozen weight does not enter ΔW.
  */
 import type { LoraConfig } from '../config.ts';
-import { matmulABt, scaleInPlace, transpose } from '../linalg.ts';
+import { matmulABt, matmulABtAddTo, scaleInPlace, transpose } from '../linalg.ts';
 import type { AdapterMethod, ParamSpec } from './method.ts';
 
 const A = 'lora_A.weight';
@@ -37,8 +37,9 @@ export const loraMethod: AdapterMethod<LoraConfig> = {
     return s === 1 ? d : b.op('Mul', [d, b.scalar(s)]);
   },
 
-  computeDelta(config, _w0, params, layer) {
+  computeDelta(config, _w0, params, layer, into) {
     const at = transpose(get(params, A), config.r, layer.in);
+    if (into) return matmulABtAddTo(into, at, get(params, B), layer.in, config.r, layer.out, config.alpha / config.r);
     return scaleInPlace(matmulABt(at, get(params, B), layer.in, config.r, layer.out), config.alpha / config.r);
   },
 };

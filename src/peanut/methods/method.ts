@@ -47,8 +47,11 @@ export interface AdapterMethod<C extends MethodConfig = MethodConfig> {
    *
    * @param w0 - the frozen weight, `[in, out]` row-major
    * @param params - parameter values by suffix (PEFT shapes, row-major)
+   * @param into - if given, ΔW is added into it (`[in, out]`, may be `w0` itself, read before
+   *   it is written) and it is returned: the same float32 values as `addInPlace(into, ΔW)`,
+   *   without a ΔW array
    */
-  computeDelta(config: C, w0: Float32Array, params: ReadonlyMap<string, Float32Array>, layer: LayerShape): Float32Array;
+  computeDelta(config: C, w0: Float32Array, params: ReadonlyMap<string, Float32Array>, layer: LayerShape, into?: Float32Array): Float32Array;
 }
 
 /** Trainable parameters a method adds to one layer. */

@@ -12,7 +12,7 @@
  */
 import type { PeanutConfig } from '../config.ts';
 import { applyActivation, emitActivation } from '../activations.ts';
-import { addInPlace, matmulABt, scaleInPlace } from '../linalg.ts';
+import { addInPlace, matmulABt, matmulABtAddTo, scaleInPlace } from '../linalg.ts';
 import type { AdapterMethod, ParamSpec } from './method.ts';
 
 const A = 'peanut_A.weight';
@@ -66,7 +66,7 @@ export const peanutMethod: AdapterMethod<PeanutConfig> = {
     return config.scaling === 1 ? h : b.op('Mul', [h, b.scalar(config.scaling)]);
   },
 
-  computeDelta(config, w0, params, layer) {
+  computeDelta(config, w0, params, layer, into) {
     const { r, depth, act } = config;
     const rows = layer.in;
     const res: Float32Array[] = [];
@@ -76,6 +76,7 @@ export const peanutMethod: AdapterMethod<PeanutConfig> = {
       h = applyActivation(act, matmulABt(h, get(params, enc(i)), rows, r, r));
     }
     for (let i = 0; i < depth; i++) h = addInPlace(applyActivation(act, matmulABt(h, get(params, dec(i)), rows, r, r)), res[depth - 1 - i]!);
+    if (into) return matmulABtAddTo(into, h, get(params, B), rows, r, layer.out, config.scaling);
     return scaleInPlace(matmulABt(h, get(params, B), rows, r, layer.out), config.scaling);
   },
 };
