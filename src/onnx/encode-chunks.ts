@@ -21,7 +21,8 @@ const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;
 const TENSOR_RAW_DATA = 9;
 
-function varint(n: number): Uint8Array {
+/** A protobuf base-128 varint. */
+export function encodeVarint(n: number): Uint8Array {
   const out: number[] = [];
   while (n > 0x7f) {
     out.push((n % 0x80) | 0x80);
@@ -89,7 +90,7 @@ function fields(buf: Uint8Array, start: number, end: number): Field[] {
 
 /** A length-delimited field's tag bytes (everything before its length varint). */
 function tagBytes(buf: Uint8Array, f: Field): Uint8Array {
-  return buf.subarray(f.start, f.start + varint(f.field * 8 + f.wireType).length);
+  return buf.subarray(f.start, f.start + encodeVarint(f.field * 8 + f.wireType).length);
 }
 
 /** A deferred tensor's bytes in an encoding: `length` bytes, fetched by the writer. */
@@ -174,15 +175,15 @@ export function encodeModelParts(proto: ModelProto): ModelPart[] {
       for (const tf of fields(small, gf.payloadStart, gf.end)) {
         if (!spliced && tf.field === TENSOR_RAW_DATA && tf.wireType === 2 && tf.end === tf.payloadStart) {
           const length = partSize(part);
-          if (length > 0) tensorChunks.push(tagBytes(small, tf), varint(length), part);
+          if (length > 0) tensorChunks.push(tagBytes(small, tf), encodeVarint(length), part);
           else tensorChunks.push(small.subarray(tf.start, tf.end));
           spliced = true;
         } else tensorChunks.push(small.subarray(tf.start, tf.end));
       }
       if (!spliced) throw new Error(`encodeModelParts: tensor #${initIndex - 1} has no empty raw_data field to splice into`);
-      graphChunks.push(tagBytes(small, gf), varint(size(tensorChunks)), ...tensorChunks);
+      graphChunks.push(tagBytes(small, gf), encodeVarint(size(tensorChunks)), ...tensorChunks);
     }
-    out.push(tagBytes(small, mf), varint(size(graphChunks)), ...graphChunks);
+    out.push(tagBytes(small, mf), encodeVarint(size(graphChunks)), ...graphChunks);
   }
   return out;
 }

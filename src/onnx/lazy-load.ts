@@ -13,6 +13,7 @@
  * whole instead, so malformed files get the ordinary decoder's error.
  */
 import { readSync } from 'node:fs';
+import { encodeVarint } from './encode-chunks.ts';
 
 const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;
@@ -135,22 +136,12 @@ class Pieces {
   }
 }
 
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-
 const EMPTY_LENGTH = Uint8Array.of(0);
 
 /** A length-delimited field whose payload changed: its tag, the new length, the new payload. */
 function wrap(out: Pieces, f: Field, payload: Pieces): void {
   out.file(f.start, f.tagEnd - f.start);
-  out.bytes(varint(payload.size));
+  out.bytes(encodeVarint(payload.size));
   out.append(payload);
 }
 

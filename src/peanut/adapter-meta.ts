@@ -7,7 +7,7 @@ import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/io.ts';
 import { create, StringStringEntryProtoSchema, type ModelProto } from '../onnx/proto.ts';
 import type { MethodConfig } from './config.ts';
-import type { LinearOp } from './targets.ts';
+import type { LayerRef } from './targets.ts';
 
 export const ADAPTER_META_KEY = 'peanut_onnx.adapter';
 export const ADAPTER_META_VERSION = 1;
@@ -19,34 +19,8 @@ export interface AdapterParam {
   shape: [number, number];
 }
 
-export interface AdapterTarget {
-  module: string;
-  node: string;
-  op: LinearOp;
-  /** The frozen weight's value name. */
-  weight: string;
-  /** Input index of the weight on the layer node. */
-  weightInput: number;
-  weightSource: 'initializer' | 'constant';
-  constantNode?: string;
-  /** The Transpose between the stored weight and the layer, if any. */
-  transposeNode?: string;
-  /** First output of the layer node (identifies it even when node names are empty). */
-  nodeOutput: string;
-  /** The node and input that read the stored weight before injection (now read `output`). */
-  feedNode: string;
-  feedInput: number;
-  /** First output of the feed node (identifies it even when node names are empty). */
-  feedOutput: string;
-  /** Gemm transB=1. */
-  transB: boolean;
-  /** Layout of the stored weight: `io` = `[in, out]`, `oi` = `[out, in]`. */
-  layout: 'io' | 'oi';
-  /** Weight dtype name (`float32`, `float16`, `bfloat16`). */
-  dtype: string;
-  elemType: number;
-  in: number;
-  out: number;
+/** One adapted layer: the layer (as discovery found it) and every name injection added. */
+export interface AdapterTarget extends LayerRef {
   /** Value now fed to the layer in place of the weight (W = W0 + ΔW). */
   output: string;
   params: AdapterParam[];

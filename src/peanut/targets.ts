@@ -20,14 +20,15 @@ import { readAdapterMeta } from './adapter-meta.ts';
 
 export type LinearOp = 'MatMul' | 'Gemm';
 
-/** A layer that can be adapted. */
-export interface Candidate {
+/**
+ * A linear layer and its stored weight, by name: what discovery finds and what the adapter
+ * record (adapter-meta.ts) keeps per target.
+ */
+export interface LayerRef {
   /** Module path (PEFT key prefix). */
   module: string;
   /** ONNX node name. */
   node: string;
-  /** Index of the node in the main graph. */
-  nodeIndex: number;
   op: LinearOp;
   /** Name of the stored weight value (initializer, or the output of a Constant node). */
   weight: string;
@@ -38,13 +39,12 @@ export interface Candidate {
   constantNode?: string;
   /** Name of the Transpose node between the stored weight and the layer, if any. */
   transposeNode?: string;
-  /** First output of the layer node. */
+  /** First output of the layer node (identifies it even when node names are empty). */
   nodeOutput: string;
   /** The node (and its input index) that reads the stored weight: the layer, or its Transpose. */
   feedNode: string;
-  /** First output of the feed node. */
+  /** First output of the feed node (identifies it even when node names are empty). */
   feedOutput: string;
-  feedNodeIndex: number;
   feedInput: number;
   /** Gemm transB=1. */
   transB: boolean;
@@ -52,12 +52,20 @@ export interface Candidate {
   layout: 'io' | 'oi';
   /** ONNX element type of the weight. */
   elemType: number;
+  /** Weight dtype name (`float32`, `float16`, `bfloat16`). */
   dtype: string;
-  /** The weight's stored dims. */
-  storedShape: [number, number];
   /** Input and output features. */
   in: number;
   out: number;
+}
+
+/** A layer that can be adapted. */
+export interface Candidate extends LayerRef {
+  /** Index of the node in the main graph. */
+  nodeIndex: number;
+  feedNodeIndex: number;
+  /** The weight's stored dims. */
+  storedShape: [number, number];
   /** The model's output head (excluded by `all-linear`). */
   isHead: boolean;
 }
