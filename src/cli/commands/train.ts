@@ -10,31 +10,10 @@ import { EP_CHOICES } from '../../runtime.ts';
 import { choiceOption, floatOption, intOption } from '../options.ts';
 import { TASK_NAMES } from '../../train/tasks.ts';
 import { SCHEDULES } from '../../train/schedule.ts';
+import type { TrainOptions } from '../../train/trainer.ts';
 
-interface Flags {
-  data: string;
-  output: string;
-  eval?: string;
-  task?: string;
-  epochs?: number;
-  steps?: number;
-  batchSize?: number;
-  lr?: number;
-  weightDecay?: number;
-  warmup?: number;
-  schedule?: 'constant' | 'linear' | 'cosine';
-  gradClip?: number;
-  seed?: number;
-  shuffle?: boolean;
-  ep: 'auto' | 'cpu' | 'cuda';
-  resume?: boolean;
-  log?: string;
-  saveEvery?: number;
-  evalEvery?: number;
-  tokenizer?: string;
-  maxLength?: number;
-  threads?: number;
-}
+/** Parsed flags: the library's options, with the run directory under its flag name `--output`. */
+type Flags = Omit<TrainOptions, 'outDir' | 'signal' | 'onEvent'> & { output: string };
 
 export function trainCommand(): Command {
   return new Command('train')
@@ -77,29 +56,11 @@ export function trainCommand(): Command {
       };
       process.on('SIGINT', onSigint);
       try {
+        const { output, ...options } = flags;
         const r = await train(source, {
-          data: flags.data,
-          outDir: flags.output,
-          eval: flags.eval,
-          task: flags.task,
-          epochs: flags.epochs,
-          steps: flags.steps,
-          batchSize: flags.batchSize,
-          lr: flags.lr,
-          weightDecay: flags.weightDecay,
-          warmup: flags.warmup,
-          schedule: flags.schedule,
-          gradClip: flags.gradClip,
-          seed: flags.seed,
+          ...options,
+          outDir: output,
           shuffle: given('shuffle') ? flags.shuffle : undefined,
-          ep: flags.ep,
-          threads: flags.threads,
-          resume: flags.resume,
-          log: flags.log,
-          saveEvery: flags.saveEvery,
-          evalEvery: flags.evalEvery,
-          tokenizer: flags.tokenizer,
-          maxLength: flags.maxLength,
           signal: abort.signal,
           onEvent: (e) => progress.onEvent(e),
         });
