@@ -13,8 +13,8 @@
 import { PeanutError } from '../errors.ts';
 import { isFloatType } from '../onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../onnx/graph.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
-import { create, GraphProtoSchema, ModelProtoSchema, type NodeProto, type TensorProto } from '../onnx/proto.ts';
+import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
+import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { paramNames, readAdapterMeta } from '../peanut/adapter-meta.ts';
 import { appendLossHead, type Task } from '../tasks/loss.ts';
@@ -80,19 +80,10 @@ export function adapterParams(model: OnnxModel): string[] {
  * @param opts - task, prediction output, optional real batch for shape probing
  */
 export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions): Promise<GradModel> {
-  const src = graphOf(adapted);
   const params = [...(opts.params ?? adapterParams(adapted))];
   const opset = defaultOpset(adapted.proto.opsetImport);
-  // Shallow copies: nodes and tensors are shared, lists are our own.
-  const g = create(GraphProtoSchema, {
-    ...src,
-    node: [...src.node],
-    initializer: [...src.initializer],
-    input: [...src.input],
-    output: [...src.output],
-    valueInfo: [...src.valueInfo],
-  });
-  const proto = create(ModelProtoSchema, { ...adapted.proto, graph: g, metadataProps: [...adapted.proto.metadataProps] });
+  const proto = editableCopy(adapted.proto);
+  const g = proto.graph!;
   const model: OnnxModel = { proto, baseDir: adapted.baseDir, ...(adapted.path ? { path: adapted.path } : {}) };
   const graph = new Graph(g);
 

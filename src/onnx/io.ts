@@ -13,6 +13,7 @@ import {
   create,
   fromBinary,
   DataLocation,
+  GraphProtoSchema,
   ModelProtoSchema,
   StringStringEntryProtoSchema,
   TensorProtoSchema,
@@ -410,4 +411,26 @@ function internalizeAll(inits: TensorProto[], baseDir: string): void {
     t.externalData = [];
     t.dataLocation = DataLocation.DEFAULT;
   }
+}
+
+/**
+ * A copy of a model whose graph lists (nodes, initializers, inputs, outputs, value infos) and
+ * metadata can be edited without touching the original. Nodes and tensors are shared, so tensor
+ * bytes (inline, lazily loaded or external) are not copied.
+ */
+export function editableCopy(proto: ModelProto): ModelProto {
+  const g = proto.graph;
+  if (!g) throw new PeanutError('E_NOT_ONNX', 'model has no graph');
+  return create(ModelProtoSchema, {
+    ...proto,
+    metadataProps: [...proto.metadataProps],
+    graph: create(GraphProtoSchema, {
+      ...g,
+      node: [...g.node],
+      initializer: [...g.initializer],
+      input: [...g.input],
+      output: [...g.output],
+      valueInfo: [...g.valueInfo],
+    }),
+  });
 }

@@ -11,10 +11,10 @@
  * small optimizer state cross the host/device boundary each step. θ must never be initializers in
  * these graphs, or ONNX Runtime would constant-fold ΔW.
  */
-import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto, type ValueInfoProto } from '../onnx/proto.ts';
+import type { ModelProto, ValueInfoProto } from '../onnx/proto.ts';
 import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
 import { PeanutError } from '../errors.ts';
 import type { EpChoice, SessionOptions } from '../runtime.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';
@@ -72,22 +72,6 @@ function spec(v: ValueInfoProto): TensorSpec {
   return { name: v.name, elemType: t.elemType, dims: t.dims ?? [] };
 }
 
-/** A copy of the model whose graph lists (nodes, initializers, I/O) can be edited independently. */
-function shallowCopy(proto: ModelProto): ModelProto {
-  const g = proto.graph!;
-  return create(ModelProtoSchema, {
-    ...proto,
-    graph: create(GraphProtoSchema, {
-      ...g,
-      node: [...g.node],
-      initializer: [...g.initializer],
-      input: [...g.input],
-      output: [...g.output],
-      valueInfo: [...g.valueInfo],
-    }),
-  });
-}
-
 /** Sets the graph's outputs to `outputs` (Identity-renamed to fixed names) and prunes the rest. */
 function setOutputs(graph: Graph, b: GraphBuilder, outputs: Array<{ from: string; to: string; like: TensorSpec | { elemType: number; dims: TensorSpec['dims'] } }>): void {
   graph.proto.output = [];
@@ -116,7 +100,7 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
   const lossSpec = { elemType: 1, dims: [] as TensorSpec['dims'] };
 
   // ---- eval: forward + loss + prediction -----------------------------------------------------
-  const evalProto = shallowCopy(grad.model.proto);
+  const evalProto = editableCopy(grad.model.proto);
   {
     const g = new Graph(evalProto.graph!);
     const b = new GraphBuilder(g, '/eval');
@@ -130,7 +114,7 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
   }
 
   // ---- train: forward + loss + backward + clip + AdamW ---------------------------------------
-  const trainProto = shallowCopy(grad.model.proto);
+  const trainProto = editableCopy(grad.model.proto);
   const g = new Graph(trainProto.graph!);
   const b = new GraphBuilder(g, '/optimizer');
   const adamParams = params.map((p) => {

@@ -3,7 +3,7 @@
  * and torch.nn.utils.clip_grad_norm_, on random tensors over several steps. The "gradients" are
  * graph inputs here, so the optimizer is checked on its own, independent of autodiff.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { create, ModelProtoSchema, GraphProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
