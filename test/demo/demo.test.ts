@@ -2,8 +2,9 @@
  * `peanut-onnx demo` end to end on a shortened run: inject → train → merge → evaluate on the
  * shipped model and data, files written, numbers reported, merged model equal to the adapted one.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEMO_ASSETS, DEMO_FILES, runDemo } from '../../src/demo.ts';
 import { graphOf, loadModel } from '../../src/onnx/io.ts';
@@ -56,6 +57,16 @@ describe('peanut-onnx demo (CLI)', () => {
     const again = await runCli(['demo', '-o', out, '--steps', '2', '--threads', '1', '--json']);
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).steps).toBe(2);
+  }, 60_000);
+
+  it('runs as `node bin/peanut-onnx.js demo` (what `npm run demo` does) from another working directory', () => {
+    const cwd = tempDir('peanut-demo-bin-');
+    const bin = resolve(import.meta.dirname, '../../bin/peanut-onnx.js');
+    const r = spawnSync(process.execPath, [bin, 'demo', '--steps', '3', '--threads', '1'], { cwd, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/eval accuracy .* after 3 steps/);
+    expect(r.stdout).toContain('peanut-demo/merged.onnx');
+    expect(existsSync(join(cwd, 'peanut-demo', 'merged.onnx'))).toBe(true);
   }, 60_000);
 
   it('EXPECTED FAILURE - refuses a directory holding other files, and --steps 0', async () => {
