@@ -63,7 +63,10 @@ export function demoCommand(): Command {
           ep: flags.ep,
           threads: flags.threads,
           onEvent: (e) => {
-            if (e.type === 'phase') err.write(`${labels[e.phase]}  ${e.message}\n`);
+            if (e.type === 'phase') {
+              if (trainAnnounced) progress.stop(); // the bar ends with training
+              err.write(`${labels[e.phase]}  ${e.message}\n`);
+            }
             else {
               if (!trainAnnounced) {
                 err.write(`${labels.train}  AdamW on the tweaker parameters only (the base model stays frozen)\n`);
