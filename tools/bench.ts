@@ -460,6 +460,7 @@ async function main(): Promise<void> {
     const p = rows.find((r) => r.model === 'base')!.pytorch as Record<string, number>;
     lines.push('');
     lines.push(`PyTorch reference (bert-base, ${PYTORCH_REFERENCE.setup}): PEANuT step ${PYTORCH_REFERENCE.peanutStepS} s, LoRA step ${PYTORCH_REFERENCE.loraStepS} s, frozen forward ${PYTORCH_REFERENCE.frozenForwardS} s.`);
+    lines.push('');
     lines.push(`peanut-onnx / PyTorch, median · best: PEANuT step ${x(p.peanutStepOverPytorch!)} · ${x(p.minPeanutStepOverPytorch!)}, LoRA step ${x(p.loraStepOverPytorch!)} · ${x(p.minLoraStepOverPytorch!)}, frozen forward ${x(p.forwardOverPytorch!)} · ${x(p.minForwardOverPytorch!)}.`);
   }
   process.stdout.write(`${lines.join('\n')}\n\nwrote ${args.out} (${report.totalS} s; load average ${report.machine.loadavgAtEnd.join(' ')})\n`);
