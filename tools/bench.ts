@@ -21,7 +21,7 @@
  * is quoted for comparison, not re-measured.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -363,7 +363,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memGiB: Number((totalmem() / 2 ** 30).toFixed(1)), loadavgAtStart: loadavg().map((l) => Number(l.toFixed(2))), node: process.version };
   process.stderr.write(`bench on ${machine.cpus} × ${machine.cpuModel}, load average ${machine.loadavgAtStart.join(' ')}\n`);
-  if (args.models.includes('base') && !existsSync(BASE)) {
+  if (args.models.includes('base')) {
     const { buildBertBase } = await import('./lib/bert.ts');
     const { saveModel } = await import('../src/onnx/io.ts');
     const t0 = performance.now();
