@@ -13,15 +13,17 @@
  *    forward, PEANuT step and LoRA step are timed interleaved in one process (one call of each
  *    per round, rotating order), so load changes on a shared machine affect all three alike;
  *  - merged vs original inference time (same batch, calls alternated);
- *  - inject (load + inject + save) and merge (load + merge + save) vs a plain copy of the file;
+ *  - inject (load + inject + save) and merge (load + merge + save, streaming, as the CLI runs
+ *    them) vs a plain copy of the file; every output is fsynced before its rename, so the copy
+ *    is timed with its fsync too;
  *  - peak resident memory of each job (each job runs in its own process, so its peak is its own).
  *
  * Times are medians over several runs after warm-up. Ratios come from the same run on the same
- * machine; the PyTorch reference (issue 4: PyTorch 1.13, OpenBLAS, 2 threads, this machine type)
+ * machine; the PyTorch reference (PyTorch 1.13, OpenBLAS, 2 threads, measured on this machine type)
  * is quoted for comparison, not re-measured.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +33,7 @@ const WORK = join(ROOT, 'bench', 'work');
 const TINY = join(ROOT, 'graphs', 'bert-tiny.onnx');
 const BASE = join(WORK, 'bert-base.onnx');
 
-/** PyTorch reference on this machine type for bert-base, batch 8 × 128, r 8, query+value (issue 4). */
+/** PyTorch reference on this machine type for bert-base, batch 8 × 128, r 8, query+value. */
 export const PYTORCH_REFERENCE = { peanutStepS: 3.86, frozenForwardS: 1.64, loraStepS: 3.33, setup: 'PyTorch 1.13, OpenBLAS, 2 threads' } as const;
 
 const BATCH = 8;
@@ -231,7 +233,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
 
   // io: copy vs inject vs merge; merged vs original inference.
   const { inject } = await import('../src/peanut/inject.ts');
-  const { mergeWithRuntime } = await import('../src/peanut/merge-ort.ts');
+  const { merge } = await import('../src/peanut/merge.ts');
   const dir = join(WORK, `io-${model}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -248,6 +250,9 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     rmSync(copyPath, { force: true });
     let s = now();
     copyFileSync(path, copyPath);
+    const fd = openSync(copyPath, 'r+');
+    fsyncSync(fd);
+    closeSync(fd);
     copy.push(now() - s);
 
     s = now();
@@ -263,7 +268,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     s = now();
     const loadedAdapted = loadModel(adaptedPath);
     const m1 = now();
-    const merged = await mergeWithRuntime(loadedAdapted, { safe: true });
+    const merged = merge(loadedAdapted, { safe: true, stream: true });
     const m2 = now();
     saveModel(merged, mergedPath);
     const m3 = now();
