@@ -90,3 +90,6 @@ export { probeShapes, type ShapeTable, type ValueShape, type ProbeOptions, type 
 export { createRegistry, defaultRegistry, NO_GRADIENT, type GradRegistry } from './autodiff/registry.ts';
 export type { GradRule, GradContext, NoGradient, StaticShape } from './autodiff/rule.ts';
 export { appendLossHead, findPrediction, TASKS, type Task, type LossHead, type LossHeadOptions } from './tasks/loss.ts';
+
+// The quick-start job on the shipped model (`peanut-onnx demo`)
+export { runDemo, DEMO_ASSETS, DEMO_DEFAULTS, type DemoOptions, type DemoResult, type DemoEvent } from './demo.ts';
