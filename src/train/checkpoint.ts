@@ -12,7 +12,7 @@
  * Each file is written atomically (temp file + rename), so a kill mid-save leaves the previous
  * checkpoint intact and never a truncated one.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { readSafetensors, writeSafetensors, type SafeTensor } from '../safetensors.ts';
@@ -138,16 +138,30 @@ export function loadCheckpoint(path: string): TrainState {
   };
 }
 
-/** The checkpoint with the highest step in `<runDir>/checkpoints`, or undefined. */
-export function latestCheckpoint(runDir: string): { path: string; step: number } | undefined {
+/** Every checkpoint in `<runDir>/checkpoints`, by ascending step. */
+export function listCheckpoints(runDir: string): Array<{ path: string; step: number }> {
   const dir = join(runDir, CHECKPOINT_DIR);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
-  let best: { path: string; step: number } | undefined;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  const found: Array<{ path: string; step: number }> = [];
   for (const f of readdirSync(dir)) {
     const m = /^step-(\d+)\.safetensors$/.exec(f);
-    if (!m) continue;
-    const step = Number(m[1]);
-    if (!best || step > best.step) best = { path: join(dir, f), step };
+    if (m) found.push({ path: join(dir, f), step: Number(m[1]) });
   }
-  return best;
+  return found.sort((a, b) => a.step - b.step);
+}
+
+/** The checkpoint with the highest step in `<runDir>/checkpoints`, or undefined. */
+export function latestCheckpoint(runDir: string): { path: string; step: number } | undefined {
+  return listCheckpoints(runDir).at(-1);
+}
+
+/**
+ * Deletes all but the `keep` newest checkpoints of a run (a long run saving every N steps would
+ * otherwise fill the disk). Returns the paths removed. The newest is always kept.
+ */
+export function pruneCheckpoints(runDir: string, keep: number): string[] {
+  const all = listCheckpoints(runDir);
+  const drop = all.slice(0, Math.max(0, all.length - Math.max(1, keep)));
+  for (const c of drop) rmSync(c.path, { force: true });
+  return drop.map((c) => c.path);
 }

@@ -21,7 +21,7 @@ import { openExampleSet, type CollateSpec, type ExampleSet } from '../data/examp
 import { loadTokenizer } from '../data/tokenize.ts';
 import { BatchCursor, stepsPerEpoch } from '../data/order.ts';
 import { readArtifacts, type Manifest } from './artifacts.ts';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type Hyperparameters, type TrainState } from './checkpoint.ts';
+import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type Hyperparameters, type TrainState } from './checkpoint.ts';
 import { learningRate, type ScheduleName } from './schedule.ts';
 import { evaluate, type EvalMetrics } from './evaluate.ts';
 import { TRAIN_OUTPUTS, trainingSessionOptions } from './training-graph.ts';
@@ -61,6 +61,8 @@ export interface TrainOptions {
   log?: string;
   /** Save a checkpoint every N steps (0 = only at the end). Default 500. */
   saveEvery?: number;
+  /** Keep only the newest N checkpoints, deleting older ones after each save (default: keep all). */
+  keepCheckpoints?: number;
   /** Evaluate every N steps (0 = only at the start and the end). Default 0. */
   evalEvery?: number;
   /** tokenizer.json for JSONL examples that carry `text`. */
@@ -263,6 +265,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
     if (lastSavedStep === state.step) return;
     lastCheckpoint = saveCheckpoint(outDir, snapshot());
     lastSavedStep = state.step;
+    if (options.keepCheckpoints) pruneCheckpoints(outDir, options.keepCheckpoints);
     emit({ type: 'checkpoint', step: state.step, path: lastCheckpoint });
   };
 

@@ -44,6 +44,18 @@ describe('train() on a toy regression', () => {
     expect(existsSync(join(root, 'run', 'checkpoints', 'step-48.safetensors'))).toBe(true);
   });
 
+  it('keeps only the newest checkpoints with keepCheckpoints, and resumes from the newest', async () => {
+    const root = tempDir();
+    const d = toyDir(root);
+    const opts = { ...base, data: d.train, steps: 20, batchSize: 6, saveEvery: 3 };
+    const all = await train(d.artifacts, { ...opts, outDir: join(root, 'all') });
+    // saves at 3, 6, …, 18 and the end (20)
+    expect(readdirSync(join(root, 'all', 'checkpoints')).length).toBe(7);
+    const kept = await train(d.artifacts, { ...opts, outDir: join(root, 'kept'), keepCheckpoints: 2 });
+    expect(readdirSync(join(root, 'kept', 'checkpoints')).sort()).toEqual(['step-18.safetensors', 'step-20.safetensors']);
+    for (const k of [W_KEY, C_KEY]) expect(bits(kept.params.get(k))).toBe(bits(all.params.get(k)));
+  });
+
   it('resumes exactly: interrupted after 5 steps, then --resume, gives the same θ bit for bit', async () => {
     const root = tempDir();
     const d = toyDir(root);

@@ -37,6 +37,7 @@ export function trainCommand(): Command {
     .option('--resume', 'continue from the latest checkpoint in the run directory')
     .option('--log <file>', 'metrics log, one JSON object per step (default <run dir>/metrics.jsonl)')
     .option('--save-every <n>', 'save a checkpoint every N steps (default 500; 0 = only at the end)', intOption('--save-every', 0))
+    .option('--keep-checkpoints <n>', 'keep only the newest N checkpoints (default: all)', intOption('--keep-checkpoints', 1))
     .option('--eval-every <n>', 'evaluate every N steps (default: at the start and the end only)', intOption('--eval-every', 0))
     .option('--tokenizer <file>', 'tokenizer.json for JSONL examples given as text')
     .option('--max-length <n>', 'truncate sequences to N tokens', intOption('--max-length', 1))
