@@ -138,6 +138,20 @@ export interface SaveOptions {
   externalData?: boolean;
   /** Tensors smaller than this many bytes stay inline when writing external data (default 1024). */
   sizeThreshold?: number;
+  /**
+   * Reference the data file an earlier `saveModel` into the same directory wrote (its return
+   * value) instead of writing a new one: tensors it stored become references to it; any other
+   * tensor is stored inline. For several graphs over the same frozen weights (the training and
+   * evaluation graphs), so the weights are on disk once.
+   */
+  shareDataWith?: SavedData;
+}
+
+/** Where a save with external data put each tensor: `dataName` beside the model, by tensor. */
+export interface SavedData {
+  dataName: string;
+  dir: string;
+  refs: WeakMap<TensorProto, { offset: number; length: number }>;
 }
 
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
@@ -282,9 +296,13 @@ function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
  * at a time as they are written; in-memory tensors are written from memory. With external data
  * the tensors go into `<outPath>_data` one at a time. Peak memory is independent of model size.
  */
-export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): void {
+export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): SavedData | undefined {
   const graph = graphOf(model);
   const inits = allInitializers(graph);
+  if (options.shareDataWith) {
+    saveSharingData(model, inits, outPath, options.shareDataWith);
+    return options.shareDataWith;
+  }
   const hadExternal = inits.some(isExternal);
   const total = inits.reduce((s, t) => s + tensorByteLength(t), 0);
   const external = options.externalData ?? (hadExternal || total > PROTOBUF_LIMIT - 64 * 2 ** 20);
@@ -292,7 +310,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     if (hadExternal) internalizeAll(inits, model.baseDir);
     materializeNested(graph);
     writePartsAtomic(outPath, encodeModelParts(model.proto));
-    return;
+    return undefined;
   }
   const threshold = options.sizeThreshold ?? 1024;
   const dataName = `${basename(outPath)}_data`;
@@ -307,6 +325,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const sources = new Map<string, number>();
   const lazySources = new SourceFiles();
   const chunk = new Uint8Array(COPY_CHUNK);
+  const saved: SavedData = { dataName, dir: dirname(resolve(outPath)), refs: new WeakMap() };
   try {
     let offset = 0;
     for (const t of inits) {
@@ -332,20 +351,8 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
         writeAll(fd, bytes);
         written = bytes.byteLength;
       }
-      const saved = create(TensorProtoSchema, { ...t });
-      restore.push([t, saved]);
-      t.rawData = new Uint8Array(0);
-      t.floatData = [];
-      t.int32Data = [];
-      t.int64Data = [];
-      t.doubleData = [];
-      t.uint64Data = [];
-      t.dataLocation = DataLocation.EXTERNAL;
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: dataName }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(written) }),
-      ];
+      swapToExternal(t, dataName, offset, written, restore);
+      saved.refs.set(t, { offset, length: written });
       offset += written;
     }
     fsyncSync(fd);
@@ -353,6 +360,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     const encoded = encodeModel(model.proto);
     renameSync(dataTmp, dataPath);
     writeFileAtomic(outPath, encoded);
+    return saved;
   } catch (err) {
     try {
       closeSync(fd);
@@ -364,11 +372,59 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   } finally {
     for (const sfd of sources.values()) closeSync(sfd);
     lazySources.close();
-    for (const [t, saved] of restore) {
-      // proto2 fields set during the swap (data_location) must become unset again, not just reassigned.
-      for (const k of Object.keys(t)) if (!Object.hasOwn(saved, k)) Reflect.deleteProperty(t, k);
-      Object.assign(t, saved);
+    restoreTensors(restore);
+  }
+}
+
+/** Points `t` at `length` bytes at `offset` of `location`, remembering its fields in `restore`. */
+function swapToExternal(t: TensorProto, location: string, offset: number, length: number, restore: Array<[TensorProto, TensorProto]>): void {
+  restore.push([t, create(TensorProtoSchema, { ...t })]);
+  t.rawData = new Uint8Array(0);
+  t.floatData = [];
+  t.int32Data = [];
+  t.int64Data = [];
+  t.doubleData = [];
+  t.uint64Data = [];
+  t.dataLocation = DataLocation.EXTERNAL;
+  t.externalData = [
+    create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+    create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+    create(StringStringEntryProtoSchema, { key: 'length', value: String(length) }),
+  ];
+}
+
+function restoreTensors(restore: Array<[TensorProto, TensorProto]>): void {
+  for (const [t, saved] of restore) {
+    // proto2 fields set during the swap (data_location) must become unset again, not just reassigned.
+    for (const k of Object.keys(t)) if (!Object.hasOwn(saved, k)) Reflect.deleteProperty(t, k);
+    Object.assign(t, saved);
+  }
+}
+
+/** `saveModel` with `shareDataWith`: references into an existing data file, the rest inline. */
+function saveSharingData(model: OnnxModel, inits: TensorProto[], outPath: string, shared: SavedData): void {
+  if (dirname(resolve(outPath)) !== shared.dir) {
+    throw new PeanutError('E_GRAPH', `shareDataWith: ${outPath} must be written beside ${join(shared.dir, shared.dataName)}`);
+  }
+  const restore: Array<[TensorProto, TensorProto]> = [];
+  try {
+    for (const t of inits) {
+      const ref = shared.refs.get(t);
+      if (ref) swapToExternal(t, shared.dataName, ref.offset, ref.length, restore);
+      else if (isExternal(t)) {
+        // A tensor the shared file does not hold is stored inline (deferred tensors are
+        // streamed into the file by the encoder as they are).
+        restore.push([t, create(TensorProtoSchema, { ...t })]);
+        const bytes = tensorBytes(t, model.baseDir);
+        t.externalData = [];
+        Reflect.deleteProperty(t, 'dataLocation');
+        t.rawData = bytes as Uint8Array<ArrayBuffer>;
+      }
     }
+    materializeNested(graphOf(model));
+    writePartsAtomic(outPath, encodeModelParts(model.proto));
+  } finally {
+    restoreTensors(restore);
   }
 }
 

@@ -10,7 +10,6 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { saveModel, type OnnxModel } from '../onnx/io.ts';
-import type { ModelProto } from '../onnx/proto.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { ort } from '../runtime.ts';
 import type { SafeTensor } from '../safetensors.ts';
@@ -114,9 +113,10 @@ export function initialState(params: Map<string, SafeTensor>, manifest: Manifest
 export function writeArtifacts(dir: string, graphs: TrainingGraphs, manifest: Manifest, params: Map<string, SafeTensor>, baseDir: string): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${dir} is a file; artifacts are written into a directory`);
   mkdirSync(dir, { recursive: true });
-  const save = (proto: ModelProto, file: string) => saveModel({ proto, baseDir } satisfies OnnxModel, join(dir, file));
-  save(graphs.train, ARTIFACT_FILES.train);
-  save(graphs.eval, ARTIFACT_FILES.eval);
+  // The eval graph reads the same frozen weights as the train graph: when those go to external
+  // data, the eval graph references the train graph's data file instead of a second copy.
+  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train));
+  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), trainData ? { shareDataWith: trainData } : {});
   writeCheckpointFile(join(dir, ARTIFACT_FILES.checkpoint), initialState(params, manifest));
   writeFileAtomic(join(dir, ARTIFACT_FILES.manifest), new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
 }

@@ -123,10 +123,21 @@ describe('external data in two files: inspect → inject → grad → train → 
 
     const art = join(dir, 'artifacts');
     expect((await runCli(['artifacts', start, '--task', 'seq-cls', '-o', art])).code).toBe(0);
+    // The frozen weights are on disk once: the eval graph references the train graph's data file.
+    expect(readdirSync(art).filter((n) => n.endsWith('_data'))).toEqual(['train.onnx_data']);
+    const evalGraph = loadModel(join(art, 'eval.onnx'));
+    const evalExternal = graphOf(evalGraph).initializer.filter(isExternal);
+    expect(evalExternal.length).toBeGreaterThan(0);
+    for (const t of evalExternal) expect(t.externalData.find((e) => e.key === 'location')?.value, t.name).toBe('train.onnx_data');
     const run2 = join(dir, 'run2');
-    const tr2 = await runCli(['train', art, '-o', run2, ...trainArgs]);
+    const tr2 = await runCli(['train', art, '-o', run2, ...trainArgs, '--eval', join(f.dir, 'batch.safetensors')]);
     expect(tr2.code, tr2.stderr).toBe(0);
-    expect(metrics(run2).map((l) => l.loss)).toEqual(lines.map((l) => l.loss));
+    const run2Lines = metrics(run2);
+    expect(run2Lines.filter((l) => 'loss' in l).map((l) => l.loss)).toEqual(lines.map((l) => l.loss));
+    // The eval graph (reading the shared data file) scores the initial θ with the trajectory's first loss.
+    const firstEval = run2Lines.find((l) => 'eval_loss' in l) as unknown as { step: number; eval_loss: number };
+    expect(firstEval.step).toBe(0);
+    expect(Math.abs(firstEval.eval_loss - want[0]!) / want[0]!).toBeLessThan(1e-5);
   }, 120_000);
 
   it('merge writes external data again: original names, only target values changed, outputs within 1e-5', async () => {
