@@ -7,7 +7,7 @@
  *
  * Nothing here bakes a dynamic (null) axis into a constant.
  */
-import type { GradContext, StaticShape } from './rule.ts';
+import type { GradContext, GradRule, StaticShape } from './rule.ts';
 import { attrInts, attrInt, attrString } from '../onnx/attributes.ts';
 import { PeanutError } from '../errors.ts';
 import { concatInts, normAxis, unsqueeze, zerosOfShape, type ReduceArg } from './ops.ts';
@@ -195,4 +195,20 @@ export function fitSpatial(ctx: GradContext, full: string, x: string): string {
   const missing = b.op('Sub', [xDims, b.op('Gather', [b.op('Shape', [cut]), b.constInt64(spatial)], { axis: 0 })]);
   const pads = concatInts(ctx, [...new Array<number>(nsp + 4).fill(0), missing]);
   return b.op('Pad', [cut, pads], { mode: 'constant' });
+}
+
+/**
+ * A rule for an elementwise op of one input: dX = dY · f'(X), where `local` emits f'(X) (it may
+ * read the forward output `ctx.O(0)`). Nothing is emitted when no gradient is needed.
+ */
+export function elementwiseRule(opType: string, local: (ctx: GradContext, x: string, dt: number) => string): GradRule {
+  return {
+    opType,
+    grad(ctx) {
+      const dY = ctx.GO(0);
+      if (!dY || !ctx.needsGrad(0)) return [];
+      const x = ctx.I(0);
+      return [ctx.b.op('Mul', [dY, local(ctx, x, ctx.dtype(x))])];
+    },
+  };
 }

@@ -1,11 +1,5 @@
 /** Softplus: Y = ln(1 + eˣ);  dX = dY · σ(X). */
-import type { GradRule } from '../rule.ts';
+import { elementwiseRule } from '../shape-helpers.ts';
 
-export const softplusGrad: GradRule = {
-  opType: 'Softplus',
-  grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
-    return [ctx.b.op('Mul', [dY, ctx.b.op('Sigmoid', [ctx.I(0)])])];
-  },
-};
+export const softplusGrad = elementwiseRule('Softplus', (ctx, x) => ctx.b.op('Sigmoid', [x]));
+

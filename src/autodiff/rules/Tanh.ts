@@ -1,15 +1,9 @@
 /** Tanh: dX = dY · (1 − Y²). */
-import type { GradRule } from '../rule.ts';
 import { scalarOf } from '../ops.ts';
+import { elementwiseRule } from '../shape-helpers.ts';
 
-export const tanhGrad: GradRule = {
-  opType: 'Tanh',
-  grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
-    const { b } = ctx;
-    const y = ctx.O(0);
-    const one = scalarOf(ctx, 1, ctx.dtype(y));
-    return [b.op('Mul', [dY, b.op('Sub', [one, b.op('Mul', [y, y])])])];
-  },
-};
+export const tanhGrad = elementwiseRule('Tanh', (ctx, _x, dt) => {
+  const y = ctx.O(0);
+  return ctx.b.op('Sub', [scalarOf(ctx, 1, dt), ctx.b.op('Mul', [y, y])]);
+});
+
