@@ -20,12 +20,12 @@ import { DataType as DT, isFloatType } from './onnx/dtype.ts';
 import { valueInfoType } from './onnx/graph.ts';
 import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from './onnx/io.ts';
 import { numElements, tensorDims } from './onnx/tensor.ts';
-import { resolveMethodConfig, type MethodConfig } from './peanut/config.ts';
-import { inject } from './peanut/inject.ts';
-import { mergeWithRuntime } from './peanut/merge-ort.ts';
-import { createSession, ort, type EpChoice } from './runtime.ts';
+import { resolveMethodConfig, type MethodConfig } from './adapter/config.ts';
+import { inject } from './adapter/inject.ts';
+import { mergeWithRuntime } from './runtime/merge-ort.ts';
+import { createSession, ort, type EpChoice } from './runtime/session.ts';
 import { train, type TrainEvent } from './train/trainer.ts';
-import { writeFileAtomic } from './util/atomic.ts';
+import { writeFileAtomic } from './node/atomic.ts';
 
 /** Where the shipped demo model and data live (inside the package). */
 export const DEMO_ASSETS = {

@@ -5,14 +5,14 @@
  */
 export { PeanutError, UsageError, type PeanutErrorCode } from './errors.ts';
 export { loadModel, saveModel, type OnnxModel, type SaveOptions } from './onnx/io.ts';
-export { readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from './safetensors.ts';
+export { readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from './formats/safetensors.ts';
 export { Random, seededPermutation, hashString } from './util/random.ts';
 
 // PEANuT: discovery, injection, merge
-export { discoverTargets, parseTargets, selectCandidates, moduleMatches, type Candidate, type Skipped, type Discovery, type TargetSpec } from './peanut/targets.ts';
-export { modulePathFor } from './peanut/module-path.ts';
-export { ARCHITECTURES, detectArchitecture, defaultTargets, type Architecture } from './peanut/architectures.ts';
-export { selectTargets, type Selection } from './peanut/select.ts';
+export { discoverTargets, parseTargets, selectCandidates, moduleMatches, type Candidate, type Skipped, type Discovery, type TargetSpec } from './adapter/targets.ts';
+export { modulePathFor } from './adapter/module-path.ts';
+export { ARCHITECTURES, detectArchitecture, defaultTargets, type Architecture } from './adapter/architectures.ts';
+export { selectTargets, type Selection } from './adapter/select.ts';
 export {
   ACTIVATIONS,
   METHODS,
@@ -23,12 +23,12 @@ export {
   type MethodConfig,
   type PeanutConfig,
   type LoraConfig,
-} from './peanut/config.ts';
-export { inject, initParam, isAdapted, type InjectOptions, type InjectResult } from './peanut/inject.ts';
-export { merge, mergedWeight, requireAdapter, readTargetWeight, type MergeOptions } from './peanut/merge.ts';
-export { mergeWithRuntime } from './peanut/merge-ort.ts';
-export { inspectModel, formatInspectReport, type InspectReport, type InspectOptions } from './peanut/inspect.ts';
-export { ADAPTER_META_KEY, readAdapterMeta, writeAdapterMeta, paramNames, type AdapterMeta, type AdapterTarget, type AdapterParam } from './peanut/adapter-meta.ts';
+} from './adapter/config.ts';
+export { inject, initParam, isAdapted, type InjectOptions, type InjectResult } from './adapter/inject.ts';
+export { merge, mergedWeight, requireAdapter, readTargetWeight, type MergeOptions } from './adapter/merge.ts';
+export { mergeWithRuntime } from './runtime/merge-ort.ts';
+export { inspectModel, formatInspectReport, type InspectReport, type InspectOptions } from './adapter/inspect.ts';
+export { ADAPTER_META_KEY, readAdapterMeta, writeAdapterMeta, paramNames, type AdapterMeta, type AdapterTarget, type AdapterParam } from './adapter/adapter-meta.ts';
 export {
   stateFromTensors,
   stateFromModel,
@@ -37,8 +37,8 @@ export {
   writeTweakerState,
   resolveCheckpoint,
   type TweakerState,
-} from './peanut/state.ts';
-export { methodFor } from './peanut/methods/index.ts';
+} from './adapter/state.ts';
+export { methodFor } from './adapter/methods/index.ts';
 
 // Hugging Face PEFT adapters in and out
 export {
@@ -53,7 +53,7 @@ export {
   type ImportPeftOptions,
   type ImportPeftResult,
   type PeftAdapter,
-} from './interop/peft.ts';
+} from './interop/peft/adapter.ts';
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -66,8 +66,8 @@ export {
   type ParsedPeftConfig,
   type PeftConfigOptions,
   type PeftTargetModules,
-} from './interop/peft-config.ts';
-export type { AdapterMethod, ParamSpec, Layout } from './peanut/methods/method.ts';
+} from './interop/peft/config.ts';
+export type { AdapterMethod, ParamSpec, Layout } from './adapter/methods/method.ts';
 
 // Training: artifacts, the fused AdamW step, the training loop
 export { train, type TrainOptions, type TrainResult, type TrainEvent } from './train/trainer.ts';
@@ -83,13 +83,13 @@ export { openExampleSet, type ExampleSet, type BatchTensor, type CollateSpec } f
 export { loadTokenizer, type TextTokenizer } from './data/tokenize.ts';
 
 // Autodiff: gradient models, loss heads, rules
-export { buildGradModel, adapterParams, type GradModel, type GradModelOptions } from './autodiff/grad-model.ts';
-export { runGradModel, feedsFromSafe, type GradRunResult } from './autodiff/grad-run.ts';
+export { buildGradModel, adapterParams, type GradModel, type GradModelOptions } from './train/grad-model.ts';
+export { runGradModel, feedsFromSafe, type GradRunResult } from './train/grad-run.ts';
 export { buildGradients, defaultOpset, type BuildGradientsOptions, type GradientResult } from './autodiff/gradient.ts';
-export { probeShapes, type ShapeTable, type ValueShape, type ProbeOptions, type Feeds } from './autodiff/probe.ts';
+export { probeShapes, type ShapeTable, type ValueShape, type ProbeOptions, type Feeds } from './runtime/probe.ts';
 export { createRegistry, defaultRegistry, NO_GRADIENT, type GradRegistry } from './autodiff/registry.ts';
 export type { GradRule, GradContext, NoGradient, StaticShape } from './autodiff/rule.ts';
-export { appendLossHead, findPrediction, TASKS, type Task, type LossHead, type LossHeadOptions } from './tasks/loss.ts';
+export { appendLossHead, findPrediction, TASKS, type Task, type LossHead, type LossHeadOptions } from './train/loss.ts';
 
 // The quick-start job on the shipped model (`peanut-onnx demo`)
 export { runDemo, DEMO_ASSETS, DEMO_DEFAULTS, type DemoOptions, type DemoResult, type DemoEvent } from './demo.ts';

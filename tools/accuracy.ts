@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEMO_ASSETS } from '../src/demo.ts';
 import { loadModel, saveModel } from '../src/onnx/io.ts';
-import { inject } from '../src/peanut/inject.ts';
+import { inject } from '../src/adapter/inject.ts';
 import { train } from '../src/train/trainer.ts';
 import { KEYWORD_DATA } from './lib/demo-graphs.ts';
 import { makeExamples, toJsonl } from './lib/synthetic.ts';

@@ -77,7 +77,7 @@ function maxRssMiB(): number {
 // ---------------------------------------------------------------------------------------------
 
 async function worker(job: Job, model: ModelKey, runs: number, warmup: number): Promise<Record<string, unknown>> {
-  const { ort, createSession } = await import('../src/runtime.ts');
+  const { ort, createSession } = await import('../src/runtime/session.ts');
   const { encodeModel, graphOf, loadModel, saveModel } = await import('../src/onnx/io.ts');
   const path = model === 'tiny' ? TINY : BASE;
   const vocab = model === 'tiny' ? 128 : 30522;
@@ -111,7 +111,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
 
   /** A training session built exactly as `peanut-onnx train` builds it; `step()` runs one step. */
   const makeTrainer = async (method: 'peanut' | 'lora') => {
-    const { inject } = await import('../src/peanut/inject.ts');
+    const { inject } = await import('../src/adapter/inject.ts');
     const { buildArtifacts } = await import('../src/train/build.ts');
     const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
     let t0 = now();
@@ -232,8 +232,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
   }
 
   // io: copy vs inject vs merge; merged vs original inference.
-  const { inject } = await import('../src/peanut/inject.ts');
-  const { merge } = await import('../src/peanut/merge.ts');
+  const { inject } = await import('../src/adapter/inject.ts');
+  const { merge } = await import('../src/adapter/merge.ts');
   const dir = join(WORK, `io-${model}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

@@ -19,12 +19,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { graphOf, loadModel, saveModel } from '../src/onnx/io.ts';
 import { tensorBytes } from '../src/onnx/tensor.ts';
-import { readAdapterMeta } from '../src/peanut/adapter-meta.ts';
-import { resolveMethodConfig } from '../src/peanut/config.ts';
-import { methodFor } from '../src/peanut/methods/index.ts';
-import { selectTargets } from '../src/peanut/select.ts';
-import { discoverTargets } from '../src/peanut/targets.ts';
-import { writeSafetensors, type SafeTensor } from '../src/safetensors.ts';
+import { readAdapterMeta } from '../src/adapter/adapter-meta.ts';
+import { resolveMethodConfig } from '../src/adapter/config.ts';
+import { methodFor } from '../src/adapter/methods/index.ts';
+import { selectTargets } from '../src/adapter/select.ts';
+import { discoverTargets } from '../src/adapter/targets.ts';
+import { writeSafetensors, type SafeTensor } from '../src/formats/safetensors.ts';
 import { Random } from '../src/util/random.ts';
 import { buildBert } from './lib/bert.ts';
 
@@ -144,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`merged: ${same} untouched tensors byte-identical, ${changed}/${targets.size} target weights changed; data ${fmtGB(statSync(`${merged}_data`).size)} (original ${fmtGB(statSync(`${model}_data`).size)})`);
 
     if (verify) {
-      const { createSession, ort } = await import('../src/runtime.ts');
+      const { createSession, ort } = await import('../src/runtime/session.ts');
       const ids = BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 7919) % 30522));
       const feeds = {
         input_ids: new ort.Tensor('int64', ids, [2, 8]),

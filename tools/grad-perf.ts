@@ -12,9 +12,9 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeModel, loadModel, type OnnxModel } from '../src/onnx/io.ts';
-import { inject } from '../src/peanut/inject.ts';
-import { buildGradModel } from '../src/autodiff/grad-model.ts';
-import { createSession, ort } from '../src/runtime.ts';
+import { inject } from '../src/adapter/inject.ts';
+import { buildGradModel } from '../src/train/grad-model.ts';
+import { createSession, ort } from '../src/runtime/session.ts';
 import { tensorDims, tensorToFloat32 } from '../src/onnx/tensor.ts';
 import { buildBertBase } from './lib/bert.ts';
 

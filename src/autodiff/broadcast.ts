@@ -10,7 +10,7 @@
 import type { GraphBuilder } from '../onnx/builder.ts';
 import { PeanutError } from '../errors.ts';
 import type { StaticShape } from './rule.ts';
-import { reduce, squeeze } from './ops.ts';
+import { reduce, squeeze } from '../onnx/ops.ts';
 
 /** Which axes of the gradient to sum, and how many leading axes to drop. */
 export function broadcastAxes(gradShape: StaticShape, likeShape: StaticShape): { keep: number[]; lead: number } {

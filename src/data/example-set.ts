@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { PeanutError } from '../errors.ts';
-import { readSafetensors, type SafeTensor } from '../safetensors.ts';
+import { readSafetensors, type SafeTensor } from '../formats/safetensors.ts';
 import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
 import type { TextTokenizer } from './tokenize.ts';
 

@@ -3,10 +3,10 @@
  * file through the shared example-set reader (safetensors or JSONL, padded and completed the way
  * the training data is), as onnxruntime feeds.
  */
-import type { GradModel } from '../autodiff/grad-model.ts';
-import { feedInputs, type Feeds } from '../autodiff/probe.ts';
+import type { GradModel } from '../train/grad-model.ts';
+import { feedInputs, type Feeds } from '../runtime/probe.ts';
 import { valueInfoType } from '../onnx/graph.ts';
-import { ort } from '../runtime.ts';
+import { ort } from '../runtime/session.ts';
 import { openExampleSet, type BatchTensor, type InputSpec } from './example-set.ts';
 import type { TextTokenizer } from './tokenize.ts';
 

@@ -8,7 +8,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { tempPathFor, writeAll, writeFileAtomic } from '../util/atomic.ts';
+import { tempPathFor, writeAll, writeFileAtomic } from '../node/atomic.ts';
 import {
   create,
   fromBinary,

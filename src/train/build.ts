@@ -6,11 +6,11 @@ import { resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { encodeModel, externalDataFiles, graphOf, loadModel, type OnnxModel } from '../onnx/io.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
-import { readAdapterMeta } from '../peanut/adapter-meta.ts';
-import type { SafeTensor } from '../safetensors.ts';
+import { readAdapterMeta } from '../adapter/adapter-meta.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
 import { initialState, makeManifest, writeArtifacts, type Manifest } from './artifacts.ts';
 import type { TrainState } from './checkpoint.ts';
-import { buildGradModel } from '../autodiff/grad-model.ts';
+import { buildGradModel } from './grad-model.ts';
 import { buildTrainingGraphs, type TrainingGraphs } from './training-graph.ts';
 import { TASK_NAMES, type TaskName } from './tasks.ts';
 

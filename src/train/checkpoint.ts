@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../safetensors.ts';
+import { readSafetensors, writeSafetensors, type SafeTensor } from '../formats/safetensors.ts';
 import { momentName } from './adamw.ts';
 
 export const CHECKPOINT_FORMAT = 'peanut-onnx-train-checkpoint/1';

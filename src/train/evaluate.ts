@@ -3,7 +3,7 @@
  * counts (examples, or label tokens for causal LM), accuracy for classification tasks, perplexity
  * for causal LM.
  */
-import { ort } from '../runtime.ts';
+import { ort } from '../runtime/session.ts';
 import { lossWeight, type CollateSpec, type ExampleSet } from '../data/example-set.ts';
 import { EVAL_OUTPUTS } from './training-graph.ts';
 

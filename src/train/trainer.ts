@@ -14,9 +14,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { createSession, ort, type EpChoice } from '../runtime.ts';
-import { writeFileAtomic } from '../util/atomic.ts';
-import type { SafeTensor } from '../safetensors.ts';
+import { createSession, ort, type EpChoice } from '../runtime/session.ts';
+import { writeFileAtomic } from '../node/atomic.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
 import { openExampleSet, type CollateSpec, type ExampleSet } from '../data/example-set.ts';
 import { loadTokenizer } from '../data/tokenize.ts';
 import { BatchCursor, stepsPerEpoch } from '../data/order.ts';

@@ -16,7 +16,7 @@ import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
 import { PeanutError } from '../errors.ts';
-import type { EpChoice, SessionOptions } from '../runtime.ts';
+import type { EpChoice, SessionOptions } from '../runtime/session.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';
 
 /** What the training graphs need from the autodiff's gradient model. */

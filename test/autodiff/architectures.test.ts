@@ -9,11 +9,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { OnnxModel } from '../../src/onnx/io.ts';
 import { encodeModel } from '../../src/onnx/io.ts';
-import { inject, type InjectOptions } from '../../src/peanut/inject.ts';
-import { paramNames } from '../../src/peanut/adapter-meta.ts';
-import { buildGradModel } from '../../src/autodiff/grad-model.ts';
-import type { Task } from '../../src/tasks/loss.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { inject, type InjectOptions } from '../../src/adapter/inject.ts';
+import { paramNames } from '../../src/adapter/adapter-meta.ts';
+import { buildGradModel } from '../../src/train/grad-model.ts';
+import type { Task } from '../../src/train/loss.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 import { buildBert, buildGpt2, buildLlama, buildVit } from '../../tools/lib/transformers.ts';
 import { randomValues } from '../helpers/gradcheck.ts';
 

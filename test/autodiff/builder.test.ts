@@ -8,14 +8,14 @@ import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 import { PeanutError } from '../../src/errors.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
 import { createRegistry, defaultRegistry, NO_GRADIENT } from '../../src/autodiff/registry.ts';
 import { RULES } from '../../src/autodiff/rules/index.ts';
-import { probeShapes, type ShapeTable } from '../../src/autodiff/probe.ts';
+import { probeShapes, type ShapeTable } from '../../src/runtime/probe.ts';
 import { broadcastAxes } from '../../src/autodiff/broadcast.ts';
-import { appendLossHead, type Task } from '../../src/tasks/loss.ts';
+import { appendLossHead, type Task } from '../../src/train/loss.ts';
 import type { GraphBuilder } from '../../src/onnx/builder.ts';
 import { randomValues } from '../helpers/gradcheck.ts';
 

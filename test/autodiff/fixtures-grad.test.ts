@@ -6,13 +6,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/onnx/io.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { buildGradModel, type GradModel } from '../../src/autodiff/grad-model.ts';
-import { feedsFromSafe, runGradModel } from '../../src/autodiff/grad-run.ts';
-import type { Task } from '../../src/tasks/loss.ts';
-import { ort } from '../../src/runtime.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { buildGradModel, type GradModel } from '../../src/train/grad-model.ts';
+import { feedsFromSafe, runGradModel } from '../../src/train/grad-run.ts';
+import type { Task } from '../../src/train/loss.ts';
+import { ort } from '../../src/runtime/session.ts';
 import { FIXTURE_NAMES, loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
-import type { SafeTensor } from '../../src/safetensors.ts';
+import type { SafeTensor } from '../../src/formats/safetensors.ts';
 
 const TASK_OF: Record<string, Task> = { sequence_classification: 'seq-cls', causal_lm: 'causal-lm' };
 

@@ -14,9 +14,9 @@ import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { encodeModel } from '../../src/onnx/io.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, int64Tensor } from '../../src/onnx/tensor.ts';
-import { ort } from '../../src/runtime.ts';
+import { ort } from '../../src/runtime/session.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
-import { probeShapes } from '../../src/autodiff/probe.ts';
+import { probeShapes } from '../../src/runtime/probe.ts';
 import { gradCheck, randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { readAdapterMeta } from '../../src/peanut/adapter-meta.ts';
-import { readSafetensors, writeSafetensors } from '../../src/safetensors.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
+import { readSafetensors, writeSafetensors } from '../../src/formats/safetensors.ts';
 import { FIXTURES_DIR, relError } from '../helpers/fixtures.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { tinyModel } from '../peanut/tiny.ts';
+import { tinyModel } from '../adapter/tiny.ts';
 
 const BERT = join(FIXTURES_DIR, 'bert_tiny_opset14', 'model.onnx');
 const GPT2 = join(FIXTURES_DIR, 'gpt2_tiny', 'model.onnx');

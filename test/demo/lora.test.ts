@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/demo.ts';
 import { graphOf, loadModel } from '../../src/onnx/io.ts';
 import { tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
-import { readAdapterMeta } from '../../src/peanut/adapter-meta.ts';
-import { readSafetensors } from '../../src/safetensors.ts';
+import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
+import { readSafetensors } from '../../src/formats/safetensors.ts';
 import { tempDir } from '../helpers/cli.ts';
 
 describe('LoRA baseline through the demo pipeline', () => {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensors, type SafeTensor } from '../../src/safetensors.ts';
+import { readSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
 
 export const FIXTURES_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures');
 export const FIXTURE_NAMES = ['bert_tiny_opset14', 'gpt2_tiny', 'gpt2_tiny_matmul'] as const;

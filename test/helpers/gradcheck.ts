@@ -19,8 +19,8 @@ import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto } from '../
 import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { makeTensor } from '../../src/onnx/tensor.ts';
 import type { AttrValue } from '../../src/onnx/attributes.ts';
-import { createSession, ort } from '../../src/runtime.ts';
-import { probeShapes, type Feeds } from '../../src/autodiff/probe.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
+import { probeShapes, type Feeds } from '../../src/runtime/probe.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
 import type { GradRegistry } from '../../src/autodiff/registry.ts';
 

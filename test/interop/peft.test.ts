@@ -8,11 +8,11 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
 import { tensorBytes } from '../../src/onnx/tensor.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { readAdapterMeta } from '../../src/peanut/adapter-meta.ts';
-import { writeTweakerState } from '../../src/peanut/state.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../../src/safetensors.ts';
-import { PEANUT_CONFIG_FIELDS, PEFT_VERSION } from '../../src/interop/peft-config.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
+import { writeTweakerState } from '../../src/adapter/state.ts';
+import { readSafetensors, writeSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
+import { PEANUT_CONFIG_FIELDS, PEFT_VERSION } from '../../src/interop/peft/config.ts';
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';

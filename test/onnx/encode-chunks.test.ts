@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeModel, loadModel } from '../../src/onnx/io.ts';
 import { encodeModelChunks } from '../../src/onnx/encode-chunks.ts';
-import { inject } from '../../src/peanut/inject.ts';
+import { inject } from '../../src/adapter/inject.ts';
 import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
 import { graphOf } from '../../src/onnx/io.ts';

@@ -3,9 +3,9 @@ import { copyFileSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSy
 import { join } from 'node:path';
 import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { deferredSource, isDeferred, isExternal, setTensorBytes, tensorBytes } from '../../src/onnx/tensor.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { merge } from '../../src/peanut/merge.ts';
-import { createSession, i64Tensor, type ort } from '../../src/runtime.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { merge } from '../../src/adapter/merge.ts';
+import { createSession, i64Tensor, type ort } from '../../src/runtime/session.ts';
 import { buildBert } from '../../tools/lib/transformers.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { tempDir } from '../helpers/cli.ts';

@@ -3,7 +3,7 @@ import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { valueInfoType } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { createSession, f32Tensor, i64Tensor, type ort } from '../../src/runtime.ts';
+import { createSession, f32Tensor, i64Tensor, type ort } from '../../src/runtime/session.ts';
 import { buildBert, buildGpt2, buildLlama, buildVit, irVersionFor, type BertConfig, type Gpt2Config, type LlamaConfig, type VitConfig } from '../../tools/lib/transformers.ts';
 import { BERT_TINY_CONFIG } from '../../tools/lib/demo-graphs.ts';
 

@@ -10,7 +10,7 @@ import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel } from '../../src/onnx/io.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW } from '../../src/train/adamw.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 import { relError } from '../helpers/fixtures.ts';
 
 interface Hyper {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { graphOf, loadModel } from '../../src/onnx/io.ts';
-import { readSafetensors } from '../../src/safetensors.ts';
+import { readSafetensors } from '../../src/formats/safetensors.ts';
 import type { Manifest } from '../../src/train/artifacts.ts';
 
 describe('peanut-onnx artifacts', () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
-import { readSafetensors } from '../../src/safetensors.ts';
+import { readSafetensors } from '../../src/formats/safetensors.ts';
 import { train } from '../../src/train/trainer.ts';
 
 describe('resume on a real model', () => {

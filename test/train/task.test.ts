@@ -13,8 +13,8 @@ import { loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 import { Random } from '../../src/util/random.ts';
 import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
 import { setTensorBytes } from '../../src/onnx/tensor.ts';
-import { readSafetensors } from '../../src/safetensors.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { readSafetensors } from '../../src/formats/safetensors.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 
 /** label = 1 iff at most half of the content tokens are < 34 (the fixture model predicts the opposite). */
 function makeTask(n: number, seed: number): Array<{ ids: number[]; label: number }> {

@@ -12,7 +12,7 @@ import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { buildTrainingGraphs, type GradModelLike } from '../../src/train/training-graph.ts';
 import { makeManifest, writeArtifacts } from '../../src/train/artifacts.ts';
-import { encodeSafetensors, type SafeTensor } from '../../src/safetensors.ts';
+import { encodeSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
 import { Random } from '../../src/util/random.ts';
 
 export const F = 4;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { train, type TrainEvent } from '../../src/train/trainer.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { PeanutError } from '../../src/errors.ts';
-import type { SafeTensor } from '../../src/safetensors.ts';
+import type { SafeTensor } from '../../src/formats/safetensors.ts';
 import { tempDir } from '../helpers/cli.ts';
 import { toyDir, W_KEY, C_KEY } from './toy.ts';
 

@@ -7,12 +7,12 @@
  * Single-threaded CPU sessions and a seeded data order make a run reproducible on one machine
  * and onnxruntime version.
  */
-import { buildGradModel } from '../../src/autodiff/grad-model.ts';
+import { buildGradModel } from '../../src/train/grad-model.ts';
 import { isFloatType } from '../../src/onnx/dtype.ts';
 import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/io.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, numElements, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 import { momentName } from '../../src/train/adamw.ts';
 import { learningRate, type ScheduleName } from '../../src/train/schedule.ts';
 import { buildTrainingGraphs, EVAL_OUTPUTS, TRAIN_OUTPUTS } from '../../src/train/training-graph.ts';

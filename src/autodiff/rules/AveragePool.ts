@@ -10,8 +10,8 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt, attrInts } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { concatInts, scalarOf, zerosOfShape } from '../ops.ts';
-import { dimsOf, fitSpatial, shapeOf, unsupported, windowAttrs } from '../shape-helpers.ts';
+import { concatInts, scalarOf, zerosOfShape } from '../../onnx/ops.ts';
+import { dimsOf, fitSpatial, shapeOf, unsupported, windowAttrs } from './shared/helpers.ts';
 
 export const averagePoolGrad: GradRule = {
   opType: 'AveragePool',

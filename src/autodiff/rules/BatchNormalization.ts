@@ -9,8 +9,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { reduce, scalarOf, unsqueeze } from '../ops.ts';
-import { unsupported } from '../shape-helpers.ts';
+import { reduce, scalarOf, unsqueeze } from '../../onnx/ops.ts';
+import { unsupported } from './shared/helpers.ts';
 
 export const batchNormalizationGrad: GradRule = {
   opType: 'BatchNormalization',

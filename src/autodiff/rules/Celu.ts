@@ -1,7 +1,7 @@
 /** Celu: Y = max(0, X) + min(0, α(e^(X/α) − 1));  dX = dY · (X > 0 ? 1 : e^(X/α)). */
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const celuGrad = elementwiseRule('Celu', (ctx, x, dt) => {
   const { b } = ctx;

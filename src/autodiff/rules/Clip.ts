@@ -5,7 +5,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { maskGrad, scalarOf } from '../ops.ts';
+import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 
 export const clipGrad: GradRule = {
   opType: 'Clip',

@@ -4,8 +4,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { normAxis } from '../ops.ts';
-import { dimPiece, split } from '../shape-helpers.ts';
+import { normAxis } from '../../onnx/ops.ts';
+import { dimPiece, split } from './shared/helpers.ts';
 
 export const concatGrad: GradRule = {
   opType: 'Concat',

@@ -15,8 +15,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts } from '../../onnx/attributes.ts';
-import { concatInts, reduce, transpose } from '../ops.ts';
-import { dimPiece, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from '../shape-helpers.ts';
+import { concatInts, reduce, transpose } from '../../onnx/ops.ts';
+import { dimPiece, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from './shared/helpers.ts';
 
 interface ConvAttrs extends WindowAttrs {
   group: number;

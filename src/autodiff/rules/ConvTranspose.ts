@@ -12,8 +12,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { reduce, transpose } from '../ops.ts';
-import { dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
+import { reduce, transpose } from '../../onnx/ops.ts';
+import { dimsOf, hasInput, unsupported } from './shared/helpers.ts';
 import { groupsToBatch } from './Conv.ts';
 
 interface Geometry {

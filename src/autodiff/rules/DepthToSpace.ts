@@ -7,8 +7,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrString } from '../../onnx/attributes.ts';
-import { concatInts, invertPerm } from '../ops.ts';
-import { dimPiece, reshapeLike, unsupported } from '../shape-helpers.ts';
+import { concatInts, invertPerm } from '../../onnx/ops.ts';
+import { dimPiece, reshapeLike, unsupported } from './shared/helpers.ts';
 
 export const depthToSpaceGrad: GradRule = {
   opType: 'DepthToSpace',

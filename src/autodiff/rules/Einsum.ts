@@ -8,8 +8,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { unsqueeze } from '../ops.ts';
-import { shapeOf, unsupported } from '../shape-helpers.ts';
+import { unsqueeze } from '../../onnx/ops.ts';
+import { shapeOf, unsupported } from './shared/helpers.ts';
 
 interface Parsed {
   inputs: string[];

@@ -1,7 +1,7 @@
 /** Elu: Y = X if X > 0 else α(eˣ − 1);  dX = dY where X > 0, else dY · (Y + α). */
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const eluGrad = elementwiseRule('Elu', (ctx, x, dt) => {
   const { b } = ctx;

@@ -1,6 +1,6 @@
 /** Erf: dX = dY · (2/√π) · exp(−X²). */
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const erfGrad = elementwiseRule('Erf', (ctx, x, dt) => {
   const { b } = ctx;

@@ -15,8 +15,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { inFloat32, invertPerm, normAxis, transpose, unsqueeze, zerosOfShape } from '../ops.ts';
-import { dimOf, dimsOf } from '../shape-helpers.ts';
+import { inFloat32, invertPerm, normAxis, transpose, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
+import { dimOf, dimsOf } from './shared/helpers.ts';
 
 export const gatherGrad: GradRule = {
   opType: 'Gather',

@@ -10,8 +10,8 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { normAxis, reduce, unsqueeze } from '../ops.ts';
-import { dimOf, shapeOf } from '../shape-helpers.ts';
+import { normAxis, reduce, unsqueeze } from '../../onnx/ops.ts';
+import { dimOf, shapeOf } from './shared/helpers.ts';
 import { oneHotOf, scatterAddToZeros } from './Gather.ts';
 
 export const gatherElementsGrad: GradRule = {

@@ -12,7 +12,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { dimOf, dimPiece, dimsOf, shapeOf, unsupported } from '../shape-helpers.ts';
+import { dimOf, dimPiece, dimsOf, shapeOf, unsupported } from './shared/helpers.ts';
 import { oneHotRowSum, scatterAddToZeros, wrapNegative } from './Gather.ts';
 
 export const gatherNDGrad: GradRule = {

@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { scalarOf, type Emitter } from '../ops.ts';
+import { scalarOf, type Emitter } from '../../onnx/ops.ts';
 import { PeanutError } from '../../errors.ts';
 
 /** dGelu(x)/dx as a tensor shaped like x (`approximate` none = erf form, tanh = tanh form). */

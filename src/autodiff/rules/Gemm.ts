@@ -7,7 +7,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt, float } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const gemmGrad: GradRule = {
   opType: 'Gemm',

@@ -9,8 +9,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { reduce, unsqueeze } from '../ops.ts';
-import { reshapeLike } from '../shape-helpers.ts';
+import { reduce, unsqueeze } from '../../onnx/ops.ts';
+import { reshapeLike } from './shared/helpers.ts';
 import { standardize, standardizedGrad } from './LayerNormalization.ts';
 
 export const groupNormalizationGrad: GradRule = {

@@ -1,7 +1,7 @@
 /** HardSigmoid: Y = max(0, min(1, αX + β));  dX = dY · α where 0 < αX + β < 1, else 0. */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const hardSigmoidGrad: GradRule = {
   opType: 'HardSigmoid',

@@ -1,6 +1,6 @@
 /** HardSwish: Y = X · max(0, min(1, X/6 + ½));  dX = dY · (X < −3 ? 0 : X > 3 ? 1 : X/3 + ½). */
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const hardSwishGrad = elementwiseRule('HardSwish', (ctx, x, dt) => {
   const { b } = ctx;

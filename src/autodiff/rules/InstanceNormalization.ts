@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { reduce, unsqueeze } from '../ops.ts';
+import { reduce, unsqueeze } from '../../onnx/ops.ts';
 import { standardize, standardizedGrad } from './LayerNormalization.ts';
 
 export const instanceNormalizationGrad: GradRule = {

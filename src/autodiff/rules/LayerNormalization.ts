@@ -13,8 +13,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { normAxis, reduce, scalarOf } from '../ops.ts';
-import { dimsOf, hasInput, shapeOf, zerosLike } from '../shape-helpers.ts';
+import { normAxis, reduce, scalarOf } from '../../onnx/ops.ts';
+import { dimsOf, hasInput, shapeOf, zerosLike } from './shared/helpers.ts';
 
 export const layerNormalizationGrad: GradRule = {
   opType: 'LayerNormalization',

@@ -1,7 +1,7 @@
 /** LeakyRelu: dX = dY where X > 0, else alpha · dY (alpha defaults to 0.01). */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const leakyReluGrad: GradRule = {
   opType: 'LeakyRelu',

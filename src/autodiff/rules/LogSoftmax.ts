@@ -3,7 +3,7 @@
  * semantics as for Softmax).
  */
 import type { GradRule } from '../rule.ts';
-import { reduce } from '../ops.ts';
+import { reduce } from '../../onnx/ops.ts';
 import { softmaxAxes } from './Softmax.ts';
 
 export const logSoftmaxGrad: GradRule = {

@@ -14,7 +14,7 @@
  */
 import type { GradContext, GradRule, StaticShape } from '../rule.ts';
 import { unbroadcast } from '../broadcast.ts';
-import { squeeze, swapLast2, unsqueeze } from '../ops.ts';
+import { squeeze, swapLast2, unsqueeze } from '../../onnx/ops.ts';
 
 export const matMulGrad: GradRule = {
   opType: 'MatMul',

@@ -9,8 +9,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { inFloat32, zerosOfShape } from '../ops.ts';
-import { shapeOf, unsupported } from '../shape-helpers.ts';
+import { inFloat32, zerosOfShape } from '../../onnx/ops.ts';
+import { shapeOf, unsupported } from './shared/helpers.ts';
 
 export const maxPoolGrad: GradRule = {
   opType: 'MaxPool',

@@ -1,6 +1,6 @@
 /** Mean (variadic, broadcasting): dXᵢ = (dY / n) summed down to Xᵢ's shape. */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const meanGrad: GradRule = {
   opType: 'Mean',

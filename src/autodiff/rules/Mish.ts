@@ -1,6 +1,6 @@
 /** Mish: Y = X · tanh(softplus(X));  dX = dY · (t + X · σ(X) · (1 − t²)), t = tanh(softplus(X)). */
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const mishGrad = elementwiseRule('Mish', (ctx, x, dt) => {
   const { b } = ctx;

@@ -3,7 +3,7 @@
  *   dX = dY · (X > 0 ? 1 : slope)          dslope = unbroadcast(dY · (X > 0 ? 0 : X), slope)
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const preluGrad: GradRule = {
   opType: 'PRelu',

@@ -7,7 +7,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInts, attrString } from '../../onnx/attributes.ts';
-import { hasInput, unsupported } from '../shape-helpers.ts';
+import { hasInput, unsupported } from './shared/helpers.ts';
 
 export const padGrad: GradRule = {
   opType: 'Pad',

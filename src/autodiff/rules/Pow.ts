@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { PeanutError } from '../../errors.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const powGrad: GradRule = {
   opType: 'Pow',

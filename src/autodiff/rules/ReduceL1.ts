@@ -3,7 +3,7 @@
  * Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
+import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceL1Grad: GradRule = {
   opType: 'ReduceL1',

@@ -3,8 +3,8 @@
  * norm at zero). Yk, dYk: Y and dY with the reduced axes kept. Axes: attribute < 18, input ≥ 18.
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
-import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceL2Grad: GradRule = {
   opType: 'ReduceL2',

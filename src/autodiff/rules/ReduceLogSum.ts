@@ -3,7 +3,7 @@
  * reduced axes kept. Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes, shapeOf } from '../shape-helpers.ts';
+import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
 
 export const reduceLogSumGrad: GradRule = {
   opType: 'ReduceLogSum',

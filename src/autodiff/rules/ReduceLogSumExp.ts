@@ -3,7 +3,7 @@
  * axes). Yk, dYk: Y and dY with the reduced axes kept. Axes: attribute < 18, input ≥ 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
+import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceLogSumExpGrad: GradRule = {
   opType: 'ReduceLogSumExp',

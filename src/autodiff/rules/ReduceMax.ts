@@ -8,8 +8,8 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { reduce, type ReduceArg } from '../ops.ts';
-import { keepdimsGrad, reduceArg, reduceAxes } from '../shape-helpers.ts';
+import { reduce, type ReduceArg } from '../../onnx/ops.ts';
+import { keepdimsGrad, reduceArg, reduceAxes } from './shared/helpers.ts';
 
 /** Gradient rule body of ReduceMax and ReduceMin. */
 export function reduceExtremumGrad(ctx: GradContext): Array<string | undefined> {

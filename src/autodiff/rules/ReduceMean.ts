@@ -5,8 +5,8 @@
  * GlobalAveragePool shares the spreading (`meanGrad`).
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
-import { keepdimsGrad, reduceAxes, shapeOf } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
 
 export const reduceMeanGrad: GradRule = {
   opType: 'ReduceMean',

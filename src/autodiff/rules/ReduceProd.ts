@@ -7,8 +7,8 @@
  * Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { reduce, scalarOf } from '../ops.ts';
-import { keepdimsGrad, reduceArg, reduceAxes } from '../shape-helpers.ts';
+import { reduce, scalarOf } from '../../onnx/ops.ts';
+import { keepdimsGrad, reduceArg, reduceAxes } from './shared/helpers.ts';
 
 export const reduceProdGrad: GradRule = {
   opType: 'ReduceProd',

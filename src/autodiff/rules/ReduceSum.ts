@@ -4,7 +4,7 @@
  * Axes are an attribute before opset 13 and input 1 from 13 (a stop-gradient edge).
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes, shapeOf } from '../shape-helpers.ts';
+import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
 
 export const reduceSumGrad: GradRule = {
   opType: 'ReduceSum',

@@ -3,8 +3,8 @@
  * back over them). Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
-import { keepdimsGrad, reduceAxes } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceSumSquareGrad: GradRule = {
   opType: 'ReduceSumSquare',

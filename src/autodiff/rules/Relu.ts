@@ -1,6 +1,6 @@
 /** Relu: dX = dY where X > 0, else 0 (PyTorch's choice at 0). */
 import type { GradRule } from '../rule.ts';
-import { maskGrad, scalarOf } from '../ops.ts';
+import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 
 export const reluGrad: GradRule = {
   opType: 'Relu',

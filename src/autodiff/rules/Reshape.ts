@@ -4,7 +4,7 @@
  * Flatten, Squeeze and Unsqueeze only change the shape too and share this body (`reshapeBack`).
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { reshapeLike } from '../shape-helpers.ts';
+import { reshapeLike } from './shared/helpers.ts';
 
 /** Gradient rule body of an op that only reshapes input 0: dY reshaped to X's shape. */
 export function reshapeBack(ctx: GradContext): Array<string | undefined> {

@@ -8,7 +8,7 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { unsupported, zerosLike } from '../shape-helpers.ts';
+import { unsupported, zerosLike } from './shared/helpers.ts';
 
 export const scatterNDGrad: GradRule = {
   opType: 'ScatterND',

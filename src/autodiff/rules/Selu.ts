@@ -1,7 +1,7 @@
 /** Selu: Y = γ·X if X > 0 else γ·α(eˣ − 1);  dX = dY · (X > 0 ? γ : Y + γα). */
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const seluGrad = elementwiseRule('Selu', (ctx, x, dt) => {
   const { b } = ctx;

@@ -1,6 +1,6 @@
 /** Sigmoid: dX = dY · Y · (1 − Y). */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const sigmoidGrad: GradRule = {
   opType: 'Sigmoid',

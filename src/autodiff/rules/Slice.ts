@@ -13,8 +13,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInts } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { concatInts, normAxis, unsqueeze, zerosOfShape } from '../ops.ts';
-import { dimPiece, hasInput, reshapeLike, unsupported } from '../shape-helpers.ts';
+import { concatInts, normAxis, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
+import { dimPiece, hasInput, reshapeLike, unsupported } from './shared/helpers.ts';
 
 /** int64 constants stay well inside the int64 range (INT_MAX-style values arrive as 2^63). */
 const BIG = 2 ** 62;

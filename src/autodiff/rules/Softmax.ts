@@ -5,7 +5,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { normAxis, reduce } from '../ops.ts';
+import { normAxis, reduce } from '../../onnx/ops.ts';
 import type { GradContext } from '../rule.ts';
 
 /** Axes a (Log)Softmax node normalizes over. */

@@ -1,6 +1,6 @@
 /** Softsign: Y = X / (1 + |X|);  dX = dY / (1 + |X|)². */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const softsignGrad: GradRule = {
   opType: 'Softsign',

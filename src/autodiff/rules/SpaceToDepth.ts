@@ -5,7 +5,7 @@
  *   dX = Reshape(Transpose(Reshape(dY, [N, b, b, C, H/b, W/b]), perm⁻¹), Shape(X))
  */
 import type { GradRule } from '../rule.ts';
-import { dimPiece } from '../shape-helpers.ts';
+import { dimPiece } from './shared/helpers.ts';
 import { blockShuffleGrad } from './DepthToSpace.ts';
 
 export const spaceToDepthGrad: GradRule = {

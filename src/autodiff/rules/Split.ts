@@ -5,8 +5,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { normAxis } from '../ops.ts';
-import { zerosLike } from '../shape-helpers.ts';
+import { normAxis } from '../../onnx/ops.ts';
+import { zerosLike } from './shared/helpers.ts';
 
 export const splitGrad: GradRule = {
   opType: 'Split',

@@ -1,6 +1,6 @@
 /** Sqrt: Y = √X;  dX = dY · 0.5 / Y. */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../ops.ts';
+import { scalarOf } from '../../onnx/ops.ts';
 
 export const sqrtGrad: GradRule = {
   opType: 'Sqrt',

@@ -1,6 +1,6 @@
 /** Tanh: dX = dY · (1 − Y²). */
-import { scalarOf } from '../ops.ts';
-import { elementwiseRule } from '../shape-helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { elementwiseRule } from './shared/helpers.ts';
 
 export const tanhGrad = elementwiseRule('Tanh', (ctx, _x, dt) => {
   const y = ctx.O(0);

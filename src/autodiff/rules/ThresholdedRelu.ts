@@ -1,7 +1,7 @@
 /** ThresholdedRelu: Y = X if X > α else 0;  dX = dY where X > α, else 0. */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { maskGrad, scalarOf } from '../ops.ts';
+import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 
 export const thresholdedReluGrad: GradRule = {
   opType: 'ThresholdedRelu',

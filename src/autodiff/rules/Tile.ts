@@ -6,8 +6,8 @@
  */
 import type { GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { reduce, unsqueeze } from '../ops.ts';
-import { isStatic, shapeOf } from '../shape-helpers.ts';
+import { reduce, unsqueeze } from '../../onnx/ops.ts';
+import { isStatic, shapeOf } from './shared/helpers.ts';
 
 export const tileGrad: GradRule = {
   opType: 'Tile',

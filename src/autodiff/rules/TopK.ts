@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { zerosLike } from '../shape-helpers.ts';
+import { zerosLike } from './shared/helpers.ts';
 
 export const topKGrad: GradRule = {
   opType: 'TopK',

@@ -3,7 +3,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInts } from '../../onnx/attributes.ts';
-import { invertPerm, transpose } from '../ops.ts';
+import { invertPerm, transpose } from '../../onnx/ops.ts';
 
 export const transposeGrad: GradRule = {
   opType: 'Transpose',

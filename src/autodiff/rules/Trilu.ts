@@ -4,7 +4,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
-import { hasInput } from '../shape-helpers.ts';
+import { hasInput } from './shared/helpers.ts';
 
 export const triluGrad: GradRule = {
   opType: 'Trilu',

@@ -3,7 +3,7 @@
  *   dX = unbroadcast(Where(cond, dY, 0), X)    dZ = unbroadcast(Where(cond, 0, dY), Z)
  */
 import type { GradRule } from '../rule.ts';
-import { maskGrad } from '../ops.ts';
+import { maskGrad } from '../../onnx/ops.ts';
 
 export const whereGrad: GradRule = {
   opType: 'Where',

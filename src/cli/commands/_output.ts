@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { PeanutError } from '../../errors.ts';
-import { assertNotInput } from '../../util/atomic.ts';
+import { assertNotInput } from '../../node/atomic.ts';
 
 /**
  * Refuses an output that is one of the inputs, is a directory, or lies in a directory that does

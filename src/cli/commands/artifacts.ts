@@ -13,7 +13,7 @@ export function artifactsCommand(): Command {
     .addOption(new Option('--task <task>', 'loss to train with').choices(TASK_NAMES).argParser(choiceOption('--task', TASK_NAMES)).makeOptionMandatory())
     .requiredOption('-o, --output <dir>', 'directory to write the artifacts into')
     .action(async (adapted: string, flags: { task: string; output: string }) => {
-      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { assertNotInput } = await import('../../node/atomic.ts');
       assertNotInput(flags.output, adapted);
       const { writeArtifactsFor } = await import('../../train/build.ts');
       const m = await writeArtifactsFor(adapted, flags.output, { task: flags.task });

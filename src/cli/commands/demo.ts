@@ -5,8 +5,8 @@
  * cost of the merged model and where every file went. A thin shell over the library's `runDemo`.
  */
 import { Command, Option } from 'commander';
-import { EP_CHOICES } from '../../runtime.ts';
-import { METHODS } from '../../peanut/config.ts';
+import { EP_CHOICES } from '../../runtime/session.ts';
+import { METHODS } from '../../adapter/config.ts';
 import { choiceOption, floatOption, intOption } from '../options.ts';
 
 interface Flags {
@@ -40,7 +40,7 @@ export function demoCommand(): Command {
     .option('--json', 'print the result as JSON on stdout (progress still goes to stderr)')
     .action(async (flags: Flags) => {
       const { runDemo, DEMO_ASSETS } = await import('../../demo.ts');
-      const { createProgress } = await import('../../train/progress.ts');
+      const { createProgress } = await import('../progress.ts');
       const { isAbsolute, relative } = await import('node:path');
       const err = process.stderr;
       const rel = (p: string) => {

@@ -21,9 +21,9 @@ export function exportPeftCommand(): Command {
     .option('--task-type <type>', 'PEFT task_type to record (e.g. SEQ_CLS, CAUSAL_LM; default: from the checkpoint\'s task, else null)')
     .action(async (source: string, o: ExportPeftCliOptions) => {
       const { join } = await import('node:path');
-      const { assertNotInput } = await import('../../util/atomic.ts');
-      const { exportPeft } = await import('../../interop/peft.ts');
-      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft-config.ts');
+      const { assertNotInput } = await import('../../node/atomic.ts');
+      const { exportPeft } = await import('../../interop/peft/adapter.ts');
+      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft/config.ts');
       for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) assertNotInput(join(o.output, f), source, o.model);
       const r = exportPeft(source, o.output, {
         ...(o.model ? { model: o.model } : {}),

@@ -5,10 +5,10 @@
  */
 import { Command, Option } from 'commander';
 import { choiceOption, intOption } from '../options.ts';
-import { TASKS, type Task } from '../../tasks/loss.ts';
-import { EP_CHOICES, type EpChoice } from '../../runtime.ts';
-import type { SafeTensor } from '../../safetensors.ts';
-import type { GradModel } from '../../autodiff/grad-model.ts';
+import { TASKS, type Task } from '../../train/loss.ts';
+import { EP_CHOICES, type EpChoice } from '../../runtime/session.ts';
+import type { SafeTensor } from '../../formats/safetensors.ts';
+import type { GradModel } from '../../train/grad-model.ts';
 
 interface GradCliOptions {
   data: string;
@@ -30,13 +30,13 @@ export function gradCommand(): Command {
     .option('--batch-size <n>', 'use only the first N examples (default: all)', intOption('--batch-size', 1))
     .addOption(new Option('--ep <ep>', 'execution provider').argParser(choiceOption('--ep', EP_CHOICES)).default('cpu'))
     .action(async (modelPath: string, o: GradCliOptions) => {
-      const { assertNotInput } = await import('../../util/atomic.ts');
+      const { assertNotInput } = await import('../../node/atomic.ts');
       const { loadModel } = await import('../../onnx/io.ts');
-      const { writeSafetensors } = await import('../../safetensors.ts');
-      const { buildGradModel } = await import('../../autodiff/grad-model.ts');
-      const { runGradModel } = await import('../../autodiff/grad-run.ts');
+      const { writeSafetensors } = await import('../../formats/safetensors.ts');
+      const { buildGradModel } = await import('../../train/grad-model.ts');
+      const { runGradModel } = await import('../../train/grad-run.ts');
       const { readBatch, readFeeds } = await import('../../data/read-batch.ts');
-      const { feedInputs } = await import('../../autodiff/probe.ts');
+      const { feedInputs } = await import('../../runtime/probe.ts');
       const { valueInfoType } = await import('../../onnx/graph.ts');
       const { DataType: DT } = await import('../../onnx/dtype.ts');
       const { PeanutError } = await import('../../errors.ts');

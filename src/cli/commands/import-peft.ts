@@ -14,8 +14,8 @@ export function importPeftCommand(): Command {
       const { join } = await import('node:path');
       const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
-      const { importPeft, readPeftAdapter } = await import('../../interop/peft.ts');
-      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft-config.ts');
+      const { importPeft, readPeftAdapter } = await import('../../interop/peft/adapter.ts');
+      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft/config.ts');
       checkOutputPath(o.output, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));
       const adapter = readPeftAdapter(adapterDir);
       const model = loadModel(modelPath);

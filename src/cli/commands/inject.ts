@@ -33,11 +33,11 @@ export function injectCommand(): Command {
     .action(async (modelPath: string, o: InjectCliOptions) => {
       const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
-      const { readSafetensors } = await import('../../safetensors.ts');
-      const { inject } = await import('../../peanut/inject.ts');
-      const { resolveMethodConfig, resolveSeed } = await import('../../peanut/config.ts');
-      const { writeTweakerState } = await import('../../peanut/state.ts');
-      const { paramNames } = await import('../../peanut/adapter-meta.ts');
+      const { readSafetensors } = await import('../../formats/safetensors.ts');
+      const { inject } = await import('../../adapter/inject.ts');
+      const { resolveMethodConfig, resolveSeed } = await import('../../adapter/config.ts');
+      const { writeTweakerState } = await import('../../adapter/state.ts');
+      const { paramNames } = await import('../../adapter/adapter-meta.ts');
       // Validate the configuration before touching any file.
       const methodOptions = { method: o.method, r: o.rank, depth: o.depth, act: o.act, scaling: o.scaling, alpha: o.alpha };
       resolveMethodConfig(methodOptions);

@@ -12,7 +12,7 @@ export function inspectCommand(): Command {
     .option('--depth <n>', 'PEANuT encoder/decoder pairs for the parameter counts', '0')
     .action(async (modelPath: string, opts: { json?: boolean; targets?: string; method: string; rank: string; depth: string }) => {
       const { loadModel } = await import('../../onnx/io.ts');
-      const { inspectModel, formatInspectReport } = await import('../../peanut/inspect.ts');
+      const { inspectModel, formatInspectReport } = await import('../../adapter/inspect.ts');
       const model = loadModel(modelPath);
       const report = inspectModel(model, { method: opts.method, r: opts.rank, depth: opts.depth, targets: opts.targets });
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);

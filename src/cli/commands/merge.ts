@@ -12,9 +12,9 @@ export function mergeCommand(): Command {
     .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean; engine: 'js' | 'ort' }) => {
       const { checkOutputPath } = await import('./_output.ts');
       const { loadModel, saveModel } = await import('../../onnx/io.ts');
-      const { merge, requireAdapter } = await import('../../peanut/merge.ts');
-      const { mergeWithRuntime } = await import('../../peanut/merge-ort.ts');
-      const { readTweakerState, resolveCheckpoint } = await import('../../peanut/state.ts');
+      const { merge, requireAdapter } = await import('../../adapter/merge.ts');
+      const { mergeWithRuntime } = await import('../../runtime/merge-ort.ts');
+      const { readTweakerState, resolveCheckpoint } = await import('../../adapter/state.ts');
       checkOutputPath(o.output, modelPath, o.checkpoint);
       const model = loadModel(modelPath);
       const meta = requireAdapter(model);

@@ -6,7 +6,7 @@
  * continue (`--resume`).
  */
 import { Command, Option } from 'commander';
-import { EP_CHOICES } from '../../runtime.ts';
+import { EP_CHOICES } from '../../runtime/session.ts';
 import { choiceOption, floatOption, intOption } from '../options.ts';
 import { TASK_NAMES } from '../../train/tasks.ts';
 import { SCHEDULES } from '../../train/schedule.ts';
@@ -47,7 +47,7 @@ export function trainCommand(): Command {
       // flags given on the command line override the checkpoint's settings.
       const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
       const { train } = await import('../../train/trainer.ts');
-      const { createProgress } = await import('../../train/progress.ts');
+      const { createProgress } = await import('../progress.ts');
       const progress = createProgress();
       const abort = new AbortController();
       const onSigint = () => {

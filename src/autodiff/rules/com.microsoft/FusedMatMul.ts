@@ -7,7 +7,7 @@
  */
 import type { GradRule, StaticShape } from '../../rule.ts';
 import { attrFloat, attrInt } from '../../../onnx/attributes.ts';
-import { scalarOf, swapLast2 } from '../../ops.ts';
+import { scalarOf, swapLast2 } from '../../../onnx/ops.ts';
 import { matMulGrads } from '../MatMul.ts';
 import { PeanutError } from '../../../errors.ts';
 

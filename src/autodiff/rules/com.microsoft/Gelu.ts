@@ -9,7 +9,7 @@
  */
 import type { GradContext, GradRule } from '../../rule.ts';
 import { attrFloat } from '../../../onnx/attributes.ts';
-import { scalarOf } from '../../ops.ts';
+import { scalarOf } from '../../../onnx/ops.ts';
 import { geluDerivative } from '../Gelu.ts';
 
 const MS = 'com.microsoft';

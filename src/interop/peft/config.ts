@@ -7,9 +7,9 @@
  * inference_mode, init_weights, layers_pattern, layers_to_transform, modules_to_save, peft_type,
  * peft_version, r, revision, scaling, target_modules, task_type.
  */
-import { PeanutError } from '../errors.ts';
-import { ACTIVATIONS, ACTIVATION_ALIASES, resolveActivation, type Activation, type LoraConfig, type MethodConfig, type PeanutConfig } from '../peanut/config.ts';
-import { parseTargets } from '../peanut/targets.ts';
+import { PeanutError } from '../../errors.ts';
+import { ACTIVATIONS, ACTIVATION_ALIASES, resolveActivation, type Activation, type LoraConfig, type MethodConfig, type PeanutConfig } from '../../adapter/config.ts';
+import { parseTargets } from '../../adapter/targets.ts';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addInPlace, matmulABt, matmulABtAddTo, scaleInPlace } from '../../src/peanut/linalg.ts';
+import { addInPlace, matmulABt, matmulABtAddTo, scaleInPlace } from '../../src/adapter/linalg.ts';
 
 /** Values with exact zeros and negative zeros mixed in, deterministic. */
 function values(n: number, seed: number): Float32Array {

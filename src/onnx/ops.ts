@@ -9,9 +9,9 @@
  * Helpers that read a forward node (its probed shapes, attributes, inputs) live in
  * shape-helpers.ts.
  */
-import type { GraphBuilder } from '../onnx/builder.ts';
-import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
-import { makeTensor } from '../onnx/tensor.ts';
+import type { GraphBuilder } from './builder.ts';
+import { DataType as DT, float32ToBytes } from './dtype.ts';
+import { makeTensor } from './tensor.ts';
 import { PeanutError } from '../errors.ts';
 
 /** Where backward (or loss) nodes go: a builder and the default-domain opset of the graph. */

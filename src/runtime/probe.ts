@@ -11,8 +11,8 @@ import { graphOf, encodeModel, type OnnxModel } from '../onnx/io.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { externalRef, floatTensor, int64Tensor, isExternal, numElements, tensorDims } from '../onnx/tensor.ts';
-import { createSession, ort } from '../runtime.ts';
-import type { StaticShape } from './rule.ts';
+import { createSession, ort } from './session.ts';
+import type { StaticShape } from '../autodiff/rule.ts';
 
 /** Element type and known dims of one value (`null` = varies at run time). */
 export interface ValueShape {

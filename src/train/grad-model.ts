@@ -16,11 +16,11 @@ import { Graph, makeValueInfo } from '../onnx/graph.ts';
 import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
-import { paramNames, readAdapterMeta } from '../peanut/adapter-meta.ts';
-import { appendLossHead, type Task } from '../tasks/loss.ts';
-import { buildGradients, checkRulesWithoutShapes, defaultOpset } from './gradient.ts';
-import { probeShapes, type Feeds, type ShapeTable } from './probe.ts';
-import type { GradRegistry } from './registry.ts';
+import { paramNames, readAdapterMeta } from '../adapter/adapter-meta.ts';
+import { appendLossHead, type Task } from './loss.ts';
+import { buildGradients, checkRulesWithoutShapes, defaultOpset } from '../autodiff/gradient.ts';
+import { probeShapes, type Feeds, type ShapeTable } from '../runtime/probe.ts';
+import type { GradRegistry } from '../autodiff/registry.ts';
 
 export interface GradModelOptions {
   task: Task;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeModel, graphOf, loadModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { merge } from '../../src/peanut/merge.ts';
-import { mergeWithRuntime } from '../../src/peanut/merge-ort.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { merge } from '../../src/adapter/merge.ts';
+import { mergeWithRuntime } from '../../src/runtime/merge-ort.ts';
 import { FIXTURE_NAMES, loadFixture, maxAbsDiff, relError, type Fixture } from '../helpers/fixtures.ts';
-import type { SafeTensor } from '../../src/safetensors.ts';
+import type { SafeTensor } from '../../src/formats/safetensors.ts';
 
 /** Runs a model on the fixture batch and returns its first output. */
 async function run(model: OnnxModel, batch: Map<string, SafeTensor>): Promise<Float32Array> {

@@ -4,8 +4,8 @@
  * Used for tweaker state, gradients, checkpoints and datasets.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { PeanutError } from './errors.ts';
-import { writeFileAtomic } from './util/atomic.ts';
+import { PeanutError } from '../errors.ts';
+import { writeFileAtomic } from '../node/atomic.ts';
 
 export type SafeDtype = 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 

@@ -15,7 +15,7 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT, isFloatType } from '../onnx/dtype.ts';
 import { makeValueInfo, valueInfoType, type Graph } from '../onnx/graph.ts';
-import { reduce, unsqueeze } from '../autodiff/ops.ts';
+import { reduce, unsqueeze } from '../onnx/ops.ts';
 
 export const TASKS = ['seq-cls', 'causal-lm', 'image-cls', 'regression'] as const;
 export type Task = (typeof TASKS)[number];

@@ -23,7 +23,7 @@ import { Graph } from '../onnx/graph.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import type { GraphProto, ModelProto, NodeProto } from '../onnx/proto.ts';
 import { floatTensor } from '../onnx/tensor.ts';
-import type { SafeTensor } from '../safetensors.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
 import { Random } from '../util/random.ts';
 import { ADAPTER_META_VERSION, readAdapterMeta, writeAdapterMeta, type AdapterMeta, type AdapterParam, type AdapterTarget } from './adapter-meta.ts';
 import type { DetectedArchitecture } from './architectures.ts';

@@ -8,7 +8,7 @@ import { PeanutError } from '../errors.ts';
 import { bf16BitsToFloat, halfBitsToFloat } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/io.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../safetensors.ts';
+import { readSafetensors, writeSafetensors, type SafeTensor } from '../formats/safetensors.ts';
 import { ADAPTER_META_KEY, type AdapterMeta, type AdapterParam } from './adapter-meta.ts';
 
 /** Adapter parameter values by PEFT key. */

@@ -13,16 +13,16 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PeanutError, type PeanutErrorCode } from '../errors.ts';
-import { loadModel, type OnnxModel } from '../onnx/io.ts';
-import { readAdapterMeta, ADAPTER_META_KEY, type AdapterParam } from '../peanut/adapter-meta.ts';
-import { resolveMethodConfig, type MethodConfig } from '../peanut/config.ts';
-import { inject, type InjectResult } from '../peanut/inject.ts';
-import { methodFor } from '../peanut/methods/index.ts';
-import { stateFromModel, stateFromTensors, type TweakerState } from '../peanut/state.ts';
-import { discoverTargets, type Candidate } from '../peanut/targets.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../safetensors.ts';
-import { writeFileAtomic } from '../util/atomic.ts';
+import { PeanutError, type PeanutErrorCode } from '../../errors.ts';
+import { loadModel, type OnnxModel } from '../../onnx/io.ts';
+import { readAdapterMeta, ADAPTER_META_KEY, type AdapterParam } from '../../adapter/adapter-meta.ts';
+import { resolveMethodConfig, type MethodConfig } from '../../adapter/config.ts';
+import { inject, type InjectResult } from '../../adapter/inject.ts';
+import { methodFor } from '../../adapter/methods/index.ts';
+import { stateFromModel, stateFromTensors, type TweakerState } from '../../adapter/state.ts';
+import { discoverTargets, type Candidate } from '../../adapter/targets.ts';
+import { readSafetensors, writeSafetensors, type SafeTensor } from '../../formats/safetensors.ts';
+import { writeFileAtomic } from '../../node/atomic.ts';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -33,7 +33,7 @@ import {
   type ParsedPeftConfig,
   type PeftConfigOptions,
   type PeftTargetModules,
-} from './peft-config.ts';
+} from './config.ts';
 
 /** An adapter in this project's terms: method config, targets, and per-module parameter values. */
 export interface AdapterSource {

@@ -10,7 +10,7 @@ import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
-import { PeanutError } from './errors.ts';
+import { PeanutError } from '../errors.ts';
 
 export { ort };
 export type EpChoice = 'auto' | 'cpu' | 'cuda';

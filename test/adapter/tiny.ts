@@ -7,7 +7,7 @@ import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
-import { createSession, ort } from '../../src/runtime.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
 import { Random } from '../../src/util/random.ts';
 
 export type Mat = number[][];

@@ -5,10 +5,10 @@
 import { PeanutError } from '../errors.ts';
 import { encodeModel, externalDataFiles } from '../onnx/io.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
-import { createSession, ort, type EpChoice } from '../runtime.ts';
-import type { SafeTensor } from '../safetensors.ts';
+import { createSession, ort, type EpChoice } from '../runtime/session.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
 import type { GradModel } from './grad-model.ts';
-import { feedInputs, type Feeds } from './probe.ts';
+import { feedInputs, type Feeds } from '../runtime/probe.ts';
 
 /** An ORT tensor from a safetensors tensor (F32, F64, I64, I32, BOOL/U8). */
 export function ortFromSafe(name: string, t: SafeTensor): ort.Tensor {

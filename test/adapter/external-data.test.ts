@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeModel, graphOf, loadModel, saveModel } from '../../src/onnx/io.ts';
 import { isExternal, tensorBytes } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime.ts';
-import { inject } from '../../src/peanut/inject.ts';
-import { merge } from '../../src/peanut/merge.ts';
+import { createSession, ort } from '../../src/runtime/session.ts';
+import { inject } from '../../src/adapter/inject.ts';
+import { merge } from '../../src/adapter/merge.ts';
 import { loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 
 async function runPath(path: string, batch: ReturnType<ReturnType<typeof loadFixture>['batch']>): Promise<Float32Array> {

@@ -10,9 +10,9 @@ import { DataType as DT } from '../onnx/dtype.ts';
 import { makeValueInfo } from '../onnx/graph.ts';
 import { encodeModel, graphOf, type OnnxModel } from '../onnx/io.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, type NodeProto } from '../onnx/proto.ts';
-import type { AdapterTarget } from './adapter-meta.ts';
-import { mergeState, mergedWeight, readTargetWeight, rebuildMerged, requireAdapter, type MergeOptions } from './merge.ts';
-import type { TweakerState } from './state.ts';
+import type { AdapterTarget } from '../adapter/adapter-meta.ts';
+import { mergeState, mergedWeight, readTargetWeight, rebuildMerged, requireAdapter, type MergeOptions } from '../adapter/merge.ts';
+import type { TweakerState } from '../adapter/state.ts';
 
 interface TweakerPart {
   target: AdapterTarget;
@@ -60,7 +60,7 @@ function tweakerModel(adapted: OnnxModel, parts: readonly TweakerPart[]): Uint8A
 
 /** Runs a group of tweakers in one session. */
 async function runGroup(adapted: OnnxModel, parts: readonly TweakerPart[], state: TweakerState, out: Map<AdapterTarget, Float32Array>): Promise<void> {
-  const { createSession, f32Tensor } = await import('../runtime.ts');
+  const { createSession, f32Tensor } = await import('./session.ts');
   const { session } = await createSession(tweakerModel(adapted, parts), { ep: 'cpu' });
   try {
     const feeds: Record<string, ReturnType<typeof f32Tensor>> = {};

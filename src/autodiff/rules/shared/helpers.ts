@@ -7,10 +7,10 @@
  *
  * Nothing here bakes a dynamic (null) axis into a constant.
  */
-import type { GradContext, GradRule, StaticShape } from './rule.ts';
-import { attrInts, attrInt, attrString } from '../onnx/attributes.ts';
-import { PeanutError } from '../errors.ts';
-import { concatInts, normAxis, unsqueeze, zerosOfShape, type ReduceArg } from './ops.ts';
+import type { GradContext, GradRule, StaticShape } from '../../rule.ts';
+import { attrInts, attrInt, attrString } from '../../../onnx/attributes.ts';
+import { PeanutError } from '../../../errors.ts';
+import { concatInts, normAxis, unsqueeze, zerosOfShape, type ReduceArg } from '../../../onnx/ops.ts';
 
 export function isStatic(shape: StaticShape): shape is readonly number[] {
   return shape.every((d) => d !== null);
