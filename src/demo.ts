@@ -18,7 +18,8 @@ import { openExampleSet, type CollateSpec, type ExampleSet } from './data/exampl
 import { PeanutError } from './errors.ts';
 import { DataType as DT, isFloatType } from './onnx/dtype.ts';
 import { valueInfoType } from './onnx/graph.ts';
-import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from './onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from './onnx/model.ts';
+import { loadModel, saveModel } from './node/model-files.ts';
 import { numElements, tensorDims } from './onnx/tensor.ts';
 import { resolveMethodConfig, type MethodConfig } from './adapter/config.ts';
 import { inject } from './adapter/inject.ts';

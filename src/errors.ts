@@ -21,7 +21,8 @@ export type PeanutErrorCode =
   | 'E_EP_UNAVAILABLE'
   | 'E_OUTPUT_EXISTS'
   | 'E_INTERRUPTED'
-  | 'E_SOURCE_CHANGED';
+  | 'E_SOURCE_CHANGED'
+  | 'E_NO_FILE_ACCESS';
 
 export class PeanutError extends Error {
   override name = 'PeanutError';

@@ -4,7 +4,8 @@
  * @packageDocumentation
  */
 export { PeanutError, UsageError, type PeanutErrorCode } from './errors.ts';
-export { loadModel, saveModel, type OnnxModel, type SaveOptions } from './onnx/io.ts';
+export { loadModel, saveModel, type SaveOptions } from './node/model-files.ts';
+export { type OnnxModel } from './onnx/model.ts';
 export { readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from './formats/safetensors.ts';
 export { Random, seededPermutation, hashString } from './util/random.ts';
 
@@ -85,7 +86,7 @@ export { loadTokenizer, type TextTokenizer } from './data/tokenize.ts';
 // Autodiff: gradient models, loss heads, rules
 export { buildGradModel, adapterParams, type GradModel, type GradModelOptions } from './train/grad-model.ts';
 export { runGradModel, feedsFromSafe, type GradRunResult } from './train/grad-run.ts';
-export { buildGradients, defaultOpset, type BuildGradientsOptions, type GradientResult } from './autodiff/gradient.ts';
+export { buildGradients, type BuildGradientsOptions, type GradientResult } from './autodiff/gradient.ts';
 export { probeShapes, type ShapeTable, type ValueShape, type ProbeOptions, type Feeds } from './runtime/probe.ts';
 export { createRegistry, defaultRegistry, NO_GRADIENT, type GradRegistry } from './autodiff/registry.ts';
 export type { GradRule, GradContext, NoGradient, StaticShape } from './autodiff/rule.ts';

@@ -20,7 +20,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEMO_ASSETS } from '../src/demo.ts';
-import { loadModel, saveModel } from '../src/onnx/io.ts';
+import { loadModel, saveModel } from '../src/node/model-files.ts';
 import { inject } from '../src/adapter/inject.ts';
 import { train } from '../src/train/trainer.ts';
 import { KEYWORD_DATA } from './lib/demo-graphs.ts';

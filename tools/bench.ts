@@ -78,7 +78,8 @@ function maxRssMiB(): number {
 
 async function worker(job: Job, model: ModelKey, runs: number, warmup: number): Promise<Record<string, unknown>> {
   const { ort, createSession } = await import('../src/runtime/session.ts');
-  const { encodeModel, graphOf, loadModel, saveModel } = await import('../src/onnx/io.ts');
+  const { encodeModel, graphOf } = await import('../src/onnx/model.ts');
+      const { loadModel, saveModel } = await import('../src/node/model-files.ts');
   const path = model === 'tiny' ? TINY : BASE;
   const vocab = model === 'tiny' ? 128 : 30522;
 
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
   process.stderr.write(`bench on ${machine.cpus} × ${machine.cpuModel}, load average ${machine.loadavgAtStart.join(' ')}\n`);
   if (args.models.includes('base')) {
     const { buildBertBase } = await import('./lib/bert.ts');
-    const { saveModel } = await import('../src/onnx/io.ts');
+    const { saveModel } = await import('../src/node/model-files.ts');
     const t0 = performance.now();
     saveModel(buildBertBase(), BASE);
     process.stderr.write(`  wrote ${BASE} (bert-base-sized, seed 1101, opset 14) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

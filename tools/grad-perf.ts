@@ -11,7 +11,8 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeModel, loadModel, type OnnxModel } from '../src/onnx/io.ts';
+import { encodeModel, type OnnxModel } from '../src/onnx/model.ts';
+import { loadModel } from '../src/node/model-files.ts';
 import { inject } from '../src/adapter/inject.ts';
 import { buildGradModel } from '../src/train/grad-model.ts';
 import { createSession, ort } from '../src/runtime/session.ts';

@@ -7,7 +7,7 @@
  *
  * With --external-data the tensors go to `<out.onnx>_data` beside the model.
  */
-import { saveModel } from '../src/onnx/io.ts';
+import { saveModel } from '../src/node/model-files.ts';
 import { buildBertBase } from './lib/bert.ts';
 import type { Opset } from './lib/export-context.ts';
 

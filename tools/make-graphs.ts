@@ -15,7 +15,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeModel, saveModel } from '../src/onnx/io.ts';
+import { encodeModel } from '../src/onnx/model.ts';
+import { saveModel } from '../src/node/model-files.ts';
 import { ort } from '../src/runtime/session.ts';
 import { BERT_TINY_CONFIG, buildBertTinyInit, DEMO_DATA, PRETRAIN, type DataSpec } from './lib/demo-graphs.ts';
 import { pretrain } from './lib/pretrain.ts';

@@ -4,7 +4,7 @@
  * added. Merge, training and export read it instead of guessing from names.
  */
 import { PeanutError } from '../errors.ts';
-import type { OnnxModel } from '../onnx/io.ts';
+import type { OnnxModel } from '../onnx/model.ts';
 import { create, StringStringEntryProtoSchema, type ModelProto } from '../onnx/proto.ts';
 import type { MethodConfig } from './config.ts';
 import type { LayerRef } from './targets.ts';

@@ -20,7 +20,7 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
 import { Graph } from '../onnx/graph.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { defaultOpset, graphOf, type OnnxModel } from '../onnx/model.ts';
 import type { GraphProto, ModelProto, NodeProto } from '../onnx/proto.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
@@ -33,7 +33,7 @@ import type { ParamSpec } from './methods/method.ts';
 import { selectTargets } from './select.ts';
 import { withFields } from './copy.ts';
 import { stateFromTensors, type TweakerState } from './state.ts';
-import { defaultOpset, discoverTargets, type Candidate } from './targets.ts';
+import { discoverTargets, type Candidate } from './targets.ts';
 
 export interface InjectOptions extends MethodOptions {
   /** PEFT target_modules: suffix list, regex or `all-linear`; default: the architecture's. */
@@ -109,7 +109,7 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   if (isAdapted(model)) {
     throw new PeanutError('E_ALREADY_ADAPTED', 'the model is already adapted (it has tweaker parameters); merge it first or inject into the original model');
   }
-  const opset = defaultOpset(model);
+  const opset = defaultOpset(model.proto);
   if (opset < 7) throw new PeanutError('E_BAD_CONFIG', `the model uses opset ${opset}; injection needs opset >= 7 (broadcasting Add/Mul)`);
   if (config.method === 'peanut' && config.act === 'gelu' && opset < 9) {
     throw new PeanutError('E_BAD_CONFIG', `--act gelu needs opset >= 9 (Erf); the model uses opset ${opset}: choose another activation`);

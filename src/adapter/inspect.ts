@@ -4,7 +4,7 @@
  * MatMul/Gemm with its reason; and the adapter already present, if any.
  */
 import { PeanutError } from '../errors.ts';
-import type { OnnxModel } from '../onnx/io.ts';
+import type { OnnxModel } from '../onnx/model.ts';
 import { readAdapterMeta, type AdapterMeta } from './adapter-meta.ts';
 import { resolveMethodConfig, type MethodConfig, type MethodOptions } from './config.ts';
 import { methodFor } from './methods/index.ts';

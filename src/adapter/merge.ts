@@ -12,7 +12,7 @@
  */
 import { PeanutError } from '../errors.ts';
 import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { graphOf, type OnnxModel } from '../onnx/model.ts';
 import { type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
 import { deferTensorBytes, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';

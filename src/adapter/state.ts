@@ -6,7 +6,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { bf16BitsToFloat, halfBitsToFloat } from '../onnx/dtype.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { graphOf, type OnnxModel } from '../onnx/model.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readSafetensors, writeSafetensors, type SafeTensor } from '../formats/safetensors.ts';
 import { ADAPTER_META_KEY, type AdapterMeta, type AdapterParam } from './adapter-meta.ts';

@@ -12,7 +12,7 @@ import { PeanutError } from '../errors.ts';
 import { attrInt, attrInts } from '../onnx/attributes.ts';
 import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
 import { Graph } from '../onnx/graph.ts';
-import { graphOf, type OnnxModel } from '../onnx/io.ts';
+import { defaultOpset, graphOf, type OnnxModel } from '../onnx/model.ts';
 import type { GraphProto, NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { modulePathFor, uniquifyModulePaths } from './module-path.ts';
@@ -261,7 +261,7 @@ export function discoverTargets(model: OnnxModel): Discovery {
       skipped.push({ node: node.name, op: node.opType, module: taken, reason: `already adapted (${meta!.config.method}); merge the model first to adapt it again` });
       return;
     }
-    const check = checkLayer(g, node, index, defaultOpset(model));
+    const check = checkLayer(g, node, index, defaultOpset(model.proto));
     // The stored weight's name (not a Transpose output) can name the module: `<module>.weight`.
     const module = modulePathFor(node.name, check.ok ? check.weight.weight : node.input[1], `${node.opType.toLowerCase()}_${index}`);
     if (check.ok) {
@@ -279,12 +279,6 @@ export function discoverTargets(model: OnnxModel): Discovery {
   }
   nestedLinears(proto, '', skipped);
   return { candidates, skipped };
-}
-
-/** The model's ai.onnx opset version (0 when it imports none). */
-export function defaultOpset(model: OnnxModel): number {
-  const entry = model.proto.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
-  return entry ? Number(entry.version) : 0;
 }
 
 // ---- --targets -----------------------------------------------------------------------------

@@ -314,12 +314,6 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
   return { grads, pathNodes, backwardNodes };
 }
 
-/** The opset of the default domain a model imports. */
-export function defaultOpset(opsetImport: ReadonlyArray<{ domain: string; version: bigint }>): number {
-  const e = opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
-  return e ? Number(e.version) : 1;
-}
-
 /** Whether a node attribute is set (helper for rules with optional attributes). */
 export function hasAttr(node: NodeProto, name: string): boolean {
   return findAttr(node, name) !== undefined;

@@ -3,11 +3,12 @@
  * fields, or an external data file) and making new tensors. Reads of external data go to the
  * file on demand, so unrelated tensors of a large model are never loaded.
  */
-import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
-import { join } from 'node:path';
 import { create, DataLocation, TensorProtoSchema, type TensorProto } from './proto.ts';
 import { DataType as DT, bytesToFloat32, dtypeName, dtypeSize, float32ToBytes } from './dtype.ts';
 import { PeanutError } from '../errors.ts';
+import { fileReader, type SourceRange } from './files.ts';
+
+export type { FileIdentity, SourceRange } from './files.ts';
 
 export interface ExternalRef {
   location: string;
@@ -39,56 +40,8 @@ export function externalRef(t: TensorProto): ExternalRef {
   return { location, offset, length: length === undefined ? expected : Number(length) };
 }
 
-/** Reads `length` bytes at `offset` of a file without loading the rest of it. */
-export function readFileRange(path: string, offset: number, length: number): Uint8Array {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    throw new PeanutError('E_FILE_NOT_FOUND', `external data file '${path}' not found (it must sit beside the .onnx file)`);
-  }
-  try {
-    if (offset + length > fstatSync(fd).size) {
-      throw new PeanutError('E_NOT_ONNX', `external data file '${path}' is truncated: need bytes ${offset}..${offset + length}`);
-    }
-    const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, out, done, length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 const deferred = new WeakMap<TensorProto, () => Uint8Array>();
 const sourced = new WeakMap<TensorProto, SourceRange>();
-
-/**
- * Where a lazily loaded tensor's bytes live: `length` bytes at `offset` of the model file `path`
- * (the payload of its raw_data field). `identity` is the file as it was when loaded.
- */
-export interface SourceRange {
-  path: string;
-  offset: number;
-  length: number;
-  identity: FileIdentity;
-}
-
-/** Enough of a file's status to notice that it was replaced or rewritten. */
-export interface FileIdentity {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-}
-
-export function fileIdentity(st: { dev: number; ino: number; size: number; mtimeMs: number }): FileIdentity {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
-}
 
 /**
  * Makes a tensor's bytes computed on demand: `produce` runs each time the bytes are read
@@ -154,15 +107,9 @@ export function deferredBytes(t: TensorProto): Uint8Array | undefined {
   const d = deferral(t);
   if (!d) return undefined;
   if (d.produce) return d.produce();
-  const src = d.source!;
-  const fd = openSourceRange(src);
-  try {
-    const out = new Uint8Array(src.length);
-    readFully(fd, src, out, src.offset);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
+  const out = new Uint8Array(d.source!.length);
+  fileReader().readSource(d.source!, out);
+  return out;
 }
 
 /** Stores a deferred tensor's bytes as raw_data, so it no longer depends on `produce` or a file. */
@@ -175,36 +122,6 @@ export function materializeDeferred(t: TensorProto): void {
 }
 
 /**
- * Opens a source range's file for reading, checking that it is still the file the range was
- * taken from. The caller closes the descriptor.
- */
-export function openSourceRange(src: SourceRange): number {
-  let fd: number;
-  try {
-    fd = openSync(src.path, 'r');
-  } catch {
-    throw new PeanutError('E_FILE_NOT_FOUND', `model file '${src.path}' is gone; its tensors are read from it on demand, so it must stay until the model is saved`);
-  }
-  const now = fileIdentity(fstatSync(fd));
-  const then = src.identity;
-  if (now.dev !== then.dev || now.ino !== then.ino || now.size !== then.size || now.mtimeMs !== then.mtimeMs) {
-    closeSync(fd);
-    throw new PeanutError('E_SOURCE_CHANGED', `model file '${src.path}' changed since it was loaded; its tensors are read from it on demand, so load it again`);
-  }
-  return fd;
-}
-
-/** Reads `out.byteLength` bytes at `offset` of `fd` into `out` (a range of `src`'s file). */
-export function readFully(fd: number, src: SourceRange, out: Uint8Array, offset: number): void {
-  let done = 0;
-  while (done < out.byteLength) {
-    const n = readSync(fd, out, done, out.byteLength - done, offset + done);
-    if (n === 0) throw new PeanutError('E_SOURCE_CHANGED', `model file '${src.path}' is shorter than when it was loaded`);
-    done += n;
-  }
-}
-
-/**
  * The little-endian bytes of a tensor. `baseDir` resolves external data locations. For raw_data
  * tensors this is a view (no copy).
  */
@@ -213,7 +130,7 @@ export function tensorBytes(t: TensorProto, baseDir: string): Uint8Array {
   if (lazy) return lazy;
   if (isExternal(t)) {
     const ref = externalRef(t);
-    return readFileRange(join(baseDir, ref.location), ref.offset, ref.length);
+    return fileReader().readExternal(baseDir, ref.location, ref.offset, ref.length);
   }
   if (t.rawData.byteLength > 0) return t.rawData;
   const n = numElements(tensorDims(t));
@@ -259,7 +176,10 @@ export function tensorToFloat32(t: TensorProto, baseDir: string): Float32Array {
 /** An integer tensor's values as numbers (int64/int32 and smaller). */
 export function tensorToInts(t: TensorProto, baseDir: string): number[] {
   const b = tensorBytes(t, baseDir);
-  const copy = b.slice();
+  // A copy of exactly these bytes: `b` may be a view into a larger buffer (a Node Buffer's pool,
+  // the model file), so neither `b.buffer` nor `Buffer#slice` (which does not copy) would do.
+  const copy = new Uint8Array(b.byteLength);
+  copy.set(b);
   switch (t.dataType) {
     case DT.INT64:
       return Array.from(new BigInt64Array(copy.buffer), Number);

@@ -8,7 +8,7 @@
 import { PeanutError } from '../errors.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
 import { makeValueInfo } from '../onnx/graph.ts';
-import { encodeModel, graphOf, type OnnxModel } from '../onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, type NodeProto } from '../onnx/proto.ts';
 import type { AdapterTarget } from '../adapter/adapter-meta.ts';
 import { mergeState, mergedWeight, readTargetWeight, rebuildMerged, requireAdapter, type MergeOptions } from '../adapter/merge.ts';

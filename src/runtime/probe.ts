@@ -7,7 +7,7 @@
  */
 import { PeanutError } from '../errors.ts';
 import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
-import { graphOf, encodeModel, type OnnxModel } from '../onnx/io.ts';
+import { graphOf, encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { externalRef, floatTensor, int64Tensor, isExternal, numElements, tensorDims } from '../onnx/tensor.ts';

@@ -9,7 +9,8 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { saveModel, type OnnxModel } from '../onnx/io.ts';
+import { saveModel } from '../node/model-files.ts';
+import { type OnnxModel } from '../onnx/model.ts';
 import { writeFileAtomic } from '../node/atomic.ts';
 import { ort } from '../runtime/session.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';

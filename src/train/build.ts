@@ -4,7 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { encodeModel, externalDataFiles, graphOf, loadModel, type OnnxModel } from '../onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../onnx/model.ts';
+import { externalDataFiles, loadModel } from '../node/model-files.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta } from '../adapter/adapter-meta.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';

@@ -13,12 +13,12 @@
 import { PeanutError } from '../errors.ts';
 import { isFloatType } from '../onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../onnx/graph.ts';
-import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
+import { defaultOpset, editableCopy, graphOf, type OnnxModel } from '../onnx/model.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { paramNames, readAdapterMeta } from '../adapter/adapter-meta.ts';
 import { appendLossHead, type Task } from './loss.ts';
-import { buildGradients, checkRulesWithoutShapes, defaultOpset } from '../autodiff/gradient.ts';
+import { buildGradients, checkRulesWithoutShapes } from '../autodiff/gradient.ts';
 import { probeShapes, type Feeds, type ShapeTable } from '../runtime/probe.ts';
 import type { GradRegistry } from '../autodiff/registry.ts';
 
@@ -81,7 +81,7 @@ export function adapterParams(model: OnnxModel): string[] {
  */
 export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions): Promise<GradModel> {
   const params = [...(opts.params ?? adapterParams(adapted))];
-  const opset = defaultOpset(adapted.proto.opsetImport);
+  const opset = defaultOpset(adapted.proto);
   const proto = editableCopy(adapted.proto);
   const g = proto.graph!;
   const model: OnnxModel = { proto, baseDir: adapted.baseDir, ...(adapted.path ? { path: adapted.path } : {}) };

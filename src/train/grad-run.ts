@@ -3,7 +3,8 @@
  * returns the loss and every θ gradient as float32. Used by `peanut-onnx grad` and the tests.
  */
 import { PeanutError } from '../errors.ts';
-import { encodeModel, externalDataFiles } from '../onnx/io.ts';
+import { encodeModel } from '../onnx/model.ts';
+import { externalDataFiles } from '../node/model-files.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { createSession, ort, type EpChoice } from '../runtime/session.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';

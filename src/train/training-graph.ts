@@ -14,7 +14,7 @@
 import type { ModelProto, ValueInfoProto } from '../onnx/proto.ts';
 import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
-import { editableCopy, graphOf, type OnnxModel } from '../onnx/io.ts';
+import { editableCopy, graphOf, type OnnxModel } from '../onnx/model.ts';
 import { PeanutError } from '../errors.ts';
 import type { EpChoice, SessionOptions } from '../runtime/session.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeModel, graphOf, loadModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';
 import { inject } from '../../src/adapter/inject.ts';

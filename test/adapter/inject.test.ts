@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { graphOf, encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { graphOf, encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { inject, initParam, type InjectOptions } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';
 import { mergeWithRuntime } from '../../src/runtime/merge-ort.ts';

@@ -3,7 +3,7 @@ import { create, GraphProtoSchema } from '../../src/onnx/proto.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { floatTensor, makeTensor } from '../../src/onnx/tensor.ts';
 import { makeValueInfo } from '../../src/onnx/graph.ts';
-import { loadModel } from '../../src/onnx/io.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { discoverTargets, parseTargets, selectCandidates, type Candidate } from '../../src/adapter/targets.ts';
 import { modulePathFor } from '../../src/adapter/module-path.ts';
 import { detectArchitecture } from '../../src/adapter/architectures.ts';

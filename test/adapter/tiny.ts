@@ -6,7 +6,7 @@ import { create, ModelProtoSchema, OperatorSetIdProtoSchema, GraphProtoSchema } 
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';
 import { Random } from '../../src/util/random.ts';
 

@@ -7,8 +7,8 @@
  * the gradient's own (catches scale errors) and a random one (catches wrong directions).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { OnnxModel } from '../../src/onnx/io.ts';
-import { encodeModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
+import { encodeModel } from '../../src/onnx/model.ts';
 import { inject, type InjectOptions } from '../../src/adapter/inject.ts';
 import { paramNames } from '../../src/adapter/adapter-meta.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';

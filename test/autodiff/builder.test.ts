@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';
 import { PeanutError } from '../../src/errors.ts';

@@ -5,7 +5,7 @@
  * the frozen-weight pruning count.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../../src/onnx/io.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { buildGradModel, type GradModel } from '../../src/train/grad-model.ts';
 import { feedsFromSafe, runGradModel } from '../../src/train/grad-run.ts';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, saveModel } from '../../src/onnx/io.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { readSafetensors } from '../../src/formats/safetensors.ts';
 import { runCli } from '../helpers/cli.ts';

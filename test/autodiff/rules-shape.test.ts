@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { float, type AttrValue } from '../../src/onnx/attributes.ts';
 import { DataType as DT, floatToHalfBits, halfBitsToFloat } from '../../src/onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
-import { encodeModel } from '../../src/onnx/io.ts';
+import { encodeModel } from '../../src/onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, int64Tensor } from '../../src/onnx/tensor.ts';
 import { ort } from '../../src/runtime/session.ts';

@@ -3,7 +3,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
-import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
+import { graphOf } from '../../src/onnx/model.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
 import { readSafetensors, writeSafetensors } from '../../src/formats/safetensors.ts';

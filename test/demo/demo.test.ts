@@ -7,7 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEMO_ASSETS, DEMO_FILES, runDemo } from '../../src/demo.ts';
-import { graphOf, loadModel } from '../../src/onnx/io.ts';
+import { graphOf } from '../../src/onnx/model.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';
 
 describe('runDemo (library)', () => {

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/demo.ts';
-import { graphOf, loadModel } from '../../src/onnx/io.ts';
+import { graphOf } from '../../src/onnx/model.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
 import { readSafetensors } from '../../src/formats/safetensors.ts';

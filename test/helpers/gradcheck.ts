@@ -16,7 +16,7 @@
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto } from '../../src/onnx/proto.ts';
-import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { makeTensor } from '../../src/onnx/tensor.ts';
 import type { AttrValue } from '../../src/onnx/attributes.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';

@@ -5,7 +5,8 @@
 import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType as DT, bytesToFloat32, float32ToBytes } from '../../src/onnx/dtype.ts';
-import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { clone, create, DataLocation, ModelProtoSchema, StringStringEntryProtoSchema, type TensorProto, type ValueInfoProto } from '../../src/onnx/proto.ts';
 import { externalRef, isExternal, tensorBytes } from '../../src/onnx/tensor.ts';
 

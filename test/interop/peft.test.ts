@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, saveModel, graphOf } from '../../src/onnx/io.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
+import { graphOf } from '../../src/onnx/model.ts';
 import { tensorBytes } from '../../src/onnx/tensor.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';

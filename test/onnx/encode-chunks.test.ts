@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { encodeModel, loadModel } from '../../src/onnx/io.ts';
+import { encodeModel } from '../../src/onnx/model.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { encodeModelChunks } from '../../src/onnx/encode-chunks.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { graphOf } from '../../src/onnx/io.ts';
+import { graphOf } from '../../src/onnx/model.ts';
 
 describe('encodeModelChunks', () => {
   for (const name of FIXTURE_NAMES) {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, encodeModel, graphOf, saveModel } from '../../src/onnx/io.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
+import { encodeModel, graphOf } from '../../src/onnx/model.ts';
 import { isDeferred } from '../../src/onnx/tensor.ts';
 import { FIXTURE_NAMES, loadFixture } from '../helpers/fixtures.ts';
 import { tempDir } from '../helpers/cli.ts';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
+import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { deferredSource, isDeferred, isExternal, setTensorBytes, tensorBytes } from '../../src/onnx/tensor.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeModel, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { valueInfoType } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';

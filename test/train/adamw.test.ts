@@ -8,7 +8,7 @@ import { create, ModelProtoSchema, GraphProtoSchema } from '../../src/onnx/proto
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { encodeModel } from '../../src/onnx/io.ts';
+import { encodeModel } from '../../src/onnx/model.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW } from '../../src/train/adamw.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';
 import { relError } from '../helpers/fixtures.ts';

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
-import { graphOf, loadModel } from '../../src/onnx/io.ts';
+import { graphOf } from '../../src/onnx/model.ts';
+import { loadModel } from '../../src/node/model-files.ts';
 import { readSafetensors } from '../../src/formats/safetensors.ts';
 import type { Manifest } from '../../src/train/artifacts.ts';
 

@@ -5,7 +5,7 @@
  * classifier as Gemm (transB=1) on 2-D input, output `logits [batch_size, numLabels]`.
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import { ExportContext, constI64, dim, scalarI64, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
 import {
   additivePaddingMask,

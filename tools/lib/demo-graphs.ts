@@ -7,7 +7,7 @@
  *    autodiff (`tools/lib/pretrain.ts`).
  *  - `demo/{train,eval}.jsonl`: the downstream `supermajority` task (DEMO_DATA), pre-tokenized.
  */
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import type { ScheduleName } from '../../src/train/schedule.ts';
 import { buildBert, type BertConfig } from './bert.ts';
 import type { TaskName, TaskOptions } from './synthetic.ts';

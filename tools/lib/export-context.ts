@@ -12,7 +12,7 @@ import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { floatTensor, int64Tensor, makeTensor } from '../../src/onnx/tensor.ts';
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import { Rng } from './rng.ts';
 
 export type Opset = 14 | 17 | 18 | 20;

@@ -6,7 +6,7 @@
  * lm_head tied to wte (its transposed values as `onnx::MatMul_<n>`).
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import { ExportContext, FLOAT32_MIN, constBool, constI64, dim, scalarF32, transposed, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
 import { additivePaddingMask, conv1d, geluNew, layerNorm, mergeHeads, rangePositionIds, splitHeads, type LayerNormStyle } from './blocks.ts';
 

@@ -6,7 +6,7 @@
  * Where), SwiGLU MLP with SiLU as Sigmoid·Mul, `/lm_head/MatMul` → `logits [B, S, vocab]`.
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
 import {
   ExportContext,

@@ -9,7 +9,7 @@
  */
 import { buildGradModel } from '../../src/train/grad-model.ts';
 import { isFloatType } from '../../src/onnx/dtype.ts';
-import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/io.ts';
+import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, numElements, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/runtime/session.ts';

@@ -6,7 +6,7 @@
  * a classifier on token 0 → `logits [batch_size, numLabels]`.
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import type { OnnxModel } from '../../src/onnx/io.ts';
+import type { OnnxModel } from '../../src/onnx/model.ts';
 import { ExportContext, constI64, dim, reshape, type CommonConfig, type Opset } from './export-context.ts';
 import { encoderSelfAttention, gelu, headLinear, layerNorm, linear, type GeluStyle, type LayerNormStyle } from './blocks.ts';
 import { firstToken } from './bert.ts';

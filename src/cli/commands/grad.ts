@@ -31,7 +31,7 @@ export function gradCommand(): Command {
     .addOption(new Option('--ep <ep>', 'execution provider').argParser(choiceOption('--ep', EP_CHOICES)).default('cpu'))
     .action(async (modelPath: string, o: GradCliOptions) => {
       const { assertNotInput } = await import('../../node/atomic.ts');
-      const { loadModel } = await import('../../onnx/io.ts');
+      const { loadModel } = await import('../../node/model-files.ts');
       const { writeSafetensors } = await import('../../formats/safetensors.ts');
       const { buildGradModel } = await import('../../train/grad-model.ts');
       const { runGradModel } = await import('../../train/grad-run.ts');

@@ -13,7 +13,7 @@ export function importPeftCommand(): Command {
     .action(async (adapterDir: string, modelPath: string, o: { output: string }) => {
       const { join } = await import('node:path');
       const { checkOutputPath } = await import('./_output.ts');
-      const { loadModel, saveModel } = await import('../../onnx/io.ts');
+      const { loadModel, saveModel } = await import('../../node/model-files.ts');
       const { importPeft, readPeftAdapter } = await import('../../interop/peft/adapter.ts');
       const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft/config.ts');
       checkOutputPath(o.output, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));

@@ -32,7 +32,7 @@ export function injectCommand(): Command {
     .option('--save-tweaker <out.safetensors>', 'also write the parameter values used')
     .action(async (modelPath: string, o: InjectCliOptions) => {
       const { checkOutputPath } = await import('./_output.ts');
-      const { loadModel, saveModel } = await import('../../onnx/io.ts');
+      const { loadModel, saveModel } = await import('../../node/model-files.ts');
       const { readSafetensors } = await import('../../formats/safetensors.ts');
       const { inject } = await import('../../adapter/inject.ts');
       const { resolveMethodConfig, resolveSeed } = await import('../../adapter/config.ts');

@@ -11,7 +11,7 @@ export function inspectCommand(): Command {
     .option('--rank <r>', 'rank for the parameter counts', '32')
     .option('--depth <n>', 'PEANuT encoder/decoder pairs for the parameter counts', '0')
     .action(async (modelPath: string, opts: { json?: boolean; targets?: string; method: string; rank: string; depth: string }) => {
-      const { loadModel } = await import('../../onnx/io.ts');
+      const { loadModel } = await import('../../node/model-files.ts');
       const { inspectModel, formatInspectReport } = await import('../../adapter/inspect.ts');
       const model = loadModel(modelPath);
       const report = inspectModel(model, { method: opts.method, r: opts.rank, depth: opts.depth, targets: opts.targets });

@@ -11,7 +11,7 @@ export function mergeCommand(): Command {
     .addOption(new Option('--engine <name>', 'where ΔW is computed: js (float32 loops), or ort (the adapted model\'s own tweaker nodes in ONNX Runtime; faster at large ranks)').choices(['js', 'ort']).default('js'))
     .action(async (modelPath: string, o: { output: string; checkpoint?: string; safe?: boolean; engine: 'js' | 'ort' }) => {
       const { checkOutputPath } = await import('./_output.ts');
-      const { loadModel, saveModel } = await import('../../onnx/io.ts');
+      const { loadModel, saveModel } = await import('../../node/model-files.ts');
       const { merge, requireAdapter } = await import('../../adapter/merge.ts');
       const { mergeWithRuntime } = await import('../../runtime/merge-ort.ts');
       const { readTweakerState, resolveCheckpoint } = await import('../../adapter/state.ts');

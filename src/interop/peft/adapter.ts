@@ -14,7 +14,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError, type PeanutErrorCode } from '../../errors.ts';
-import { loadModel, type OnnxModel } from '../../onnx/io.ts';
+import { loadModel } from '../../node/model-files.ts';
+import { type OnnxModel } from '../../onnx/model.ts';
 import { readAdapterMeta, ADAPTER_META_KEY, type AdapterParam } from '../../adapter/adapter-meta.ts';
 import { resolveMethodConfig, type MethodConfig } from '../../adapter/config.ts';
 import { inject, type InjectResult } from '../../adapter/inject.ts';

@@ -13,7 +13,7 @@
  * whole instead, so malformed files get the ordinary decoder's error.
  */
 import { readSync } from 'node:fs';
-import { encodeVarint } from './encode-chunks.ts';
+import { encodeVarint } from '../onnx/encode-chunks.ts';
 
 const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;

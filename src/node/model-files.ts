@@ -8,70 +8,14 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { tempPathFor, writeAll, writeFileAtomic } from '../node/atomic.ts';
-import {
-  create,
-  fromBinary,
-  DataLocation,
-  GraphProtoSchema,
-  ModelProtoSchema,
-  StringStringEntryProtoSchema,
-  TensorProtoSchema,
-  type GraphProto,
-  type ModelProto,
-  type TensorProto,
-} from './proto.ts';
-import {
-  deferredBytes,
-  deferredLength,
-  deferredSource,
-  deferTensorToFile,
-  externalRef,
-  fileIdentity,
-  isExternal,
-  materializeDeferred,
-  numElements,
-  openSourceRange,
-  readFully,
-  tensorBytes,
-  tensorDims,
-  type SourceRange,
-} from './tensor.ts';
-import { dtypeSize } from './dtype.ts';
-import { encodeModelParts, type ModelPart } from './encode-chunks.ts';
+import { create, DataLocation, StringStringEntryProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto.ts';
+import { deferredLength, deferredSource, deferTensorToFile, externalRef, isExternal, numElements, tensorBytes, tensorDims, type SourceRange } from '../onnx/tensor.ts';
+import { dtypeSize } from '../onnx/dtype.ts';
+import { encodeModelParts, type ModelPart } from '../onnx/encode-chunks.ts';
+import { allInitializers, checkedBytes, decodeModel, encodeModel, graphOf, materializeNested, type OnnxModel } from '../onnx/model.ts';
+import { tempPathFor, writeAll, writeFileAtomic } from './atomic.ts';
+import { checkRange, externalDataPath, fileIdentity, openExternal, openSourceRange } from './files.ts';
 import { readSkeleton } from './lazy-load.ts';
-
-/** A decoded model and the directory its external data locations are relative to. */
-export interface OnnxModel {
-  proto: ModelProto;
-  baseDir: string;
-  /** The file it was read from, if any. */
-  path?: string;
-}
-
-export function graphOf(model: OnnxModel): GraphProto {
-  const g = model.proto.graph;
-  if (!g) throw new PeanutError('E_NOT_ONNX', 'model has no graph');
-  return g;
-}
-
-/** Decodes ONNX bytes; a clear error for anything that is not a model. */
-export function decodeModel(bytes: Uint8Array, what = 'input'): ModelProto {
-  let proto: ModelProto;
-  try {
-    proto = fromBinary(ModelProtoSchema, bytes);
-  } catch (err) {
-    throw new PeanutError('E_NOT_ONNX', `${what} is not a valid ONNX model (protobuf decode failed: ${(err as Error).message}); is the file truncated or of another format?`);
-  }
-  const g = proto.graph;
-  if (proto.irVersion <= 0n || !g || proto.opsetImport.length === 0) {
-    throw new PeanutError('E_NOT_ONNX', `${what} is not an ONNX model (no IR version, graph or opset import)`);
-  }
-  for (const n of g.node) {
-    if (!n.opType) throw new PeanutError('E_NOT_ONNX', `${what} is not a valid ONNX model (a node has no op type); is the file corrupt?`);
-  }
-  return proto;
-}
 
 export interface LoadOptions {
   /**
@@ -168,18 +112,6 @@ function tensorByteLength(t: TensorProto): number {
   }
 }
 
-/** Every initializer of the main graph and of nested subgraphs. */
-export function allInitializers(graph: GraphProto): TensorProto[] {
-  const out: TensorProto[] = [...graph.initializer];
-  for (const node of graph.node) {
-    for (const a of node.attribute) {
-      if (a.g) out.push(...allInitializers(a.g));
-      for (const sg of a.graphs) out.push(...allInitializers(sg));
-    }
-  }
-  return out;
-}
-
 /**
  * The external data files a model references, as session options want them: `path` is the
  * location written in the model, `data` the file on disk (`<baseDir>/<location>`).
@@ -187,53 +119,7 @@ export function allInitializers(graph: GraphProto): TensorProto[] {
 export function externalDataFiles(model: OnnxModel): Array<{ path: string; data: string }> {
   const locs = new Set<string>();
   for (const t of allInitializers(graphOf(model))) if (isExternal(t)) locs.add(externalRef(t).location);
-  return [...locs].map((loc) => ({ path: loc, data: join(model.baseDir, loc) }));
-}
-
-/**
- * Deferred tensors of nested subgraphs get their bytes (the main graph's are streamed by the
- * writers; see encodeModelParts).
- */
-function materializeNested(graph: GraphProto): void {
-  const main = new Set(graph.initializer);
-  for (const t of allInitializers(graph)) if (!main.has(t) && !isExternal(t)) materializeDeferred(t);
-}
-
-/**
- * Encodes a model into one buffer; inline tensors only (callers go through saveModel for files).
- * Deferred tensors' bytes are read or computed straight into the buffer; the model is not
- * changed (except that deferred tensors of nested subgraphs are materialised).
- */
-export function encodeModel(proto: ModelProto): Uint8Array {
-  if (proto.graph) materializeNested(proto.graph);
-  const parts = encodeModelParts(proto);
-  if (parts.length === 1 && parts[0] instanceof Uint8Array) return parts[0];
-  const out = new Uint8Array(parts.reduce((s, p) => s + (p instanceof Uint8Array ? p.byteLength : p.length), 0));
-  const sources = new SourceFiles();
-  try {
-    let at = 0;
-    for (const p of parts) {
-      if (p instanceof Uint8Array) {
-        out.set(p, at);
-        at += p.byteLength;
-        continue;
-      }
-      const src = deferredSource(p.tensor);
-      if (src) readFully(sources.open(src), src, out.subarray(at, at + p.length), src.offset);
-      else out.set(checkedBytes(p.tensor, p.length), at);
-      at += p.length;
-    }
-  } finally {
-    sources.close();
-  }
-  return out;
-}
-
-/** A deferred tensor's computed bytes, checked against the length its encoding assumed. */
-function checkedBytes(t: TensorProto, length: number): Uint8Array {
-  const bytes = deferredBytes(t)!;
-  if (bytes.byteLength !== length) throw new PeanutError('E_GRAPH', `tensor '${t.name}' produced ${bytes.byteLength} bytes, expected ${length} for its shape and type`);
-  return bytes;
+  return [...locs].map((loc) => ({ path: loc, data: externalDataPath(model.baseDir, loc) }));
 }
 
 /** Source files of lazily loaded tensors, each opened (and checked) once while writing. */
@@ -322,7 +208,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const restore: Array<[TensorProto, TensorProto]> = [];
   // Source data files stay open for the whole save; external tensors are copied through one
   // reusable chunk buffer, so no tensor (let alone the model) is ever held in memory whole.
-  const sources = new Map<string, number>();
+  const sources = new Map<string, { fd: number; path: string; size: number }>();
   const lazySources = new SourceFiles();
   const chunk = new Uint8Array(COPY_CHUNK);
   const saved: SavedData = { dataName, dir: dirname(resolve(outPath)), refs: new WeakMap() };
@@ -334,13 +220,13 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
       let written: number;
       if (isExternal(t)) {
         const ref = externalRef(t);
-        const src = join(model.baseDir, ref.location);
-        let sfd = sources.get(src);
-        if (sfd === undefined) {
-          sfd = openSource(src);
-          sources.set(src, sfd);
+        let src = sources.get(ref.location);
+        if (src === undefined) {
+          src = openExternal(model.baseDir, ref.location);
+          sources.set(ref.location, src);
         }
-        copyRange(sfd, src, ref.offset, ref.length, fd, chunk);
+        checkRange(src.path, ref.offset, ref.length, src.size);
+        copyRange(src.fd, src.path, ref.offset, ref.length, fd, chunk);
         written = ref.length;
       } else if (deferredSource(t)) {
         const src = deferredSource(t)!;
@@ -370,7 +256,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     rmSync(dataTmp, { force: true });
     throw err;
   } finally {
-    for (const sfd of sources.values()) closeSync(sfd);
+    for (const src of sources.values()) closeSync(src.fd);
     lazySources.close();
     restoreTensors(restore);
   }
@@ -435,14 +321,6 @@ function saveSharingData(model: OnnxModel, inits: TensorProto[], outPath: string
  */
 const COPY_CHUNK = 256 * 2 ** 10;
 
-function openSource(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch {
-    throw new PeanutError('E_FILE_NOT_FOUND', `external data file '${path}' not found (it must sit beside the .onnx file)`);
-  }
-}
-
 /** Copies `length` bytes at `offset` of `src` to the current position of `dst`, chunk by chunk. */
 function copyRange(src: number, srcPath: string, offset: number, length: number, dst: number, chunk: Uint8Array, what = 'external data file'): void {
   let done = 0;
@@ -469,24 +347,3 @@ function internalizeAll(inits: TensorProto[], baseDir: string): void {
   }
 }
 
-/**
- * A copy of a model whose graph lists (nodes, initializers, inputs, outputs, value infos) and
- * metadata can be edited without touching the original. Nodes and tensors are shared, so tensor
- * bytes (inline, lazily loaded or external) are not copied.
- */
-export function editableCopy(proto: ModelProto): ModelProto {
-  const g = proto.graph;
-  if (!g) throw new PeanutError('E_NOT_ONNX', 'model has no graph');
-  return create(ModelProtoSchema, {
-    ...proto,
-    metadataProps: [...proto.metadataProps],
-    graph: create(GraphProtoSchema, {
-      ...g,
-      node: [...g.node],
-      initializer: [...g.initializer],
-      input: [...g.input],
-      output: [...g.output],
-      valueInfo: [...g.valueInfo],
-    }),
-  });
-}
