@@ -22,7 +22,9 @@ export type PeanutErrorCode =
   | 'E_OUTPUT_EXISTS'
   | 'E_INTERRUPTED'
   | 'E_SOURCE_CHANGED'
-  | 'E_NO_FILE_ACCESS';
+  | 'E_NO_FILE_ACCESS'
+  | 'E_BUSY'
+  | 'E_PROBE';
 
 export class PeanutError extends Error {
   override name = 'PeanutError';
@@ -32,9 +34,4 @@ export class PeanutError extends Error {
   ) {
     super(message);
   }
-}
-
-/** Bad command-line usage (unknown flag, missing argument): exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
 }

@@ -19,10 +19,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEMO_ASSETS } from '../src/demo.ts';
+import { DEMO_ASSETS } from '../src/cli/demo/run-demo.ts';
 import { loadModel, saveModel } from '../src/node/model-files.ts';
 import { inject } from '../src/adapter/inject.ts';
-import { train } from '../src/train/trainer.ts';
+import { train } from '../src/node/train.ts';
 import { KEYWORD_DATA } from './lib/demo-graphs.ts';
 import { makeExamples, toJsonl } from './lib/synthetic.ts';
 

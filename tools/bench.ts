@@ -77,7 +77,7 @@ function maxRssMiB(): number {
 // ---------------------------------------------------------------------------------------------
 
 async function worker(job: Job, model: ModelKey, runs: number, warmup: number): Promise<Record<string, unknown>> {
-  const { ort, createSession } = await import('../src/runtime/session.ts');
+  const { ort, createSession } = await import('../src/node/onnxruntime.ts');
   const { encodeModel, graphOf } = await import('../src/onnx/model.ts');
       const { loadModel, saveModel } = await import('../src/node/model-files.ts');
   const path = model === 'tiny' ? TINY : BASE;
@@ -113,14 +113,15 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
   /** A training session built exactly as `peanut-onnx train` builds it; `step()` runs one step. */
   const makeTrainer = async (method: 'peanut' | 'lora') => {
     const { inject } = await import('../src/adapter/inject.ts');
-    const { buildArtifacts } = await import('../src/train/build.ts');
+    const { buildTrainingPlan } = await import('../src/train/plan.ts');
+    const { nodeRuntime } = await import('../src/node/onnxruntime.ts');
     const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
     let t0 = now();
     const base = loadModel(path);
     const adapted = inject(base, { method, r: RANK, depth: 0, alpha: 2 * RANK, targets: TARGETS, seed: 0 }).model;
     const injectMs = now() - t0;
     t0 = now();
-    const built = await buildArtifacts(adapted, { task: 'seq-cls' });
+    const built = await buildTrainingPlan(nodeRuntime, adapted, { task: 'seq-cls' });
     const buildMs = now() - t0;
     const trainProto = built.graphs.train;
     const nodeCounts: Record<string, number> = {};

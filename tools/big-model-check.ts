@@ -25,7 +25,8 @@ import { resolveMethodConfig } from '../src/adapter/config.ts';
 import { methodFor } from '../src/adapter/methods/index.ts';
 import { selectTargets } from '../src/adapter/select.ts';
 import { discoverTargets } from '../src/adapter/targets.ts';
-import { writeSafetensors, type SafeTensor } from '../src/formats/safetensors.ts';
+import { writeSafetensors } from '../src/node/safetensors-files.ts';
+import { type SafeTensor } from '../src/formats/safetensors.ts';
 import { Random } from '../src/util/random.ts';
 import { buildBert } from './lib/bert.ts';
 
@@ -145,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`merged: ${same} untouched tensors byte-identical, ${changed}/${targets.size} target weights changed; data ${fmtGB(statSync(`${merged}_data`).size)} (original ${fmtGB(statSync(`${model}_data`).size)})`);
 
     if (verify) {
-      const { createSession, ort } = await import('../src/runtime/session.ts');
+      const { createSession, ort } = await import('../src/node/onnxruntime.ts');
       const ids = BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 7919) % 30522));
       const feeds = {
         input_ids: new ort.Tensor('int64', ids, [2, 8]),

@@ -9,13 +9,15 @@
  * depth 0 (PEFT), relu, targets query,value (24 layers), as in the fixtures' timing notes.
  * bert-tiny: the bert_tiny_opset14 fixture with its own tweaker config.
  */
+import type { Feeds, Session } from '../src/runtime/session.ts';
+import { nodeRuntime } from '../src/node/onnxruntime.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeModel, type OnnxModel } from '../src/onnx/model.ts';
 import { loadModel } from '../src/node/model-files.ts';
 import { inject } from '../src/adapter/inject.ts';
 import { buildGradModel } from '../src/train/grad-model.ts';
-import { createSession, ort } from '../src/runtime/session.ts';
+import { createSession, ort } from '../src/node/onnxruntime.ts';
 import { tensorDims, tensorToFloat32 } from '../src/onnx/tensor.ts';
 import { buildBertBase } from './lib/bert.ts';
 
@@ -30,7 +32,7 @@ const S = Number(arg('seq', '128'));
 const reps = Number(arg('reps', '5'));
 const threads = Number(arg('threads', '0')) || undefined;
 
-function batchFeeds(vocab: number): Record<string, ort.Tensor> {
+function batchFeeds(vocab: number): Feeds {
   const ids = new BigInt64Array(B * S);
   let s = 12345;
   for (let i = 0; i < ids.length; i++) {
@@ -47,17 +49,17 @@ function batchFeeds(vocab: number): Record<string, ort.Tensor> {
 }
 
 interface Timed {
-  session: ort.InferenceSession;
-  feeds: Record<string, ort.Tensor>;
+  session: Session;
+  feeds: Feeds;
   createS: number;
   times: number[];
 }
 
-async function open(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Timed> {
+async function open(bytes: Uint8Array, feeds: Feeds): Promise<Timed> {
   const t0 = performance.now();
   const { session } = await createSession(bytes, { ep: 'cpu', memPattern: false, ...(threads ? { threads } : {}) });
   const createS = (performance.now() - t0) / 1000;
-  const use: Record<string, ort.Tensor> = {};
+  const use: Feeds = {};
   for (const n of session.inputNames) use[n] = feeds[n]!;
   await session.run(use); // warm-up
   return { session, feeds: use, createS, times: [] };
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
   console.log(`${which}: ${meta.targets.length} targets, ${base.proto.graph!.node.length} base nodes`);
 
   const t0 = performance.now();
-  const gm = await buildGradModel(adapted, { task: 'seq-cls' });
+  const gm = await buildGradModel(nodeRuntime, adapted, { task: 'seq-cls' });
   const buildS = (performance.now() - t0) / 1000;
   console.log(`buildGradModel: ${buildS.toFixed(2)} s (probe + loss head + backward), ${gm.pathNodes.length} forward nodes differentiated, ${gm.backwardNodes.length} backward nodes`);
 

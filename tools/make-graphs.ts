@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeModel } from '../src/onnx/model.ts';
 import { saveModel } from '../src/node/model-files.ts';
-import { ort } from '../src/runtime/session.ts';
+import { ort } from '../src/node/onnxruntime.ts';
 import { BERT_TINY_CONFIG, buildBertTinyInit, DEMO_DATA, PRETRAIN, type DataSpec } from './lib/demo-graphs.ts';
 import { pretrain } from './lib/pretrain.ts';
 import { makeExamples, toJsonl } from './lib/synthetic.ts';

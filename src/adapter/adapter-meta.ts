@@ -7,7 +7,8 @@ import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { create, StringStringEntryProtoSchema, type ModelProto } from '../onnx/proto.ts';
 import type { MethodConfig } from './config.ts';
-import type { LayerRef } from './targets.ts';
+import { resolveMethodConfig } from './config.ts';
+import type { LayerRef } from './layer.ts';
 
 export const ADAPTER_META_KEY = 'peanut_onnx.adapter';
 export const ADAPTER_META_VERSION = 1;
@@ -73,4 +74,63 @@ export function writeAdapterMeta(proto: ModelProto, meta: AdapterMeta): void {
 /** Removes the adapter record from a model proto. */
 export function removeAdapterMeta(proto: ModelProto): void {
   proto.metadataProps = proto.metadataProps.filter((e) => e.key !== ADAPTER_META_KEY);
+}
+
+/** One module as files outside the model record it. */
+export interface ModuleSummary {
+  in: number;
+  out: number;
+  node?: string;
+  weight?: string;
+  op?: string;
+  /** `io` = stored [in, out]; `oi` = stored [out, in]. */
+  layout?: 'io' | 'oi';
+}
+
+/**
+ * The adapter as tweaker files, checkpoints (metadata `peanut`) and manifests record it: enough
+ * to rebuild every parameter's key and shape and to export the adapter, without the model.
+ */
+export interface AdapterSummary {
+  version?: number;
+  config: MethodConfig;
+  targetModules: string;
+  modules: Record<string, ModuleSummary>;
+}
+
+/** The summary of an adapter record. */
+export function summarizeAdapter(meta: AdapterMeta): AdapterSummary {
+  return {
+    version: meta.version,
+    config: meta.config,
+    targetModules: meta.targetModules,
+    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, layout: t.layout, in: t.in, out: t.out }])),
+  };
+}
+
+/**
+ * Reads a summary back (from its JSON text or the parsed value); undefined when `value` is absent
+ * or is not one.
+ *
+ * @throws PeanutError E_BAD_SAFETENSORS when the text is not JSON (`what` names its source).
+ */
+export function parseAdapterSummary(value: unknown, what: string): AdapterSummary | undefined {
+  if (value === undefined) return undefined;
+  let v = value;
+  if (typeof value === 'string') {
+    try {
+      v = JSON.parse(value);
+    } catch {
+      throw new PeanutError('E_BAD_SAFETENSORS', `${what}: its adapter metadata is not valid JSON`);
+    }
+  }
+  const o = v as Partial<AdapterSummary> | null;
+  if (!o || typeof o !== 'object' || !o.config || !o.modules || typeof o.modules !== 'object') return undefined;
+  const modules = Object.values(o.modules);
+  if (modules.some((m) => !m || typeof m.in !== 'number' || typeof m.out !== 'number')) return undefined;
+  return {
+    config: resolveMethodConfig(o.config as unknown as Record<string, string | number>),
+    targetModules: o.targetModules ?? Object.keys(o.modules).join(','),
+    modules: o.modules,
+  };
 }

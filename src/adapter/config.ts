@@ -38,8 +38,12 @@ export interface LoraConfig {
 
 export type MethodConfig = PeanutConfig | LoraConfig;
 
-/** Defaults of PEFT's `PeanutConfig` and `LoraConfig`. */
-export const DEFAULTS = { r: 32, depth: 0, act: 'relu' as Activation, scaling: 1, alpha: 8, seed: 0 } as const;
+/** Defaults of PEFT's `PeanutConfig` (r 32) and `LoraConfig` (r 8, lora_alpha 8), and of the seed. */
+export const DEFAULTS = {
+  peanut: { r: 32, depth: 0, act: 'relu' as Activation, scaling: 1 },
+  lora: { r: 8, alpha: 8 },
+  seed: 0,
+} as const;
 
 /** Loose input: numbers may come as strings from the command line. */
 export interface MethodOptions {
@@ -85,16 +89,17 @@ export function resolveActivation(name: string): Activation {
 export function resolveMethodConfig(opts: MethodOptions = {}): MethodConfig {
   const method = (opts.method ?? 'peanut').toLowerCase();
   if (!(METHODS as readonly string[]).includes(method)) throw bad(`unknown method '${opts.method}'; valid: ${METHODS.join(', ')}`);
-  const r = toInt('rank', opts.r ?? DEFAULTS.r, 1);
   if (method === 'lora') {
-    return { method: 'lora', r, alpha: toFinite('alpha', opts.alpha ?? DEFAULTS.alpha) };
+    const d = DEFAULTS.lora;
+    return { method: 'lora', r: toInt('rank', opts.r ?? d.r, 1), alpha: toFinite('alpha', opts.alpha ?? d.alpha) };
   }
+  const d = DEFAULTS.peanut;
   return {
     method: 'peanut',
-    r,
-    depth: toInt('depth', opts.depth ?? DEFAULTS.depth, 0),
-    act: resolveActivation(opts.act ?? DEFAULTS.act),
-    scaling: toFinite('scaling', opts.scaling ?? DEFAULTS.scaling),
+    r: toInt('rank', opts.r ?? d.r, 1),
+    depth: toInt('depth', opts.depth ?? d.depth, 0),
+    act: resolveActivation(opts.act ?? d.act),
+    scaling: toFinite('scaling', opts.scaling ?? d.scaling),
   };
 }
 

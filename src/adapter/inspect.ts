@@ -4,7 +4,7 @@
  * MatMul/Gemm with its reason; and the adapter already present, if any.
  */
 import { PeanutError } from '../errors.ts';
-import type { OnnxModel } from '../onnx/model.ts';
+import { countParameters, type OnnxModel } from '../onnx/model.ts';
 import { readAdapterMeta, type AdapterMeta } from './adapter-meta.ts';
 import { resolveMethodConfig, type MethodConfig, type MethodOptions } from './config.ts';
 import { methodFor } from './methods/index.ts';
@@ -47,6 +47,8 @@ export interface InspectReport {
   candidates: InspectLayer[];
   skipped: Skipped[];
   selectedParams: number;
+  /** Parameters of the model itself (its floating-point initializers). */
+  parameters: number;
   /** Present when the model is already adapted. */
   adapter?: AdapterMeta;
 }
@@ -102,6 +104,7 @@ export function inspectModel(model: OnnxModel, options: InspectOptions = {}): In
     candidates,
     skipped: discovery.skipped,
     selectedParams: candidates.filter((c) => c.selected).reduce((s, c) => s + c.params, 0),
+    parameters: countParameters(model),
     ...(adapter ? { adapter } : {}),
   };
 }

@@ -2,20 +2,18 @@
  * Tweaker state: the adapter parameters as `Map<PEFT key, Float32Array>` (PEFT shapes,
  * row-major), and its safetensors form (`--init`, `--save-tweaker`, checkpoints).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { bf16BitsToFloat, halfBitsToFloat } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/model.ts';
 import { tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../formats/safetensors.ts';
-import { ADAPTER_META_KEY, type AdapterMeta, type AdapterParam } from './adapter-meta.ts';
+import { type SafeTensor } from '../formats/safetensors.ts';
+import { ADAPTER_META_KEY, summarizeAdapter, type AdapterMeta, type AdapterParam } from './adapter-meta.ts';
 
 /** Adapter parameter values by PEFT key. */
 export type TweakerState = Map<string, Float32Array>;
 
-/** The prefix PEFT puts before module paths in saved adapters. */
-const PEFT_PREFIX = 'base_model.model.';
+/** The prefix PEFT puts before module paths in saved adapters (`base_model.model.<module>.…`). */
+export const PEFT_KEY_PREFIX = 'base_model.model.';
 
 function toFloat32(name: string, t: SafeTensor, what: string): Float32Array {
   switch (t.dtype) {
@@ -53,7 +51,7 @@ export interface StateFromTensorsOptions {
 export function stateFromTensors(tensors: ReadonlyMap<string, SafeTensor>, params: readonly AdapterParam[], opts: StateFromTensorsOptions = {}): TweakerState {
   const what = opts.what ?? 'tweaker state';
   const byKey = new Map<string, [string, SafeTensor]>();
-  for (const [k, t] of tensors) byKey.set(k.startsWith(PEFT_PREFIX) ? k.slice(PEFT_PREFIX.length) : k, [k, t]);
+  for (const [k, t] of tensors) byKey.set(k.startsWith(PEFT_KEY_PREFIX) ? k.slice(PEFT_KEY_PREFIX.length) : k, [k, t]);
   const wanted = new Set(params.map((p) => p.name));
   const missing = params.filter((p) => !byKey.has(p.name)).map((p) => p.name);
   const extra = opts.allowExtra ? [] : [...byKey.keys()].filter((k) => !wanted.has(k));
@@ -77,11 +75,6 @@ export function stateFromTensors(tensors: ReadonlyMap<string, SafeTensor>, param
   return state;
 }
 
-/** Reads adapter parameters from a safetensors file (see `stateFromTensors`). */
-export function readTweakerState(path: string, params: readonly AdapterParam[], opts: StateFromTensorsOptions = {}): TweakerState {
-  return stateFromTensors(readSafetensors(path).tensors, params, { what: path, ...opts });
-}
-
 /** The state as safetensors tensors (F32, PEFT shapes). */
 export function stateToTensors(state: TweakerState, params: readonly AdapterParam[]): Map<string, SafeTensor> {
   const out = new Map<string, SafeTensor>();
@@ -98,19 +91,7 @@ export function stateToTensors(state: TweakerState, params: readonly AdapterPara
  * map, as JSON under `peanut_onnx.adapter`.
  */
 export function tweakerFileMetadata(meta: AdapterMeta): Record<string, string> {
-  const summary = {
-    version: meta.version,
-    config: meta.config,
-    targetModules: meta.targetModules,
-    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, layout: t.layout, in: t.in, out: t.out }])),
-  };
-  return { format: 'peanut-onnx-tweaker', [ADAPTER_META_KEY]: JSON.stringify(summary) };
-}
-
-/** Writes a tweaker state file atomically. */
-export function writeTweakerState(path: string, meta: AdapterMeta, state: TweakerState): void {
-  const params = meta.targets.flatMap((t) => t.params);
-  writeSafetensors(path, stateToTensors(state, params), tweakerFileMetadata(meta));
+  return { format: 'peanut-onnx-tweaker', [ADAPTER_META_KEY]: JSON.stringify(summarizeAdapter(meta)) };
 }
 
 /** The adapter parameters stored as initializers of an adapted model. */
@@ -128,23 +109,4 @@ export function stateFromModel(model: OnnxModel, meta: AdapterMeta): TweakerStat
     state.set(p.name, tensorToFloat32(t, model.baseDir));
   }
   return state;
-}
-
-/**
- * A checkpoint file: the path itself when it is a file, or for a run directory the highest-step
- * `checkpoints/step-<N>.safetensors` inside it.
- */
-export function resolveCheckpoint(path: string): string {
-  if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `checkpoint not found: ${path}`);
-  if (!statSync(path).isDirectory()) return path;
-  const dir = join(path, 'checkpoints');
-  const steps = existsSync(dir)
-    ? readdirSync(dir)
-        .map((f) => /^step-(\d+)\.safetensors$/.exec(f))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => ({ file: m[0], step: Number(m[1]) }))
-        .sort((a, b) => b.step - a.step)
-    : [];
-  if (!steps.length) throw new PeanutError('E_FILE_NOT_FOUND', `no checkpoints/step-<N>.safetensors in run directory ${path}`);
-  return join(dir, steps[0]!.file);
 }

@@ -22,7 +22,7 @@ import { create, GraphProtoSchema } from '../onnx/proto.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import { tensorDims, tensorToInts } from '../onnx/tensor.ts';
 import { unbroadcast } from './broadcast.ts';
-import type { ShapeTable, ValueShape } from '../runtime/probe.ts';
+import type { ShapeTable, ValueShape } from '../onnx/shapes.ts';
 import { defaultRegistry, type GradRegistry } from './registry.ts';
 import type { GradContext, GradRule, StaticShape } from './rule.ts';
 

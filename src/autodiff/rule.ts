@@ -11,8 +11,9 @@
 import type { NodeProto } from '../onnx/proto.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
 
-/** Known static shape of a value: a number per axis, or null for a run-time (dynamic) axis. */
-export type StaticShape = ReadonlyArray<number | null>;
+import type { StaticShape } from '../onnx/shapes.ts';
+
+export type { StaticShape };
 
 export interface GradContext {
   readonly node: NodeProto;

@@ -4,13 +4,14 @@
  * exits 2; anything else is a bug and prints in full.
  */
 import { Command, CommanderError } from 'commander';
-import { PeanutError, UsageError } from '../errors.ts';
+import { PeanutError, VERSION } from '../index.ts';
+import { UsageError } from './errors.ts';
 import { COMMANDS } from './commands/index.ts';
 
 export function buildProgram(): Command {
   const program = new Command('peanut-onnx')
     .description('Fine-tune ONNX models with PEANuT weight-aware neural tweakers: inject, train, merge.')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });

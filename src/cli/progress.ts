@@ -3,7 +3,7 @@
  * log lines otherwise (CI logs, pipes), so a long run stays readable in both.
  */
 import cliProgress from 'cli-progress';
-import type { TrainEvent } from '../train/trainer.ts';
+import type { TrainEvent } from '../index.ts';
 
 export interface ProgressSink {
   onEvent(e: TrainEvent): void;

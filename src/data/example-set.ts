@@ -11,11 +11,11 @@
  * Missing model inputs are filled the way transformers does: `attention_mask` = 1 on real tokens,
  * `token_type_ids` = 0, and causal-LM `labels` = `input_ids` with −100 on padding.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { PeanutError } from '../errors.ts';
-import { readSafetensors, type SafeTensor } from '../formats/safetensors.ts';
+import { parseSafetensors, type SafeTensor } from '../formats/safetensors.ts';
 import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
 import type { TextTokenizer } from './tokenize.ts';
+import { IGNORE_INDEX } from './tasks.ts';
 
 /** One batch tensor, ready to wrap in an ort.Tensor. */
 export interface BatchTensor {
@@ -59,7 +59,6 @@ export interface ExampleSet {
 }
 
 const LABEL_ALIASES = ['labels', 'label'];
-const IGNORE_INDEX = -100;
 
 function typeFor(elemType: number, name: string): BatchTensor['type'] {
   if (elemType === DT.FLOAT) return 'float32';
@@ -263,41 +262,59 @@ class RowExampleSet implements ExampleSet {
   }
 }
 
-function parseJsonl(path: string, tokenizer?: TextTokenizer): Row[] {
-  const rows: Row[] = [];
-  const lines = readFileSync(path, 'utf8').split('\n');
-  lines.forEach((line, i) => {
+/** Parses JSONL text into example objects (`<what>:<line>` in errors). */
+function parseJsonl(text: string, what: string): Array<{ row: unknown; line: number }> {
+  const out: Array<{ row: unknown; line: number }> = [];
+  text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
-    let row: Row;
     try {
-      row = JSON.parse(line) as Row;
+      out.push({ row: JSON.parse(line), line: i + 1 });
     } catch (err) {
-      throw new PeanutError('E_DATA', `${path}:${i + 1}: not valid JSON (${(err as Error).message})`);
+      throw new PeanutError('E_DATA', `${what}:${i + 1}: not valid JSON (${(err as Error).message})`);
     }
-    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new PeanutError('E_DATA', `${path}:${i + 1}: each line must be a JSON object`);
+  });
+  return out;
+}
+
+/** Checks example objects and tokenizes those given as `text` (`where(i)` names example i in errors). */
+function prepareRows(items: ReadonlyArray<{ row: unknown; line: number }>, what: string, where: (line: number) => string, tokenizer?: TextTokenizer): Row[] {
+  const rows: Row[] = [];
+  for (const { row: value, line } of items) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PeanutError('E_DATA', `${where(line)}: each example must be a JSON object`);
+    let row = value as Row;
     if (row.input_ids === undefined && typeof row.text === 'string') {
-      if (!tokenizer) throw new PeanutError('E_DATA', `${path}:${i + 1}: the example has 'text' but no 'input_ids'; pass --tokenizer tokenizer.json to tokenize it`);
+      if (!tokenizer) throw new PeanutError('E_DATA', `${where(line)}: the example has 'text' but no 'input_ids'; pass --tokenizer tokenizer.json to tokenize it`);
       const e = tokenizer.encode(row.text, typeof row.text_pair === 'string' ? row.text_pair : undefined);
       row = { ...row, input_ids: e.inputIds, attention_mask: e.attentionMask, token_type_ids: e.tokenTypeIds };
       delete row.text;
       delete row.text_pair;
     }
     rows.push(row);
-  });
-  if (rows.length === 0) throw new PeanutError('E_DATA', `${path} holds no examples`);
+  }
+  if (rows.length === 0) throw new PeanutError('E_DATA', `${what} holds no examples`);
   return rows;
 }
 
-/** Opens a data file (`.jsonl`/`.json` or `.safetensors`). */
-export function openExampleSet(path: string, opts: { tokenizer?: TextTokenizer } = {}): ExampleSet {
-  if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `data file not found: ${path}`);
-  if (/\.safetensors$/i.test(path)) {
-    const { tensors } = readSafetensors(path);
-    if (tensors.size === 0) throw new PeanutError('E_DATA', `${path} holds no tensors`);
-    return new TensorExampleSet(tensors, path);
-  }
-  if (/\.jsonl?$/i.test(path)) return new RowExampleSet(parseJsonl(path, opts.tokenizer), opts.tokenizer?.padId ?? 0);
-  throw new PeanutError('E_DATA', `unsupported data file '${path}': use .jsonl (one JSON example a line) or .safetensors (one tensor per field)`);
+/**
+ * Examples from JSONL text (one JSON object a line). `what` names the source in messages (a file
+ * path: errors say `<what>:<line>`).
+ */
+export function exampleSetFromJsonl(text: string, what: string, opts: { tokenizer?: TextTokenizer } = {}): ExampleSet {
+  const rows = prepareRows(parseJsonl(text, what), what, (line) => `${what}:${line}`, opts.tokenizer);
+  return new RowExampleSet(rows, opts.tokenizer?.padId ?? 0);
+}
+
+/** Examples from example objects (the rows of a JSONL file, already parsed). */
+export function exampleSetFromRows(rows: readonly unknown[], what: string, opts: { tokenizer?: TextTokenizer } = {}): ExampleSet {
+  const prepared = prepareRows(rows.map((row, i) => ({ row, line: i + 1 })), what, (i) => `${what}[${i - 1}]`, opts.tokenizer);
+  return new RowExampleSet(prepared, opts.tokenizer?.padId ?? 0);
+}
+
+/** Examples from a safetensors file's bytes: one tensor per field, examples along the first dim. */
+export function exampleSetFromSafetensors(bytes: Uint8Array, what: string): ExampleSet {
+  const { tensors } = parseSafetensors(bytes, what);
+  if (tensors.size === 0) throw new PeanutError('E_DATA', `${what} holds no tensors`);
+  return new TensorExampleSet(tensors, what);
 }
 
 /**

@@ -4,8 +4,6 @@
  * A `tokenizer_config.json` beside the tokenizer file is read when present (special tokens,
  * padding token), as transformers does.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { PeanutError } from '../errors.ts';
 
@@ -16,25 +14,16 @@ export interface TextTokenizer {
   readonly padId: number;
 }
 
-function readJson(path: string, what: string): Record<string, unknown> {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new PeanutError('E_DATA', `${what} ${path} is not valid JSON (${(err as Error).message})`);
-  }
-}
-
-/** Loads `tokenizer.json` (and `tokenizer_config.json` beside it, if any). */
-export function loadTokenizer(path: string): TextTokenizer {
-  if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `tokenizer file not found: ${path} (pass the model's tokenizer.json with --tokenizer)`);
-  const json = readJson(path, 'tokenizer');
-  const configPath = join(dirname(path), 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJson(configPath, 'tokenizer config') : {};
+/**
+ * A tokenizer from the contents of `tokenizer.json` and, if there is one, `tokenizer_config.json`
+ * (files are read by src/node/data-files.ts). `what` names the source in messages.
+ */
+export function tokenizerFromJson(json: Record<string, unknown>, config: Record<string, unknown>, what: string): TextTokenizer {
   let tok: Tokenizer;
   try {
     tok = new Tokenizer(json, config);
   } catch (err) {
-    throw new PeanutError('E_DATA', `cannot load tokenizer ${path}: ${(err as Error).message}`);
+    throw new PeanutError('E_DATA', `cannot load tokenizer ${what}: ${(err as Error).message}`);
   }
   const padToken = typeof config.pad_token === 'string' ? config.pad_token : (config.pad_token as { content?: string } | undefined)?.content;
   const padding = json.padding as { pad_id?: number } | null | undefined;

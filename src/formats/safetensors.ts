@@ -1,11 +1,10 @@
 /**
  * safetensors read/write: an 8-byte little-endian header length, a JSON header
  * `{__metadata__?, name: {dtype, shape, data_offsets}}`, then the raw little-endian bytes.
- * Used for tweaker state, gradients, checkpoints and datasets.
+ * Used for tweaker state, gradients, checkpoints and datasets. Bytes in, bytes out: files are
+ * read and written by src/node/safetensors-files.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { PeanutError } from '../errors.ts';
-import { writeFileAtomic } from '../node/atomic.ts';
 
 export type SafeDtype = 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -80,11 +79,6 @@ export function parseSafetensors(bytes: Uint8Array, what = 'input'): SafeFile {
   return { tensors, metadata };
 }
 
-export function readSafetensors(path: string): SafeFile {
-  if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `file not found: ${path}`);
-  return parseSafetensors(readFileSync(path), path);
-}
-
 export function encodeSafetensors(tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata?: Record<string, string>): Uint8Array[] {
   const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = {};
@@ -105,10 +99,6 @@ export function encodeSafetensors(tensors: Map<string, SafeTensor> | Record<stri
   const len = new Uint8Array(8);
   new DataView(len.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
   return [len, headerBytes, ...entries.map(([, t]) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
-}
-
-export function writeSafetensors(path: string, tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(path, ...encodeSafetensors(tensors, metadata));
 }
 
 export const f32 = (shape: number[], data: Float32Array): SafeTensor => ({ dtype: 'F32', shape, data });

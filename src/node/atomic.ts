@@ -14,6 +14,12 @@ export function tempPathFor(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}.${process.pid}.${counter}.tmp`);
 }
 
+/** The process that made a temp file named by `tempPathFor`, or undefined for any other name. */
+export function tempFileOwner(name: string): number | undefined {
+  const m = /^\..+\.(\d+)\.\d+\.tmp$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Refuse to write over one of the command's inputs. */
 export function assertNotInput(output: string, ...inputs: (string | undefined)[]): void {
   const out = canonical(output);

@@ -6,7 +6,8 @@
 import { PeanutError } from '../errors.ts';
 import { fileReader } from './files.ts';
 import { create, fromBinary, GraphProtoSchema, ModelProtoSchema, type GraphProto, type ModelProto, type TensorProto } from './proto.ts';
-import { deferredBytes, deferredSource, isExternal, materializeDeferred } from './tensor.ts';
+import { deferredBytes, deferredSource, isExternal, materializeDeferred, numElements, tensorDims } from './tensor.ts';
+import { isFloatType } from './dtype.ts';
 import { encodeModelParts } from './encode-chunks.ts';
 
 /** A decoded model and the directory its external data locations are relative to. */
@@ -120,4 +121,11 @@ export function editableCopy(proto: ModelProto): ModelProto {
 export function defaultOpset(proto: Pick<ModelProto, 'opsetImport'>): number {
   const e = proto.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   return e ? Number(e.version) : 1;
+}
+
+/** Number of floating-point values in a model's initializers (its parameters, as PyTorch counts them). */
+export function countParameters(model: { proto: ModelProto }): number {
+  let n = 0;
+  for (const t of allInitializers(model.proto.graph!)) if (isFloatType(t.dataType)) n += numElements(tensorDims(t));
+  return n;
 }

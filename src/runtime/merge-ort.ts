@@ -13,6 +13,8 @@ import { create, GraphProtoSchema, ModelProtoSchema, type NodeProto } from '../o
 import type { AdapterTarget } from '../adapter/adapter-meta.ts';
 import { mergeState, mergedWeight, readTargetWeight, rebuildMerged, requireAdapter, type MergeOptions } from '../adapter/merge.ts';
 import type { TweakerState } from '../adapter/state.ts';
+import type { Runtime } from './session.ts';
+import { f32Tensor, type Feeds } from './tensors.ts';
 
 interface TweakerPart {
   target: AdapterTarget;
@@ -59,11 +61,10 @@ function tweakerModel(adapted: OnnxModel, parts: readonly TweakerPart[]): Uint8A
 }
 
 /** Runs a group of tweakers in one session. */
-async function runGroup(adapted: OnnxModel, parts: readonly TweakerPart[], state: TweakerState, out: Map<AdapterTarget, Float32Array>): Promise<void> {
-  const { createSession, f32Tensor } = await import('./session.ts');
-  const { session } = await createSession(tweakerModel(adapted, parts), { ep: 'cpu' });
+async function runGroup(runtime: Runtime, adapted: OnnxModel, parts: readonly TweakerPart[], state: TweakerState, out: Map<AdapterTarget, Float32Array>): Promise<void> {
+  const session = await runtime.createSession(tweakerModel(adapted, parts));
   try {
-    const feeds: Record<string, ReturnType<typeof f32Tensor>> = {};
+    const feeds: Feeds = {};
     for (const p of parts) {
       feeds[p.w0] = f32Tensor(readTargetWeight(adapted, p.target), p.stored);
       for (const q of p.target.params) feeds[q.name] = f32Tensor(state.get(q.name)!, q.shape);
@@ -83,7 +84,7 @@ const GROUP_BYTES = 256 * 2 ** 20;
  *
  * @throws PeanutError as `merge`
  */
-export async function mergeWithRuntime(adapted: OnnxModel, opts: MergeOptions = {}): Promise<OnnxModel> {
+export async function mergeWithRuntime(runtime: Runtime, adapted: OnnxModel, opts: MergeOptions = {}): Promise<OnnxModel> {
   const meta = requireAdapter(adapted);
   const state = mergeState(adapted, meta, opts);
   const byName = new Map(graphOf(adapted).node.map((n) => [n.name, n]));
@@ -95,11 +96,11 @@ export async function mergeWithRuntime(adapted: OnnxModel, opts: MergeOptions = 
     group.push(tweakerPart(byName, t));
     bytes += t.in * t.out * 4;
     if (bytes >= GROUP_BYTES) {
-      await runGroup(adapted, group, state, weights);
+      await runGroup(runtime, adapted, group, state, weights);
       group = [];
       bytes = 0;
     }
   }
-  if (group.length) await runGroup(adapted, group, state, weights);
+  if (group.length) await runGroup(runtime, adapted, group, state, weights);
   return rebuildMerged(adapted, meta, (t, readW0) => weights.get(t) ?? mergedWeight(meta, t, readW0(), state), opts.safe ?? false);
 }

@@ -11,20 +11,9 @@ import { graphOf, encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { externalRef, floatTensor, int64Tensor, isExternal, numElements, tensorDims } from '../onnx/tensor.ts';
-import { createSession, ort } from './session.ts';
-import type { StaticShape } from '../autodiff/rule.ts';
-
-/** Element type and known dims of one value (`null` = varies at run time). */
-export interface ValueShape {
-  readonly dtype: number;
-  readonly shape: StaticShape;
-}
-
-/** Probed shapes of every value of a graph: inputs, initializers and node outputs. */
-export type ShapeTable = Map<string, ValueShape>;
-
-/** A feed for one graph input: an ORT tensor, or raw data with dims. */
-export type Feeds = Record<string, ort.Tensor>;
+import type { Runtime } from './session.ts';
+import { dtypeOfOrtType, elemTypeOf, type Feeds, type HostTensor } from './tensors.ts';
+import type { ShapeTable, ValueShape } from '../onnx/shapes.ts';
 
 export interface ProbeOptions {
   /**
@@ -36,30 +25,6 @@ export interface ProbeOptions {
   sizes?: [number[], number[]];
   /** Values for synthetic int inputs, by input name (default: 0, or 1 for names containing `mask`). */
   intFill?: (input: string) => number;
-}
-
-const ORT_TYPE_TO_DT: Record<string, number> = {
-  float32: DT.FLOAT,
-  float64: DT.DOUBLE,
-  float16: DT.FLOAT16,
-  bfloat16: DT.BFLOAT16,
-  int8: DT.INT8,
-  uint8: DT.UINT8,
-  int16: DT.INT16,
-  uint16: DT.UINT16,
-  int32: DT.INT32,
-  uint32: DT.UINT32,
-  int64: DT.INT64,
-  uint64: DT.UINT64,
-  bool: DT.BOOL,
-  string: DT.STRING,
-};
-
-/** ONNX element type of an onnxruntime tensor type string. */
-export function dtypeOfOrtType(type: string): number {
-  const dt = ORT_TYPE_TO_DT[type];
-  if (dt === undefined) throw new PeanutError('E_DTYPE', `unsupported onnxruntime tensor type '${type}'`);
-  return dt;
 }
 
 /** Graph inputs that must be fed (initializers listed as inputs by old exporters excluded). */
@@ -81,21 +46,21 @@ function pseudoRandom(n: number, seed: number): Float32Array {
 }
 
 /** A synthetic tensor of the given element type and dims. */
-export function syntheticTensor(name: string, dt: number, dims: readonly number[], intFill: (input: string) => number, seed = 7): ort.Tensor {
+export function syntheticTensor(name: string, dt: number, dims: readonly number[], intFill: (input: string) => number, seed = 7): HostTensor {
   const n = dims.reduce((a, b) => a * b, 1);
   switch (dt) {
     case DT.FLOAT:
-      return new ort.Tensor('float32', pseudoRandom(n, seed), dims);
+      return { type: 'float32', data: pseudoRandom(n, seed), dims };
     case DT.DOUBLE:
-      return new ort.Tensor('float64', Float64Array.from(pseudoRandom(n, seed)), dims);
+      return { type: 'float64', data: Float64Array.from(pseudoRandom(n, seed)), dims };
     case DT.INT64:
-      return new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(intFill(name))), dims);
+      return { type: 'int64', data: new BigInt64Array(n).fill(BigInt(intFill(name))), dims };
     case DT.INT32:
-      return new ort.Tensor('int32', new Int32Array(n).fill(intFill(name)), dims);
+      return { type: 'int32', data: new Int32Array(n).fill(intFill(name)), dims };
     case DT.BOOL:
-      return new ort.Tensor('bool', new Uint8Array(n).fill(intFill(name) ? 1 : 0), dims);
+      return { type: 'bool', data: new Uint8Array(n).fill(intFill(name) ? 1 : 0), dims };
     case DT.UINT8:
-      return new ort.Tensor('uint8', new Uint8Array(n).fill(intFill(name)), dims);
+      return { type: 'uint8', data: new Uint8Array(n).fill(intFill(name)), dims };
     default:
       throw new PeanutError('E_DTYPE', `cannot synthesize a probe value for input '${name}' of type ${dtypeName(dt)}; pass a real batch`);
   }
@@ -143,7 +108,7 @@ function externalFiles(tensors: readonly TensorProto[], baseDir: string): Array<
  * @param model - the model (not modified)
  * @param opts - real batches or synthetic sizes
  */
-export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Promise<ShapeTable> {
+export async function probeShapes(runtime: Runtime, model: OnnxModel, opts: ProbeOptions = {}): Promise<ShapeTable> {
   const g = graphOf(model);
   const outputs = new Set(g.output.map((v) => v.name));
   const known = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
@@ -178,7 +143,7 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
   const probeProto = create(ModelProtoSchema, { ...model.proto, graph: probeGraph });
   const bytes = encodeModel(probeProto);
   const files = externalFiles(kept, model.baseDir);
-  const { session } = await createSession(bytes, {
+  const session = await runtime.createSession(bytes, {
     ep: 'cpu',
     memPattern: false,
     graphOptimizationLevel: 'disabled',
@@ -205,21 +170,19 @@ export async function probeShapes(model: OnnxModel, opts: ProbeOptions = {}): Pr
     for (const given of batches) {
       // A real batch may carry fields the model does not take (text, ids of other models).
       const feeds: Feeds = Object.fromEntries(Object.entries(given).filter(([k]) => inputNames.has(k)));
-      let result: ort.InferenceSession.OnnxValueMapType;
+      let result: Record<string, HostTensor>;
       try {
         result = await session.run(feeds, fetch);
       } catch (err) {
-        throw new PeanutError('E_GRAPH', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(given) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
+        throw new PeanutError('E_PROBE', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(given) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
       }
       const m = new Map<string, { dtype: number; dims: number[] }>();
-      for (const [name, v] of Object.entries(result)) {
-        const t = v as ort.Tensor;
-        const dtype = ORT_TYPE_TO_DT[t?.type];
-        if (dtype !== undefined && Array.isArray(t.dims)) m.set(name, { dtype, dims: t.dims.map(Number) });
+      for (const [name, t] of Object.entries(result)) {
+        const dtype = elemTypeOf(t.type);
+        if (dtype !== undefined) m.set(name, { dtype, dims: t.dims.map(Number) });
       }
       for (const [name, t] of Object.entries(feeds)) m.set(name, { dtype: dtypeOfOrtType(t.type), dims: t.dims.map(Number) });
       runs.push(m);
-      for (const v of Object.values(result)) (v as ort.Tensor).dispose?.();
     }
   } finally {
     await session.release();

@@ -1,24 +1,42 @@
 /**
- * The only module that talks to onnxruntime-node. Sessions are created here with an execution
- * provider chosen by `--ep auto|cpu|cuda`:
- *  - `cpu`: the CPU EP.
- *  - `cuda`: the CUDA EP, or a clear error saying how to install it when it cannot be created.
- *  - `auto`: CUDA when its provider library loads, else CPU; the choice is reported.
+ * The runtime boundary: the only code that talks to an ONNX Runtime. The `ort` module itself
+ * (onnxruntime-node, onnxruntime-web) is passed in by whoever picks the platform, wrapped with a
+ * `RuntimeBackend` that knows that platform's execution providers; everything else in the library
+ * sees a `Runtime`, its `Session`s, and plain `HostTensor`s (type, data, dims), never an `ort`
+ * object.
  */
-import * as ort from 'onnxruntime-node';
-import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join, sep } from 'node:path';
 import { PeanutError } from '../errors.ts';
+import type { Feeds, HostTensor, TensorLike } from './tensors.ts';
 
-export { ort };
-export type EpChoice = 'auto' | 'cpu' | 'cuda';
-export const EP_CHOICES: readonly EpChoice[] = ['auto', 'cpu', 'cuda'];
+export type { Feeds, HostTensor, TensorLike };
+
+/** The members of an onnxruntime module this library uses (onnxruntime-node and -web both have them). */
+export interface OrtModule {
+  readonly InferenceSession: { create(model: never, options?: never): Promise<unknown> };
+  readonly Tensor: new (type: never, data: never, dims?: readonly number[]) => unknown;
+  readonly env: { readonly versions?: Readonly<Record<string, string | undefined>> };
+}
+
+/** What the library needs of an onnxruntime session. */
+export interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, unknown>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+
+/** What the library needs of an onnxruntime tensor. */
+export interface OrtTensor {
+  readonly type: string;
+  readonly data: unknown;
+  readonly dims: readonly number[];
+  dispose?(): void;
+}
 
 export interface SessionOptions {
-  ep?: EpChoice;
-  /** Intra-op threads (default: ORT's choice, one per core). */
+  /** Execution provider choice, in the backend's terms (Node: auto, cpu, cuda; web: wasm, webgpu). */
+  ep?: string;
+  /** Intra-op threads (default: the runtime's choice). */
   threads?: number;
   /**
    * Memory-pattern planning pre-allocates for one input shape; with dynamic padding the shapes
@@ -28,142 +46,98 @@ export interface SessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
    * Files referenced as external data, when the model is passed as bytes: `path` is the location
-   * the model names, `data` the bytes or the file's path on disk (read by ONNX Runtime itself, never
-   * loaded into JS memory; see `withExternalFiles`).
+   * the model names, `data` the bytes, or the file's path on disk (platforms with files only).
    */
   externalData?: Array<{ path: string; data: Uint8Array | string }>;
+  /** Extra onnxruntime session options, passed through as they are (e.g. profiling). */
+  extra?: Readonly<Record<string, unknown>>;
 }
 
-export interface CreatedSession {
-  session: ort.InferenceSession;
-  /** The execution provider actually used. */
-  ep: 'cpu' | 'cuda';
+/** An ONNX Runtime build for one platform: how to create sessions there and which providers it has. */
+export interface RuntimeBackend {
+  /** The package, e.g. `onnxruntime-node`. */
+  readonly name: string;
+  readonly version: string;
+  /** Values `SessionOptions.ep` may take; the first is the default. */
+  readonly epChoices: readonly string[];
+  /**
+   * Creates a session on the requested provider, given the options every session shares;
+   * returns the provider actually used.
+   */
+  create(model: Uint8Array | string, base: Record<string, unknown>, opts: SessionOptions): Promise<{ session: OrtSession; ep: string }>;
+  /** Wraps a host tensor for a run. */
+  tensor(t: TensorLike): unknown;
 }
 
-export const CUDA_INSTALL_HINT =
-  'the CUDA execution provider is not installed: reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 ' +
-  '(and `npm install-scripts approve onnxruntime-node` on npm 11) on a machine with CUDA 12 and cuDNN 9, or use --ep cpu';
+/** A session: feeds in, fetched outputs out, all as host tensors. */
+export interface Session {
+  /** The execution provider in use. */
+  readonly ep: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /**
+   * Runs the model; `fetch` limits the outputs (default: all). Inputs are host tensors (or
+   * anything shaped like one, such as the backend's own tensors).
+   */
+  run(feeds: Readonly<Record<string, TensorLike>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
 
-function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+export interface Runtime {
+  /** `onnxruntime-node 1.30.0`, for messages and manifests. */
+  readonly label: string;
+  readonly name: string;
+  readonly version: string;
+  readonly epChoices: readonly string[];
+  createSession(model: Uint8Array | string, opts?: SessionOptions): Promise<Session>;
+}
+
+/** Options every session gets; `opts` can override the graph optimisation and memory pattern. */
+function baseOptions(opts: SessionOptions): Record<string, unknown> {
   return {
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     enableMemPattern: opts.memPattern ?? true,
     enableCpuMemArena: true,
+    // Warnings (with terminal colour codes) would go to stderr between our own lines.
+    logSeverityLevel: 3,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    ...opts.extra,
   };
 }
 
-let sessionFileCounter = 0;
-
-/**
- * Runs `create` on a model given as bytes whose external data are files on disk. ONNX Runtime's
- * Node binding takes external data only as bytes, and it resolves file locations only relative
- * to a model *file*, refusing absolute locations and paths that leave the model's directory. So
- * the model bytes go to a short-lived file beside the data (removed once the session exists),
- * and ONNX Runtime reads the tensors itself, without the weights passing through JS memory.
- * Where that directory is not writable: hard links to the data in a temp directory; where those
- * fail (another filesystem): the files are read into memory and passed as bytes.
- */
-async function withExternalFiles(
-  model: Uint8Array,
-  files: ReadonlyArray<{ path: string; data: Uint8Array | string }>,
-  create: (model: Uint8Array | string, external?: Array<{ path: string; data: Uint8Array }>) => Promise<ort.InferenceSession>,
-): Promise<ort.InferenceSession> {
-  const onDisk = files.filter((f): f is { path: string; data: string } => typeof f.data === 'string');
-  const inMemory = files.filter((f): f is { path: string; data: Uint8Array } => typeof f.data !== 'string');
-  if (onDisk.length === 0) return create(model, inMemory.length ? inMemory : undefined);
-  // The directory the locations are relative to: `data` is `<dir>/<path>`.
-  const first = onDisk[0]!;
-  const norm = first.path.split('/').join(sep);
-  const dir = first.data.endsWith(norm) ? first.data.slice(0, first.data.length - norm.length) || '.' : dirname(first.data);
-  const name = `.peanut-onnx-session.${process.pid}.${++sessionFileCounter}.onnx`;
-  const attempt = async (folder: string): Promise<ort.InferenceSession> => {
-    const file = join(folder, name);
-    writeFileSync(file, model);
-    try {
-      return await create(file, inMemory.length ? inMemory : undefined);
-    } finally {
-      rmSync(file, { force: true });
-    }
+/** A `Runtime` over one backend. */
+export function createRuntime(backend: RuntimeBackend): Runtime {
+  return {
+    label: `${backend.name} ${backend.version}`,
+    name: backend.name,
+    version: backend.version,
+    epChoices: backend.epChoices,
+    async createSession(model, opts = {}) {
+      if (opts.ep !== undefined && !backend.epChoices.includes(opts.ep)) {
+        throw new PeanutError('E_BAD_CONFIG', `execution provider '${opts.ep}' is not available with ${backend.name}; choose one of ${backend.epChoices.join(', ')}`);
+      }
+      const { session, ep } = await backend.create(model, baseOptions(opts), opts);
+      return {
+        ep,
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        async run(feeds, fetch) {
+          const wrapped: Record<string, unknown> = {};
+          for (const [k, t] of Object.entries(feeds)) wrapped[k] = backend.tensor(t);
+          const out = await session.run(wrapped, fetch);
+          const result: Record<string, HostTensor> = {};
+          for (const [k, t] of Object.entries(out)) {
+            if (t && Array.isArray(t.dims)) result[k] = { type: t.type, data: t.data as HostTensor['data'], dims: t.dims.map(Number) };
+          }
+          return result;
+        },
+        release: () => session.release(),
+      };
+    },
   };
-  try {
-    writeFileSync(join(dir, name), new Uint8Array(0));
-    rmSync(join(dir, name), { force: true });
-  } catch {
-    const tmp = mkdtempSync(join(tmpdir(), 'peanut-onnx-session-'));
-    try {
-      for (const f of onDisk) linkSync(f.data, join(tmp, f.path));
-      return await attempt(tmp);
-    } catch {
-      return create(model, [...inMemory, ...onDisk.map((f) => ({ path: f.path, data: readFileSync(f.data) }))]);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  return attempt(dir);
 }
 
-async function createWithData(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions, externalData?: SessionOptions['externalData']): Promise<ort.InferenceSession> {
-  const make = (m: Uint8Array | string, external?: Array<{ path: string; data: Uint8Array }>) => {
-    const o = external ? { ...options, externalData: external } : options;
-    return typeof m === 'string' ? ort.InferenceSession.create(m, o) : ort.InferenceSession.create(m, o);
-  };
-  // A model file resolves its external data itself.
-  if (typeof model === 'string' || !externalData?.length) return make(model);
-  return withExternalFiles(model, externalData, make);
-}
-
-/**
- * Whether onnxruntime-node's CUDA provider library sits beside its native binding (it is an
- * optional download on Linux x64 and Windows). When it is absent, `auto` goes straight to the CPU
- * and `cuda` fails with the install hint, instead of an attempt that makes ONNX Runtime print its
- * own library-load error. If the layout cannot be read, the attempt decides.
- */
-export function cudaProviderInstalled(): boolean {
-  if (process.platform !== 'linux' && process.platform !== 'win32') return false;
-  try {
-    const bin = join(dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))), 'bin');
-    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-    return readdirSync(bin).some((napi) => existsSync(join(bin, napi, process.platform, process.arch, lib)));
-  } catch {
-    return true;
-  }
-}
-
-/** Creates a session on the requested execution provider. */
-export async function createSession(model: Uint8Array | string, opts: SessionOptions = {}): Promise<CreatedSession> {
-  const ep = opts.ep ?? 'cpu';
-  const base = baseOptions(opts);
-  const createWith = (m: Uint8Array | string, o: ort.InferenceSession.SessionOptions) => createWithData(m, o, opts.externalData);
-  if (ep === 'cpu' || (ep === 'auto' && !cudaProviderInstalled())) return { session: await createWith(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
-  if (ep === 'cuda' && !cudaProviderInstalled()) {
-    throw new PeanutError('E_EP_UNAVAILABLE', `${CUDA_INSTALL_HINT} (libonnxruntime_providers_cuda is not in onnxruntime-node's bin folder)`);
-  }
-  try {
-    const session = await createWith(model, { ...base, executionProviders: [{ name: 'cuda' }, 'cpu'] });
-    return { session, ep: 'cuda' };
-  } catch (err) {
-    const msg = (err as Error).message ?? String(err);
-    const cudaMissing = /cuda|providers_shared|unsupported/i.test(msg);
-    if (ep === 'cuda' || !cudaMissing) {
-      if (cudaMissing) throw new PeanutError('E_EP_UNAVAILABLE', `${CUDA_INSTALL_HINT} (${firstLine(msg)})`);
-      throw err;
-    }
-    return { session: await createWith(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
-  }
-}
-
-function firstLine(s: string): string {
+/** The first line of an error message, bounded (for one-line reports of runtime failures). */
+export function firstLine(s: string): string {
   return s.split('\n')[0]!.slice(0, 300);
-}
-
-/** A float32 tensor. */
-export function f32Tensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('float32', data, dims);
-}
-
-/** An int64 tensor from numbers or bigints. */
-export function i64Tensor(data: BigInt64Array | readonly number[], dims: readonly number[]): ort.Tensor {
-  const arr = data instanceof BigInt64Array ? data : BigInt64Array.from(data, (v) => BigInt(v));
-  return new ort.Tensor('int64', arr, dims);
 }

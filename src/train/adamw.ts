@@ -72,8 +72,6 @@ export interface AdamWEmitOptions {
   clip?: boolean;
 }
 
-/** Checkpoint/graph name of a moment tensor, as `merge --checkpoint` and resume expect it. */
-export const momentName = (which: 'm' | 'v', param: string): string => `adam.${which}.${param}`;
 
 /**
  * Adds the scalar hyper-parameter inputs (`step` int64, the rest float64) to the graph.

@@ -1,25 +1,20 @@
 /**
- * Training checkpoints: one safetensors file per save, `<run dir>/checkpoints/step-<N>.safetensors`.
+ * Training checkpoints as bytes (safetensors), the one format the CLI, the library and the
+ * browser module all read and write. Files and run directories are src/node/run-dir.ts.
  *
- * Layout (read by `merge --checkpoint` and by `train --resume`):
+ * Layout (read by `merge --checkpoint`, `export-peft` and `train --resume`):
  *   - θ under their PEFT keys (`<module>.peanut_A.weight`, …), float32;
  *   - AdamW moments as `adam.m.<key>` / `adam.v.<key>`;
  *   - `__metadata__` (strings only, as safetensors requires): `format`, `step` (optimizer steps
  *     done), `epoch` and `position` (where the next batch starts in that epoch's data order),
  *     `seed` and `rng` (how every epoch's order is derived, so a resume reproduces it), and JSON
- *     blobs `hyperparameters` and `peanut` (the adapter config).
- *
- * Each file is written atomically (temp file + rename), so a kill mid-save leaves the previous
- * checkpoint intact and never a truncated one.
+ *     blobs `hyperparameters` and `peanut` (the adapter summary), and `task`.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../formats/safetensors.ts';
-import { momentName } from './adamw.ts';
+import { encodeSafetensors, parseSafetensors, type SafeTensor } from '../formats/safetensors.ts';
+import { momentName, parseMomentName } from '../formats/checkpoint-keys.ts';
 
 export const CHECKPOINT_FORMAT = 'peanut-onnx-train-checkpoint/1';
-export const CHECKPOINT_DIR = 'checkpoints';
 
 /** Hyper-parameters that define a run (stored so a resume can continue with the same ones). */
 export interface Hyperparameters {
@@ -50,7 +45,7 @@ export interface TrainState {
   m: Map<string, SafeTensor>;
   v: Map<string, SafeTensor>;
   hyper: Hyperparameters;
-  /** The PEANuT adapter config (opaque JSON), carried for merge/export. */
+  /** The adapter summary (JSON), carried for merge/export. */
   peanut?: unknown;
   /** Task the graphs were built for. */
   task?: string;
@@ -59,20 +54,8 @@ export interface TrainState {
 /** How an epoch's data order is derived; recorded in every checkpoint. */
 export const RNG_DESCRIPTION = 'mulberry32 Random.forKey(seed, "data-order/epoch-<epoch>").shuffle(0..n-1), identity order with --no-shuffle';
 
-export function checkpointPath(runDir: string, step: number): string {
-  return join(runDir, CHECKPOINT_DIR, `step-${step}.safetensors`);
-}
-
-/** Writes `<runDir>/checkpoints/step-<N>.safetensors` atomically and returns its path. */
-export function saveCheckpoint(runDir: string, state: TrainState): string {
-  mkdirSync(join(runDir, CHECKPOINT_DIR), { recursive: true });
-  const path = checkpointPath(runDir, state.step);
-  writeCheckpointFile(path, state);
-  return path;
-}
-
-/** Writes one checkpoint file atomically. */
-export function writeCheckpointFile(path: string, state: TrainState): void {
+/** The checkpoint's safetensors encoding (chunks to write in order). */
+export function encodeCheckpoint(state: TrainState): Uint8Array[] {
   const tensors = new Map<string, SafeTensor>();
   for (const [k, t] of state.params) {
     tensors.set(k, t);
@@ -82,7 +65,7 @@ export function writeCheckpointFile(path: string, state: TrainState): void {
     tensors.set(momentName('m', k), m);
     tensors.set(momentName('v', k), v);
   }
-  writeSafetensors(path, tensors, {
+  return encodeSafetensors(tensors, {
     format: CHECKPOINT_FORMAT,
     step: String(state.step),
     epoch: String(state.epoch),
@@ -95,26 +78,41 @@ export function writeCheckpointFile(path: string, state: TrainState): void {
   });
 }
 
-/** Reads a checkpoint written by `saveCheckpoint` (or the initial one from `artifacts`). */
-export function loadCheckpoint(path: string): TrainState {
-  const { tensors, metadata } = readSafetensors(path);
+/** The checkpoint as one buffer. */
+export function checkpointBytes(state: TrainState): Uint8Array {
+  const chunks = encodeCheckpoint(state);
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Reads a checkpoint written by `encodeCheckpoint` (or the initial one from `artifacts`).
+ * `what` names it in messages (a file path).
+ */
+export function decodeCheckpoint(bytes: Uint8Array, what: string): TrainState {
+  const { tensors, metadata } = parseSafetensors(bytes, what);
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new PeanutError('E_BAD_SAFETENSORS', `${path} is not a peanut-onnx training checkpoint (metadata 'format' is ${JSON.stringify(metadata.format ?? null)})`);
+    throw new PeanutError('E_BAD_SAFETENSORS', `${what} is not a peanut-onnx training checkpoint (metadata 'format' is ${JSON.stringify(metadata.format ?? null)})`);
   }
   const params = new Map<string, SafeTensor>();
   const m = new Map<string, SafeTensor>();
   const v = new Map<string, SafeTensor>();
   for (const [k, t] of tensors) {
-    if (k.startsWith('adam.m.')) m.set(k.slice(7), t);
-    else if (k.startsWith('adam.v.')) v.set(k.slice(7), t);
+    const moment = parseMomentName(k);
+    if (moment) (moment.which === 'm' ? m : v).set(moment.param, t);
     else params.set(k, t);
   }
   for (const k of params.keys()) {
-    if (!m.has(k) || !v.has(k)) throw new PeanutError('E_BAD_SAFETENSORS', `${path}: parameter '${k}' has no AdamW moments (adam.m/adam.v)`);
+    if (!m.has(k) || !v.has(k)) throw new PeanutError('E_BAD_SAFETENSORS', `${what}: parameter '${k}' has no AdamW moments (adam.m/adam.v)`);
   }
   const int = (key: string) => {
     const n = Number(metadata[key]);
-    if (!Number.isInteger(n) || n < 0) throw new PeanutError('E_BAD_SAFETENSORS', `${path}: metadata '${key}' is missing or not a count`);
+    if (!Number.isInteger(n) || n < 0) throw new PeanutError('E_BAD_SAFETENSORS', `${what}: metadata '${key}' is missing or not a count`);
     return n;
   };
   let peanut: unknown;
@@ -125,43 +123,27 @@ export function loadCheckpoint(path: string): TrainState {
       peanut = metadata.peanut;
     }
   }
-  return {
-    step: int('step'),
-    epoch: int('epoch'),
-    position: int('position'),
-    params,
-    m,
-    v,
-    hyper: JSON.parse(metadata.hyperparameters ?? '{}') as Hyperparameters,
-    peanut,
-    task: metadata.task,
-  };
-}
-
-/** Every checkpoint in `<runDir>/checkpoints`, by ascending step. */
-export function listCheckpoints(runDir: string): Array<{ path: string; step: number }> {
-  const dir = join(runDir, CHECKPOINT_DIR);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
-  const found: Array<{ path: string; step: number }> = [];
-  for (const f of readdirSync(dir)) {
-    const m = /^step-(\d+)\.safetensors$/.exec(f);
-    if (m) found.push({ path: join(dir, f), step: Number(m[1]) });
+  let hyper: Hyperparameters;
+  try {
+    hyper = JSON.parse(metadata.hyperparameters ?? '{}') as Hyperparameters;
+  } catch {
+    throw new PeanutError('E_BAD_SAFETENSORS', `${what}: metadata 'hyperparameters' is not valid JSON`);
   }
-  return found.sort((a, b) => a.step - b.step);
+  return { step: int('step'), epoch: int('epoch'), position: int('position'), params, m, v, hyper, peanut, task: metadata.task };
 }
 
-/** The checkpoint with the highest step in `<runDir>/checkpoints`, or undefined. */
-export function latestCheckpoint(runDir: string): { path: string; step: number } | undefined {
-  return listCheckpoints(runDir).at(-1);
-}
-
-/**
- * Deletes all but the `keep` newest checkpoints of a run (a long run saving every N steps would
- * otherwise fill the disk). Returns the paths removed. The newest is always kept.
- */
-export function pruneCheckpoints(runDir: string, keep: number): string[] {
-  const all = listCheckpoints(runDir);
-  const drop = all.slice(0, Math.max(0, all.length - Math.max(1, keep)));
-  for (const c of drop) rmSync(c.path, { force: true });
-  return drop.map((c) => c.path);
+/** The initial training state: θ as given, zero moments, step 0. */
+export function initialState(params: Map<string, SafeTensor>, hyper: Omit<Hyperparameters, 'totalSteps'>, peanut: unknown, task: string): TrainState {
+  const zeros = (t: SafeTensor): SafeTensor => ({ dtype: 'F32', shape: [...t.shape], data: new Float32Array(t.data.length) });
+  return {
+    step: 0,
+    epoch: 0,
+    position: 0,
+    params,
+    m: new Map([...params].map(([k, t]) => [k, zeros(t)])),
+    v: new Map([...params].map(([k, t]) => [k, zeros(t)])),
+    hyper: { ...hyper, totalSteps: 0 },
+    peanut,
+    task,
+  };
 }

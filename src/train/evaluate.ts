@@ -3,7 +3,8 @@
  * counts (examples, or label tokens for causal LM), accuracy for classification tasks, perplexity
  * for causal LM.
  */
-import { ort } from '../runtime/session.ts';
+import type { Session } from '../runtime/session.ts';
+import type { Feeds } from '../runtime/tensors.ts';
 import { lossWeight, type CollateSpec, type ExampleSet } from '../data/example-set.ts';
 import { EVAL_OUTPUTS } from './training-graph.ts';
 
@@ -22,10 +23,10 @@ const CLASSIFICATION = new Set(['seq-cls', 'image-cls']);
  * @param params - θ feeds (name → tensor), shared by every batch.
  */
 export async function evaluate(
-  session: ort.InferenceSession,
+  session: Session,
   data: ExampleSet,
   spec: CollateSpec,
-  params: Record<string, ort.Tensor>,
+  params: Feeds,
   batchSize: number,
 ): Promise<EvalMetrics> {
   let lossSum = 0;
@@ -35,8 +36,7 @@ export async function evaluate(
   for (let start = 0; start < data.size; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, data.size - start) }, (_, i) => start + i);
     const batch = data.batch(indices, spec);
-    const feeds: Record<string, ort.Tensor> = { ...params };
-    for (const [name, t] of batch) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    const feeds: Feeds = { ...params, ...Object.fromEntries(batch) };
     const out = await session.run(feeds);
     const loss = Number((out[EVAL_OUTPUTS.loss]!.data as Float32Array)[0]);
     const w = lossWeight(batch, spec);

@@ -19,7 +19,10 @@ import { tensorDims } from '../onnx/tensor.ts';
 import { paramNames, readAdapterMeta } from '../adapter/adapter-meta.ts';
 import { appendLossHead, type Task } from './loss.ts';
 import { buildGradients, checkRulesWithoutShapes } from '../autodiff/gradient.ts';
-import { probeShapes, type Feeds, type ShapeTable } from '../runtime/probe.ts';
+import { probeShapes } from '../runtime/probe.ts';
+import type { Runtime } from '../runtime/session.ts';
+import { type Feeds } from '../runtime/tensors.ts';
+import { type ShapeTable } from '../onnx/shapes.ts';
 import type { GradRegistry } from '../autodiff/registry.ts';
 
 export interface GradModelOptions {
@@ -76,10 +79,11 @@ export function adapterParams(model: OnnxModel): string[] {
 /**
  * Builds the loss-and-gradient model of an adapted model.
  *
+ * @param runtime - the ONNX Runtime shapes are probed with
  * @param adapted - a model made by `peanut-onnx inject` (not modified)
  * @param opts - task, prediction output, optional real batch for shape probing
  */
-export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions): Promise<GradModel> {
+export async function buildGradModel(runtime: Runtime, adapted: OnnxModel, opts: GradModelOptions): Promise<GradModel> {
   const params = [...(opts.params ?? adapterParams(adapted))];
   const opset = defaultOpset(adapted.proto);
   const proto = editableCopy(adapted.proto);
@@ -93,7 +97,7 @@ export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions)
   // Probe with θ still initializers (nothing extra to feed).
   let shapes: ShapeTable;
   try {
-    shapes = await probeShapes(model, opts.batch ? { batches: opts.staticShapes ? [opts.batch, opts.batch] : [opts.batch] } : {});
+    shapes = await probeShapes(runtime, model, opts.batch ? { batches: opts.staticShapes ? [opts.batch, opts.batch] : [opts.batch] } : {});
   } catch (err) {
     // A model onnxruntime cannot run may hold an op we could not differentiate anyway: say so.
     checkRulesWithoutShapes(graph, { loss: head.loss, params, ...(opts.registry ? { registry: opts.registry } : {}) });

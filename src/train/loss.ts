@@ -16,9 +16,9 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT, isFloatType } from '../onnx/dtype.ts';
 import { makeValueInfo, valueInfoType, type Graph } from '../onnx/graph.ts';
 import { reduce, unsqueeze } from '../onnx/ops.ts';
+import { IGNORE_INDEX, TASKS, type Task } from '../data/tasks.ts';
 
-export const TASKS = ['seq-cls', 'causal-lm', 'image-cls', 'regression'] as const;
-export type Task = (typeof TASKS)[number];
+export { TASKS, type Task };
 
 export interface LossHeadOptions {
   task: Task;
@@ -45,11 +45,11 @@ export function findPrediction(graph: Graph, output?: string): string {
   const list = outs.map((o) => `'${o}'`).join(', ') || '(none)';
   if (output !== undefined) {
     if (outs.includes(output) || graph.producer(output)) return output;
-    throw new PeanutError('E_GRAPH', `--output '${output}' is not a value of the model; its graph outputs are ${list}`);
+    throw new PeanutError('E_GRAPH', `--head '${output}' is not a value of the model; its graph outputs are ${list}`);
   }
   if (outs.includes('logits')) return 'logits';
   if (outs.length === 1) return outs[0]!;
-  throw new PeanutError('E_GRAPH', `cannot tell which output holds the predictions: the model has no output named 'logits'; its graph outputs are ${list}; pass --output NAME`);
+  throw new PeanutError('E_GRAPH', `cannot tell which output holds the predictions: the model has no output named 'logits'; its graph outputs are ${list}; pass --head NAME`);
 }
 
 /**
@@ -66,7 +66,7 @@ export function appendLossHead(graph: Graph, opts: LossHeadOptions): LossHead {
   const predInfo = graph.proto.output.find((o) => o.name === prediction) ?? graph.proto.valueInfo.find((o) => o.name === prediction);
   const predType = predInfo ? valueInfoType(predInfo) : undefined;
   const predDtype = predType?.elemType ?? DT.FLOAT;
-  if (!isFloatType(predDtype)) throw new PeanutError('E_GRAPH', `prediction '${prediction}' is not a floating tensor; pass --output NAME of the logits`);
+  if (!isFloatType(predDtype)) throw new PeanutError('E_GRAPH', `prediction '${prediction}' is not a floating tensor; pass --head NAME of the logits`);
 
   // Labels dims follow the model's token (or first) input: [batch(, seq)].
   const inits = new Set(graph.proto.initializer.map((t) => t.name));
@@ -95,7 +95,7 @@ export function appendLossHead(graph: Graph, opts: LossHeadOptions): LossHead {
       // shifted[:, t] = labels[:, t+1]; the last position gets −100 (no next token)
       const tail = b.op('Slice', [labels, b.constInt64([1]), b.constInt64([Number.MAX_SAFE_INTEGER]), b.constInt64([1])]);
       const firstCol = b.op('Slice', [labels, b.constInt64([0]), b.constInt64([1]), b.constInt64([1])]);
-      const pad = b.op('Sub', [b.op('Mul', [firstCol, b.constInt64([0], [])]), b.constInt64([100], [])]);
+      const pad = b.op('Sub', [b.op('Mul', [firstCol, b.constInt64([0], [])]), b.constInt64([-IGNORE_INDEX], [])]);
       target = b.op('Concat', [tail, pad], { axis: 1 });
     } else {
       graph.proto.input.push(makeValueInfo(labels, DT.INT64, [batchDim]));
@@ -117,7 +117,7 @@ function crossEntropy(b: GraphBuilder, opset: number, logits: string, labels: st
   const range = b.op('Range', [b.constInt64([0], []), classes, b.constInt64([1], [])]);
   const onehot = b.op('Cast', [b.op('Equal', [unsqueeze(e, labels, [-1]), range])], { to: DT.FLOAT });
   const picked = reduce(e, 'ReduceSum', b.op('Mul', [onehot, logp]), 'all', 0);
-  const counted = b.op('Cast', [b.op('Not', [b.op('Equal', [labels, b.constInt64([-100], [])])])], { to: DT.FLOAT });
+  const counted = b.op('Cast', [b.op('Not', [b.op('Equal', [labels, b.constInt64([IGNORE_INDEX], [])])])], { to: DT.FLOAT });
   const count = b.op('Max', [reduce(e, 'ReduceSum', counted, 'all', 0), b.scalar(1)]);
   return b.op('Neg', [b.op('Div', [picked, count])], {}, { outputs: [lossName] });
 }

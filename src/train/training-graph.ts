@@ -16,8 +16,9 @@ import { Graph, makeValueInfo, valueInfoType } from '../onnx/graph.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { editableCopy, graphOf, type OnnxModel } from '../onnx/model.ts';
 import { PeanutError } from '../errors.ts';
-import type { EpChoice, SessionOptions } from '../runtime/session.ts';
-import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, momentName, type AdamWInputNames } from './adamw.ts';
+import type { SessionOptions } from '../runtime/session.ts';
+import { momentName } from '../formats/checkpoint-keys.ts';
+import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, type AdamWInputNames } from './adamw.ts';
 
 /** What the training graphs need from the autodiff's gradient model. */
 export interface GradModelLike {
@@ -155,7 +156,7 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
  *   chain with little to gain from inter-op parallelism. Bit-exact resume assumes the same thread
  *   count before and after, as float reductions are partitioned by thread.
  */
-export function trainingSessionOptions(opts: { ep?: EpChoice; threads?: number; externalData?: SessionOptions['externalData'] } = {}): SessionOptions {
+export function trainingSessionOptions(opts: { ep?: string | undefined; threads?: number | undefined; externalData?: SessionOptions['externalData'] | undefined } = {}): SessionOptions {
   return {
     ep: opts.ep ?? 'auto',
     memPattern: false,

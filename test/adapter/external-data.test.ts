@@ -1,3 +1,4 @@
+import type { Feeds } from '../../src/runtime/session.ts';
 import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,7 @@ import { join } from 'node:path';
 import { encodeModel, graphOf } from '../../src/onnx/model.ts';
 import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { isExternal, tensorBytes } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';
 import { loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
@@ -13,7 +14,7 @@ import { loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 async function runPath(path: string, batch: ReturnType<ReturnType<typeof loadFixture>['batch']>): Promise<Float32Array> {
   const { session } = await createSession(path, { ep: 'cpu' });
   try {
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Feeds = {};
     for (const name of session.inputNames) feeds[name] = new ort.Tensor('int64', batch.get(name)!.data as BigInt64Array, batch.get(name)!.shape);
     const out = await session.run(feeds);
     return out[session.outputNames[0]!]!.data as Float32Array;

@@ -1,8 +1,10 @@
+import type { Feeds } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
 import { loadModel } from '../../src/node/model-files.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';
 import { mergeWithRuntime } from '../../src/runtime/merge-ort.ts';
@@ -13,7 +15,7 @@ import type { SafeTensor } from '../../src/formats/safetensors.ts';
 async function run(model: OnnxModel, batch: Map<string, SafeTensor>): Promise<Float32Array> {
   const { session } = await createSession(encodeModel(model.proto), { ep: 'cpu' });
   try {
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Feeds = {};
     for (const name of session.inputNames) {
       const t = batch.get(name);
       if (!t) throw new Error(`batch has no '${name}'`);
@@ -72,7 +74,7 @@ for (const name of FIXTURE_NAMES) {
 
       const merged = merge(model);
       const mg = graphOf(merged);
-      const viaOrt = graphOf(await mergeWithRuntime(model));
+      const viaOrt = graphOf(await mergeWithRuntime(nodeRuntime, model));
       for (const t of f.config.tweaker.targets) {
         const wantW = expected.get(`${t.weight_initializer}::merged`)!.data as Float32Array;
         for (const g of [mg, viaOrt]) {

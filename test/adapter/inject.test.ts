@@ -1,3 +1,4 @@
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,8 @@ import { mergeWithRuntime } from '../../src/runtime/merge-ort.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { ACTIVATIONS } from '../../src/adapter/config.ts';
 import { readAdapterMeta, ADAPTER_META_KEY } from '../../src/adapter/adapter-meta.ts';
-import { readTweakerState, resolveCheckpoint, writeTweakerState } from '../../src/adapter/state.ts';
+import { readTweakerState, writeTweakerState } from '../../src/node/tweaker-files.ts';
+import { resolveCheckpoint } from '../../src/node/run-dir.ts';
 import { encodeSafetensors } from '../../src/formats/safetensors.ts';
 import { PeanutError } from '../../src/errors.ts';
 import { maxAbsDiff, relError } from '../helpers/fixtures.ts';
@@ -85,7 +87,7 @@ describe('injection numerics against a hand computation', () => {
         const m = await runModel(merged, feeds);
         for (const k of ['Y1', 'Y2', 'Y3']) expect(maxAbsDiff(m[k]!, got[k]!)).toBeLessThanOrEqual(1e-5);
         // ΔW through ONNX Runtime (the adapted model's own nodes) agrees with the JS merge
-        const viaOrt = await mergeWithRuntime(model);
+        const viaOrt = await mergeWithRuntime(nodeRuntime, model);
         graphOf(viaOrt).initializer.forEach((t, i) => {
           const js = graphOf(merged).initializer[i]!;
           expect(relError(tensorToFloat32(t, '.'), tensorToFloat32(js, '.'))).toBeLessThanOrEqual(1e-6);
@@ -158,7 +160,7 @@ describe('injection numerics against a hand computation', () => {
     const adapted = await runFp16(live);
     const merged = await runFp16(merge(live));
     expect(relError(merged.Y3!, adapted.Y3!)).toBeLessThan(2e-3); // one fp16 ulp at most
-    const viaOrt = await runFp16(await mergeWithRuntime(live));
+    const viaOrt = await runFp16(await mergeWithRuntime(nodeRuntime, live));
     expect(relError(viaOrt.Y3!, adapted.Y3!)).toBeLessThan(2e-3);
     expect(maxAbsDiff(adapted.Y3!, a.Y3!)).toBeGreaterThan(1e-2);
     const w = graphOf(merge(live)).initializer.find((t) => t.name === 'onnx::MatMul_7')!;

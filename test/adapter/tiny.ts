@@ -2,12 +2,13 @@
  * Tiny models built in code for the injection tests, and a plain reference implementation of
  * the tweaker math on number[][] matrices (independent of src/peanut's JS merge path).
  */
+import type { Feeds } from '../../src/runtime/session.ts';
 import { create, ModelProtoSchema, OperatorSetIdProtoSchema, GraphProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { Random } from '../../src/util/random.ts';
 
 export type Mat = number[][];
@@ -84,7 +85,7 @@ export function peanutDeltaRef(w0: Mat, A: Mat, enc: Mat[], dec: Mat[], B: Mat, 
 export async function runModel(model: OnnxModel, feeds: Record<string, [Float32Array, number[]]>): Promise<Record<string, Float32Array>> {
   const { session } = await createSession(encodeModel(model.proto), { ep: 'cpu' });
   try {
-    const f: Record<string, ort.Tensor> = {};
+    const f: Feeds = {};
     for (const [k, [data, dims]] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', data, dims);
     const out = await session.run(f);
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));

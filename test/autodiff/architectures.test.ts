@@ -6,6 +6,8 @@
  * checked by central differences of the loss through the same ORT graph along two directions:
  * the gradient's own (catches scale errors) and a random one (catches wrong directions).
  */
+import type { Feeds, Session } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { OnnxModel } from '../../src/onnx/model.ts';
 import { encodeModel } from '../../src/onnx/model.ts';
@@ -13,11 +15,11 @@ import { inject, type InjectOptions } from '../../src/adapter/inject.ts';
 import { paramNames } from '../../src/adapter/adapter-meta.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';
 import type { Task } from '../../src/train/loss.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { buildBert, buildGpt2, buildLlama, buildVit } from '../../tools/lib/transformers.ts';
 import { randomValues } from '../helpers/gradcheck.ts';
 
-const sessions: ort.InferenceSession[] = [];
+const sessions: Session[] = [];
 afterAll(async () => {
   for (const s of sessions) await s.release();
 });
@@ -25,12 +27,12 @@ afterAll(async () => {
 const B = 2;
 const S = 6;
 
-function textBatch(vocab: number, task: Task, opts: { tokenTypes?: boolean; classes?: number } = {}): Record<string, ort.Tensor> {
+function textBatch(vocab: number, task: Task, opts: { tokenTypes?: boolean; classes?: number } = {}): Feeds {
   const n = B * S;
   const ids = Array.from({ length: n }, (_, i) => 1 + ((i * 37 + 11) % (vocab - 1)));
   // the last row is right-padded by 2
   const mask = Array.from({ length: n }, (_, i) => (Math.floor(i / S) === B - 1 && i % S >= S - 2 ? 0 : 1));
-  const feeds: Record<string, ort.Tensor> = {
+  const feeds: Feeds = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, (v, i) => (mask[i] ? BigInt(v) : 0n)), [B, S]),
     attention_mask: new ort.Tensor('int64', BigInt64Array.from(mask, BigInt), [B, S]),
   };
@@ -45,7 +47,7 @@ interface ArchCase {
   build: () => OnnxModel;
   task: Task;
   inject: InjectOptions;
-  feeds: () => Record<string, ort.Tensor>;
+  feeds: () => Feeds;
 }
 
 const bert = { vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, intermediateSize: 64, maxPositions: 64, numLabels: 3, seed: 7, biasStd: 0.02, initStd: 0.2 };
@@ -90,12 +92,12 @@ describe('gradient models of generated transformer exports: directional finite d
     const init = new Map<string, Float32Array>();
     for (const [i, key] of paramNames(probe.meta).entries()) init.set(key, Float32Array.from(randomValues(probe.state.get(key)!.length, 100 + i, -0.3, 0.3)));
     const { model } = inject(base, { ...c.inject, init });
-    const gm = await buildGradModel(model, { task: c.task });
+    const gm = await buildGradModel(nodeRuntime, model, { task: c.task });
     const { session } = await createSession(encodeModel(gm.model.proto), { memPattern: false });
     sessions.push(session);
     const feeds = c.feeds();
     const run = async (theta: Map<string, Float32Array>) => {
-      const f: Record<string, ort.Tensor> = { ...feeds };
+      const f: Feeds = { ...feeds };
       for (const p of gm.params) f[p] = new ort.Tensor('float32', theta.get(p)!, [...gm.initialParams.get(p)!.dims].map(Number));
       return session.run(f);
     };

@@ -2,18 +2,21 @@
  * The generic builder and its parts: registry table, shape probing, unbroadcast axes, loss heads
  * against JS references (values and gradients), the unsupported-op error, stop-gradient edges.
  */
+import type { TensorLike } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { describe, expect, it } from 'vitest';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { PeanutError } from '../../src/errors.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
 import { createRegistry, defaultRegistry, NO_GRADIENT } from '../../src/autodiff/registry.ts';
 import { RULES } from '../../src/autodiff/rules/index.ts';
-import { probeShapes, type ShapeTable } from '../../src/runtime/probe.ts';
+import { probeShapes } from '../../src/runtime/probe.ts';
+import { type ShapeTable } from '../../src/onnx/shapes.ts';
 import { broadcastAxes } from '../../src/autodiff/broadcast.ts';
 import { appendLossHead, type Task } from '../../src/train/loss.ts';
 import type { GraphBuilder } from '../../src/onnx/builder.ts';
@@ -62,7 +65,7 @@ describe('shape probing', () => {
     graph.addNode({ opType: 'Cast', inputs: ['attention_mask'], outputs: ['m'], attrs: { to: DT.FLOAT } });
     graph.addNode({ opType: 'ReduceSum', inputs: ['h'], outputs: ['s'], attrs: { keepdims: 0 } });
     g.output.push(makeValueInfo('s'));
-    const shapes = await probeShapes(model(g));
+    const shapes = await probeShapes(nodeRuntime, model(g));
     expect(shapes.get('h')).toEqual({ dtype: DT.FLOAT, shape: [null, null, 3] });
     expect(shapes.get('m')).toEqual({ dtype: DT.FLOAT, shape: [null, null] });
     expect(shapes.get('s')).toEqual({ dtype: DT.FLOAT, shape: [] });
@@ -78,7 +81,7 @@ describe('shape probing with a real batch', () => {
     const graph = new Graph(g);
     graph.addNode({ opType: 'Relu', inputs: ['x'], outputs: ['y'] });
     g.output.push(makeValueInfo('y'));
-    const shapes = await probeShapes(model(g), { batches: [{ x: new ort.Tensor('float32', new Float32Array(8), [2, 4]) }] });
+    const shapes = await probeShapes(nodeRuntime, model(g), { batches: [{ x: new ort.Tensor('float32', new Float32Array(8), [2, 4]) }] });
     expect(shapes.get('y')!.shape).toEqual([null, 4]);
   });
 });
@@ -94,7 +97,7 @@ describe('accumulation', () => {
     g.output.push(makeValueInfo('loss'));
     const m = model(g);
     const x = new ort.Tensor('float32', Float32Array.from([0.5, -2, 3]), [3]);
-    const shapes = await probeShapes(m, { batches: [{ x }, { x }] });
+    const shapes = await probeShapes(nodeRuntime, m, { batches: [{ x }, { x }] });
     const { grads, backwardNodes } = buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes });
     expect(backwardNodes.filter((n) => n.opType === 'Sum')).toHaveLength(1);
     g.output = [makeValueInfo(grads.get('x')!)];
@@ -152,7 +155,7 @@ describe('unsupported ops', () => {
     graph.addNode({ opType: 'ConcatFromSequence', inputs: ['parts'], outputs: ['y'], attrs: { axis: 1 }, name: 'concat' });
     graph.addNode({ opType: 'ReduceSum', inputs: ['y'], outputs: ['loss'], attrs: { keepdims: 0 }, name: 'sum' });
     g.output.push(makeValueInfo('loss'));
-    const shapes = await probeShapes(model(g));
+    const shapes = await probeShapes(nodeRuntime, model(g));
     expect(shapes.has('parts')).toBe(false);
     expect(shapes.get('y')!.shape).toEqual([null, 4]);
     expect(() => buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes })).toThrow(/no gradient rule for op 'SplitToSequence'/);
@@ -228,7 +231,7 @@ function softmaxRows(x: number[], C: number): number[] {
 interface HeadCase {
   task: Task;
   dims: number[];
-  labels: ort.Tensor;
+  labels: TensorLike;
   /** loss and d loss / d logits */
   reference(x: number[]): { loss: number; grad: number[] };
 }
@@ -301,7 +304,7 @@ describe('loss heads', () => {
     const x = randomValues(c.dims.reduce((a, b) => a * b, 1), 3, -2, 2);
     const feeds = { z: new ort.Tensor('float32', Float32Array.from(x), c.dims), [head.labels]: c.labels };
     const m = model(g);
-    const shapes = await probeShapes(m, { batches: [feeds] });
+    const shapes = await probeShapes(nodeRuntime, m, { batches: [feeds] });
     const { grads } = buildGradients({ graph, opset: 17, loss: head.loss, params: ['z'], shapes });
     g.output = [makeValueInfo(head.loss), makeValueInfo(grads.get('z')!)];
     const { session } = await createSession(encodeModel(m.proto));
@@ -313,14 +316,14 @@ describe('loss heads', () => {
     got.forEach((v, i) => expect(v, `d/dz[${i}]`).toBeCloseTo(want.grad[i]!, 5));
   });
 
-  it('EXPECTED FAILURE - no logits output and no --output lists the graph outputs', () => {
+  it('EXPECTED FAILURE - no logits output and no --head lists the graph outputs', () => {
     const g = create(GraphProtoSchema, { name: 'x' });
     g.input.push(makeValueInfo('z', DT.FLOAT, [2, 2]));
     const graph = new Graph(g);
     graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['a'] });
     graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['b'] });
     g.output.push(makeValueInfo('a'), makeValueInfo('b'));
-    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17 })).toThrow(/no output named 'logits'; its graph outputs are 'a', 'b'; pass --output NAME/);
+    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17 })).toThrow(/no output named 'logits'; its graph outputs are 'a', 'b'; pass --head NAME/);
     expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'nope' })).toThrow(/'nope' is not a value.*'a', 'b'/);
     expect(appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'b' }).prediction).toBe('b');
   });

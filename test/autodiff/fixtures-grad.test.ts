@@ -4,13 +4,16 @@
  * tensor's largest entry (DESIGN.md section 5). Then the same graph at other batch/seq sizes, and
  * the frozen-weight pruning count.
  */
+import type { Feeds } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/node/model-files.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { buildGradModel, type GradModel } from '../../src/train/grad-model.ts';
-import { feedsFromSafe, runGradModel } from '../../src/train/grad-run.ts';
+import { feedsFromSafe } from '../../src/runtime/tensors.ts';
+import { runGradModel } from '../../src/train/grad-run.ts';
 import type { Task } from '../../src/train/loss.ts';
-import { ort } from '../../src/runtime/session.ts';
+import { ort } from '../../src/node/onnxruntime.ts';
 import { FIXTURE_NAMES, loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
 import type { SafeTensor } from '../../src/formats/safetensors.ts';
 
@@ -22,8 +25,8 @@ function peftConfig(f: Fixture) {
 }
 
 /** Rows `rows` and the first `seq` positions of a [B, S] / [B] int64 batch. */
-function sliceBatch(batch: Map<string, SafeTensor>, rows: number[], seq: number): Record<string, ort.Tensor> {
-  const out: Record<string, ort.Tensor> = {};
+function sliceBatch(batch: Map<string, SafeTensor>, rows: number[], seq: number): Feeds {
+  const out: Feeds = {};
   for (const [k, t] of batch) {
     const data = t.data as BigInt64Array;
     if (t.shape.length === 1) out[k] = new ort.Tensor('int64', BigInt64Array.from(rows, (r) => data[r]!), [rows.length]);
@@ -40,8 +43,8 @@ function sliceBatch(batch: Map<string, SafeTensor>, rows: number[], seq: number)
 }
 
 /** Right-pads every [B, S] tensor with `extra` positions: ids/types 0, mask 0, labels −100. */
-function padBatch(batch: Map<string, SafeTensor>, extra: number): Record<string, ort.Tensor> {
-  const out: Record<string, ort.Tensor> = {};
+function padBatch(batch: Map<string, SafeTensor>, extra: number): Feeds {
+  const out: Feeds = {};
   for (const [k, t] of batch) {
     const data = t.data as BigInt64Array;
     if (t.shape.length === 1) {
@@ -64,11 +67,11 @@ for (const name of FIXTURE_NAMES) {
     beforeAll(async () => {
       f = loadFixture(name);
       const { model } = inject(loadModel(f.modelPath), { ...peftConfig(f), init: f.peftTensors('tweaker') });
-      gm = await buildGradModel(model, { task: TASK_OF[f.config.task.type]! });
+      gm = await buildGradModel(nodeRuntime, model, { task: TASK_OF[f.config.task.type]! });
     }, 60_000);
 
     it('matches the PyTorch loss and every tweaker gradient', async () => {
-      const r = await runGradModel(gm, feedsFromSafe(f.batch()));
+      const r = await runGradModel(nodeRuntime, gm, feedsFromSafe(f.batch()));
       const expected = f.expected();
       const wantLoss = (expected.get('loss')!.data as Float32Array)[0]!;
       const lossErr = Math.abs(r.loss - wantLoss) / Math.abs(wantLoss);
@@ -91,11 +94,11 @@ for (const name of FIXTURE_NAMES) {
 
     it('runs the same graph at other batch and sequence sizes, with the same numbers', async () => {
       const batch = f.batch();
-      const full = await runGradModel(gm, feedsFromSafe(batch));
+      const full = await runGradModel(nodeRuntime, gm, feedsFromSafe(batch));
       const S = batch.get('input_ids')!.shape[1]!;
       const causal = f.config.task.type === 'causal_lm';
       // Loss weight of a batch: examples (classification) or counted shifted tokens (LM).
-      const weight = (feeds: Record<string, ort.Tensor>) => {
+      const weight = (feeds: Feeds) => {
         const l = feeds.labels!;
         if (!causal) return l.dims[0]!;
         const d = l.data as BigInt64Array;
@@ -106,7 +109,7 @@ for (const name of FIXTURE_NAMES) {
       };
       // 1. Split the batch (dynamic batch size): the weighted mean of the parts is the whole.
       const parts = [sliceBatch(batch, [0, 1], S), sliceBatch(batch, [2], S)];
-      const runs = await Promise.all(parts.map((p) => runGradModel(gm, p)));
+      const runs = await Promise.all(parts.map((p) => runGradModel(nodeRuntime, gm, p)));
       const w = parts.map(weight);
       const total = w[0]! + w[1]!;
       const combinedLoss = (runs[0]!.loss * w[0]! + runs[1]!.loss * w[1]!) / total;
@@ -119,7 +122,7 @@ for (const name of FIXTURE_NAMES) {
       }
       // 2. Pad the sequence with 3 masked positions (dynamic sequence length): nothing changes.
       const padded = padBatch(batch, 3);
-      const r = await runGradModel(gm, padded);
+      const r = await runGradModel(nodeRuntime, gm, padded);
       if (causal) expect(r.prediction.dims[1]).toBe(S + 3);
       expect(Math.abs(r.loss - full.loss) / full.loss).toBeLessThan(1e-5);
       for (const p of gm.params) expect(relError(r.grads.get(p)!.data, full.grads.get(p)!.data), p).toBeLessThan(1e-4);
@@ -129,9 +132,9 @@ for (const name of FIXTURE_NAMES) {
       if (name !== 'gpt2_tiny') return;
       const { model } = inject(loadModel(f.modelPath), { ...peftConfig(f), init: f.peftTensors('tweaker') });
       const batch = { ...feedsFromSafe(f.batch()), unrelated_field: new ort.Tensor('int64', new BigInt64Array(3), [3]) };
-      const gm2 = await buildGradModel(model, { task: TASK_OF[f.config.task.type]!, batch });
+      const gm2 = await buildGradModel(nodeRuntime, model, { task: TASK_OF[f.config.task.type]!, batch });
       expect(gm2.shapes.get('logits')!.shape).toEqual([null, null, 64]);
-      const [a, b] = [await runGradModel(gm, feedsFromSafe(f.batch())), await runGradModel(gm2, feedsFromSafe(f.batch()))];
+      const [a, b] = [await runGradModel(nodeRuntime, gm, feedsFromSafe(f.batch())), await runGradModel(nodeRuntime, gm2, feedsFromSafe(f.batch()))];
       expect(b.loss).toBe(a.loss);
     });
 

@@ -2,20 +2,21 @@
  * `peanut-onnx grad`: one batch from safetensors or JSONL, loss and `<key>.grad` written; the
  * numbers match the PyTorch oracle; user errors exit 1 and write nothing.
  */
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { inject } from '../../src/adapter/inject.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
 import { runCli } from '../helpers/cli.ts';
 import { Graph } from '../../src/onnx/graph.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema } from '../../src/onnx/proto.ts';
 import { makeValueInfo } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
-import { writeSafetensors } from '../../src/formats/safetensors.ts';
+import { writeSafetensors } from '../../src/node/safetensors-files.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';
 import { randomValues } from '../helpers/gradcheck.ts';
 import { loadFixture, relError, type Fixture } from '../helpers/fixtures.ts';
@@ -69,7 +70,7 @@ describe('peanut-onnx grad', () => {
 
   it('EXPECTED FAILURE - an unknown prediction output exits 1, lists the outputs, writes nothing', async () => {
     const out = join(dir, 'nothing.safetensors');
-    const r = await runCli(['grad', adapted, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '--output', 'nope', '-o', out]);
+    const r = await runCli(['grad', adapted, '--data', join(f.dir, 'batch.safetensors'), '--task', 'causal-lm', '--head', 'nope', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/'nope' is not a value of the model; its graph outputs are 'logits'/);
     expect(existsSync(out)).toBe(false);
@@ -110,7 +111,7 @@ describe('peanut-onnx grad', () => {
     g.output.push(makeValueInfo('logits', DT.FLOAT, ['batch', 3]));
     const base = { proto: create(ModelProtoSchema, { irVersion: 8n, graph: g, opsetImport: [{ domain: '', version: 17n }] }), baseDir: dir };
     const { model } = inject(base, { r: 2, targets: 'dense' });
-    await expect(buildGradModel(model, { task: 'regression' })).rejects.toThrow(/shape probing failed/);
+    await expect(buildGradModel(nodeRuntime, model, { task: 'regression' })).rejects.toThrow(/shape probing failed/);
     const path = join(dir, 'tied.onnx');
     saveModel(model, path);
     const data = join(dir, 'tied.safetensors');

@@ -7,6 +7,7 @@
  * GlobalMaxPool, InstanceNormalization, and LayerNorm's Mean/InvStdDev outputs (float32 in ORT).
  * Some cases also assert which backward path was taken (Pad vs ScatterND, OneHot vs ScatterND).
  */
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { describe, expect, it } from 'vitest';
 import { float, type AttrValue } from '../../src/onnx/attributes.ts';
 import { DataType as DT, floatToHalfBits, halfBitsToFloat } from '../../src/onnx/dtype.ts';
@@ -14,7 +15,7 @@ import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { encodeModel } from '../../src/onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, int64Tensor } from '../../src/onnx/tensor.ts';
-import { ort } from '../../src/runtime/session.ts';
+import { ort } from '../../src/node/onnxruntime.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
 import { probeShapes } from '../../src/runtime/probe.ts';
 import { gradCheck, randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
@@ -431,7 +432,7 @@ async function halfGrad(c: HalfCase, dt: number): Promise<number[]> {
   const tensor = (values: number[], dims: readonly number[]) =>
     dt === DT.FLOAT16 ? new ort.Tensor('float16', Uint16Array.from(values, floatToHalfBits), dims) : new ort.Tensor('float32', Float32Array.from(values), dims);
   const feeds: Record<string, ort.Tensor> = { x: tensor(randomValues(numel(c.x), 2), c.x) };
-  const shapes = await probeShapes({ proto, baseDir: '.' }, { batches: [feeds, feeds] });
+  const shapes = await probeShapes(nodeRuntime, { proto, baseDir: '.' }, { batches: [feeds, feeds] });
   const seeds = new Map<string, string>();
   outs.forEach((o, k) => {
     const dims = shapes.get(o)!.shape as number[];

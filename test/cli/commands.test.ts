@@ -7,7 +7,7 @@ import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { graphOf } from '../../src/onnx/model.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
-import { readSafetensors, writeSafetensors } from '../../src/formats/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../../src/node/safetensors-files.ts';
 import { FIXTURES_DIR, relError } from '../helpers/fixtures.ts';
 import { floatTensor } from '../../src/onnx/tensor.ts';
 import { tinyModel } from '../adapter/tiny.ts';
@@ -138,8 +138,6 @@ describe('EXPECTED FAILURE - CLI errors', () => {
 
   it.each([
     ['missing file', () => ['inject', join(dir, 'nope.onnx'), '-o', out()], /error: file not found: .*nope\.onnx/],
-    ['bad rank', () => ['inject', BERT, '-o', out(), '--rank', '0'], /error: rank must be an integer >= 1, got '0'/],
-    ['bad depth', () => ['inject', BERT, '-o', out(), '--depth=-1'], /error: depth must be an integer >= 0, got '-1'/],
     ['bad activation', () => ['inject', BERT, '-o', out(), '--act', 'foo'], /error: unknown activation 'foo'; valid: relu, gelu, gelu_tanh, silu, tanh, sigmoid/],
     ['no match', () => ['inject', BERT, '-o', out(), '--targets', 'nothing'], /error: no layer matches --targets 'nothing'.*Candidate modules: bert\.encoder\.layer\.0\.attention\.self\.query, /],
     ['output = input', () => ['inject', BERT, '-o', BERT], /error: output '.*' is the same file as the input/],
@@ -150,6 +148,18 @@ describe('EXPECTED FAILURE - CLI errors', () => {
     ['output is a directory', () => ['merge', BERT, '-o', dir], /error: output '.*' is a directory/],
   ])('%s: exit 1, one line', async (_name, argv, message) => {
     expect(await cli(...argv())).toBe(1);
+    expect(stderr).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  // Numbers are parsed as numbers by the command line: a bad one is a usage error.
+  it.each([
+    ['bad rank', () => ['inject', BERT, '-o', out(), '--rank', '0'], /error: rank must be an integer >= 1, got '0'/],
+    ['bad depth', () => ['inject', BERT, '-o', out(), '--depth=-1'], /error: depth must be an integer >= 0, got '-1'/],
+    ['rank not an integer', () => ['inject', BERT, '-o', out(), '--rank', '1.5'], /error: rank must be an integer >= 1, got '1.5'/],
+    ['seed out of range', () => ['inject', BERT, '-o', out(), '--seed', '4294967296'], /error: seed must be an integer <= 4294967295/],
+  ])('%s: exit 2 (usage), one line', async (_name, argv, message) => {
+    expect(await cli(...argv())).toBe(2);
     expect(stderr).toMatch(message);
     expect(stderr.trim().split('\n')).toHaveLength(1);
   });

@@ -1,7 +1,7 @@
 /** The shipped demo data follow their documented rules and are reproducible from their seeds. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEMO_ASSETS } from '../../src/demo.ts';
+import { DEMO_ASSETS } from '../../src/cli/demo/run-demo.ts';
 import { DEMO_DATA, PRETRAIN } from '../../tools/lib/demo-graphs.ts';
 import { CLS, LOW_END, majorityLabel, makeExamples, SEP, SUPERMAJORITY, toJsonl, type Example } from '../../tools/lib/synthetic.ts';
 

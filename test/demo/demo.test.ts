@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEMO_ASSETS, DEMO_FILES, runDemo } from '../../src/demo.ts';
+import { DEMO_ASSETS, DEMO_FILES, runDemo } from '../../src/cli/demo/run-demo.ts';
 import { graphOf } from '../../src/onnx/model.ts';
 import { loadModel } from '../../src/node/model-files.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';

@@ -5,12 +5,12 @@
  *   lora_A [r, in], lora_B [out, r];  ΔW_torch = (α/r)·(B·A) [out, in];  ONNX [in, out]: ΔWᵀ
  */
 import { describe, expect, it } from 'vitest';
-import { runDemo } from '../../src/demo.ts';
+import { runDemo } from '../../src/cli/demo/run-demo.ts';
 import { graphOf } from '../../src/onnx/model.ts';
 import { loadModel } from '../../src/node/model-files.ts';
 import { tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
 import { tempDir } from '../helpers/cli.ts';
 
 describe('LoRA baseline through the demo pipeline', () => {

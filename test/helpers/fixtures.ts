@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
+import { type SafeTensor } from '../../src/formats/safetensors.ts';
 
 export const FIXTURES_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures');
 export const FIXTURE_NAMES = ['bert_tiny_opset14', 'gpt2_tiny', 'gpt2_tiny_matmul'] as const;

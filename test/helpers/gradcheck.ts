@@ -13,14 +13,17 @@
  *   const r = await gradCheck({ op: 'Mul', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }] });
  *   expect(r.maxErr).toBeLessThanOrEqual(r.tolerance);
  */
+import type { TensorLike } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto } from '../../src/onnx/proto.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { makeTensor } from '../../src/onnx/tensor.ts';
 import type { AttrValue } from '../../src/onnx/attributes.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
-import { probeShapes, type Feeds } from '../../src/runtime/probe.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
+import { probeShapes } from '../../src/runtime/probe.ts';
+import { type Feeds } from '../../src/runtime/tensors.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
 import type { GradRegistry } from '../../src/autodiff/registry.ts';
 
@@ -103,7 +106,7 @@ export function randomValues(n: number, seed: number, lo = -1, hi = 1, kinks: re
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
-function ortTensor(type: string, values: readonly number[], dims: readonly number[]): ort.Tensor {
+function ortTensor(type: string, values: readonly number[], dims: readonly number[]): TensorLike {
   switch (type) {
     case 'float32':
       return new ort.Tensor('float32', Float32Array.from(values), dims);
@@ -228,7 +231,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
     return f;
   });
   // The probe needs every graph input, so R_k is declared before probing.
-  const shapes = await probeShapes(model, { batches: hasAlt ? probeBatches : [probeBatches[0]!, probeBatches[0]!] });
+  const shapes = await probeShapes(nodeRuntime, model, { batches: hasAlt ? probeBatches : [probeBatches[0]!, probeBatches[0]!] });
   const graph = new Graph(gg);
   const { grads, backwardNodes } = buildGradients({
     graph,

@@ -14,6 +14,8 @@
  *    not compared entry by entry: AdamW's first steps move each entry by ≈ lr·sign(g), so an
  *    entry whose gradient is near zero reacts to fp16 noise at full step size.
  */
+import type { Feeds } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,9 +27,11 @@ import { inject } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';
 import { readAdapterMeta } from '../../src/adapter/adapter-meta.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';
-import { feedsFromSafe, runGradModel } from '../../src/train/grad-run.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
+import { feedsFromSafe } from '../../src/runtime/tensors.ts';
+import { runGradModel } from '../../src/train/grad-run.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
+import { readSafetensors, writeSafetensors } from '../../src/node/safetensors-files.ts';
+import { type SafeTensor } from '../../src/formats/safetensors.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture, relError } from '../helpers/fixtures.ts';
 import { saveTwoDataFiles, toHalfPrecision } from '../helpers/half.ts';
@@ -40,7 +44,7 @@ const trainArgs = ['--task', 'seq-cls', '--data', join(f.dir, 'batch.safetensors
 async function logits(model: string, batch: Map<string, SafeTensor>): Promise<Float32Array> {
   const { session } = await createSession(model, { ep: 'cpu' });
   try {
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Feeds = {};
     for (const name of session.inputNames) feeds[name] = new ort.Tensor('int64', batch.get(name)!.data as BigInt64Array, batch.get(name)!.shape);
     const t = (await session.run(feeds))[session.outputNames[0]!]!;
     if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, (h) => bytesToFloat32(new Uint8Array(Uint16Array.of(h).buffer), DT.FLOAT16)[0]!);
@@ -206,11 +210,11 @@ describe('fp16 export: inject → grad → train → merge in mixed precision', 
   });
 
   it('grad: float32 θ inputs and gradients; loss 2e-3 and every θ gradient 1e-2', async () => {
-    const gm = await buildGradModel(adapted16, { task: 'seq-cls' });
+    const gm = await buildGradModel(nodeRuntime, adapted16, { task: 'seq-cls' });
     const inputs = new Map(graphOf(gm.model).input.map((v) => [v.name, v.type?.value.case === 'tensorType' ? v.type.value.value.elemType : -1]));
     for (const p of gm.params) expect(inputs.get(p), p).toBe(DT.FLOAT);
-    const r = await runGradModel(gm, feedsFromSafe(f.batch()));
-    const ref = await runGradModel(await buildGradModel(loadModel(widePath), { task: 'seq-cls' }), feedsFromSafe(f.batch()));
+    const r = await runGradModel(nodeRuntime, gm, feedsFromSafe(f.batch()));
+    const ref = await runGradModel(nodeRuntime, await buildGradModel(nodeRuntime, loadModel(widePath), { task: 'seq-cls' }), feedsFromSafe(f.batch()));
     const lossErr = Math.abs(r.loss - ref.loss) / Math.abs(ref.loss);
     const errs = gm.params.map((k) => [k, relError(r.grads.get(k)!.data, ref.grads.get(k)!.data)] as const);
     for (const k of gm.params) expect(r.grads.get(k)!.data).toBeInstanceOf(Float32Array);

@@ -1,3 +1,4 @@
+import type { Feeds } from '../../src/runtime/session.ts';
 import { describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +7,8 @@ import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { deferredSource, isDeferred, isExternal, setTensorBytes, tensorBytes } from '../../src/onnx/tensor.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { merge } from '../../src/adapter/merge.ts';
-import { createSession, i64Tensor, type ort } from '../../src/runtime/session.ts';
+import { createSession } from '../../src/node/onnxruntime.ts';
+import { i64Tensor } from '../../src/runtime/tensors.ts';
 import { buildBert } from '../../tools/lib/transformers.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { tempDir } from '../helpers/cli.ts';
@@ -31,7 +33,7 @@ async function logits(m: OnnxModel): Promise<Float32Array> {
   try {
     const ids = Array.from({ length: 10 }, (_, i) => (i * 37 + 5) % 300);
     const ones = Array<number>(10).fill(1);
-    const feeds: Record<string, ort.Tensor> = { input_ids: i64Tensor(ids, [2, 5]), attention_mask: i64Tensor(ones, [2, 5]), token_type_ids: i64Tensor(ones.map(() => 0), [2, 5]) };
+    const feeds: Feeds = { input_ids: i64Tensor(ids, [2, 5]), attention_mask: i64Tensor(ones, [2, 5]), token_type_ids: i64Tensor(ones.map(() => 0), [2, 5]) };
     const out = await session.run(Object.fromEntries(Object.entries(feeds).filter(([k]) => session.inputNames.includes(k))));
     return Float32Array.from(out[session.outputNames[0]!]!.data as Float32Array);
   } finally {

@@ -1,18 +1,20 @@
+import type { Feeds, HostTensor, Session, TensorLike } from '../../src/runtime/session.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { valueInfoType } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
-import { createSession, f32Tensor, i64Tensor, type ort } from '../../src/runtime/session.ts';
+import { createSession } from '../../src/node/onnxruntime.ts';
+import { f32Tensor, i64Tensor } from '../../src/runtime/tensors.ts';
 import { buildBert, buildGpt2, buildLlama, buildVit, irVersionFor, type BertConfig, type Gpt2Config, type LlamaConfig, type VitConfig } from '../../tools/lib/transformers.ts';
 import { BERT_TINY_CONFIG } from '../../tools/lib/demo-graphs.ts';
 
-const sessions: ort.InferenceSession[] = [];
+const sessions: Session[] = [];
 afterAll(async () => {
   for (const s of sessions) await s.release();
 });
 
-async function run(model: OnnxModel, feeds: Record<string, ort.Tensor>): Promise<ort.Tensor> {
+async function run(model: OnnxModel, feeds: Feeds): Promise<HostTensor> {
   const { session } = await createSession(encodeModel(model.proto), { threads: 1 });
   sessions.push(session);
   const out = await session.run(feeds);
@@ -20,16 +22,16 @@ async function run(model: OnnxModel, feeds: Record<string, ort.Tensor>): Promise
 }
 
 /** Deterministic token ids, mask with `pad` trailing zeros on the last row. */
-function textFeeds(batch: number, seq: number, vocab: number, opts: { tokenTypes?: boolean; pad?: number; salt?: number } = {}): Record<string, ort.Tensor> {
+function textFeeds(batch: number, seq: number, vocab: number, opts: { tokenTypes?: boolean; pad?: number; salt?: number } = {}): Feeds {
   const n = batch * seq;
   const ids = Array.from({ length: n }, (_, i) => (i * 37 + 11 + (opts.salt ?? 0)) % vocab);
   const mask = Array.from({ length: n }, (_, i) => (Math.floor(i / seq) === batch - 1 && i % seq >= seq - (opts.pad ?? 0) ? 0 : 1));
-  const feeds: Record<string, ort.Tensor> = { input_ids: i64Tensor(ids, [batch, seq]), attention_mask: i64Tensor(mask, [batch, seq]) };
+  const feeds: Feeds = { input_ids: i64Tensor(ids, [batch, seq]), attention_mask: i64Tensor(mask, [batch, seq]) };
   if (opts.tokenTypes) feeds.token_type_ids = i64Tensor(Array.from({ length: n }, (_, i) => (i % seq >= seq / 2 ? 1 : 0)), [batch, seq]);
   return feeds;
 }
 
-function maxAbsDiff(a: ort.Tensor, b: ort.Tensor): number {
+function maxAbsDiff(a: TensorLike, b: TensorLike): number {
   const x = a.data as Float32Array;
   const y = b.data as Float32Array;
   expect(x.length).toBe(y.length);
@@ -38,7 +40,7 @@ function maxAbsDiff(a: ort.Tensor, b: ort.Tensor): number {
   return m;
 }
 
-function expectFinite(t: ort.Tensor, dims: number[]): void {
+function expectFinite(t: TensorLike, dims: number[]): void {
   expect(t.dims).toEqual(dims);
   expect((t.data as Float32Array).every(Number.isFinite)).toBe(true);
 }
@@ -148,7 +150,7 @@ describe('export layout', () => {
 });
 
 describe('runs in onnxruntime-node at two shapes', () => {
-  const cases: Array<[string, () => OnnxModel, (b: number, s: number) => Record<string, ort.Tensor>, (b: number, s: number) => number[]]> = [
+  const cases: Array<[string, () => OnnxModel, (b: number, s: number) => Feeds, (b: number, s: number) => number[]]> = [
     ['BERT opset 14', () => buildBert({ ...bertTiny, opset: 14 }), (b, s) => textFeeds(b, s, 64, { tokenTypes: true, pad: 2 }), (b) => [b, 3]],
     ['BERT opset 20', () => buildBert({ ...bertTiny, opset: 20 }), (b, s) => textFeeds(b, s, 64, { tokenTypes: true, pad: 2 }), (b) => [b, 3]],
     ['LLaMA', () => buildLlama(llamaTiny), (b, s) => textFeeds(b, s, 64, { pad: 2 }), (b, s) => [b, s, 64]],

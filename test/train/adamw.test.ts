@@ -3,6 +3,7 @@
  * and torch.nn.utils.clip_grad_norm_, on random tensors over several steps. The "gradients" are
  * graph inputs here, so the optimizer is checked on its own, independent of autodiff.
  */
+import type { Feeds, Session } from '../../src/runtime/session.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { create, ModelProtoSchema, GraphProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
@@ -10,7 +11,7 @@ import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel } from '../../src/onnx/model.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW } from '../../src/train/adamw.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { relError } from '../helpers/fixtures.ts';
 
 interface Hyper {
@@ -87,7 +88,7 @@ function toyModel(clip: boolean): Uint8Array {
 }
 
 describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
-  const sessions: ort.InferenceSession[] = [];
+  const sessions: Session[] = [];
   afterAll(async () => {
     for (const s of sessions) await s.release();
   });
@@ -118,7 +119,7 @@ describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
         const g = SHAPES.map((s) => fill(s).map((x) => x * (t % 2 ? 0.05 : 1)));
         const gradNorm = referenceStep(refP, g, refM, refV, t, c.hyper);
         if (gradNorm > c.hyper.maxGradNorm) clippedAtLeastOnce = true;
-        const feeds: Record<string, ort.Tensor> = {
+        const feeds: Feeds = {
           step: new ort.Tensor('int64', BigInt64Array.of(BigInt(t)), []),
           lr: scalar(c.hyper.lr),
           beta1: scalar(c.hyper.beta1),
@@ -156,7 +157,7 @@ describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
     const g = Float32Array.of(0.1, -0.2, 0.3, 0.05);
     const zeros = new Float32Array(4);
     const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Feeds = {
       step: new ort.Tensor('int64', BigInt64Array.of(1n), []),
       lr: scalar(1e-2), beta1: scalar(0.9), beta2: scalar(0.999), eps: scalar(1e-8), weight_decay: scalar(0),
     };

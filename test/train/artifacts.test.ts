@@ -10,8 +10,8 @@ import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 import { graphOf } from '../../src/onnx/model.ts';
 import { loadModel } from '../../src/node/model-files.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
-import type { Manifest } from '../../src/train/artifacts.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
+import type { Manifest } from '../../src/train/manifest.ts';
 
 describe('peanut-onnx artifacts', () => {
   it('writes graphs whose I/O the manifest describes; train <dir> == train <adapted.onnx>', async () => {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli, tempDir } from '../helpers/cli.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
 import { toyDir, W_KEY, C_KEY } from './toy.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/peanut-onnx.js', import.meta.url));

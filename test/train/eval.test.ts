@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
-import { writeSafetensors } from '../../src/formats/safetensors.ts';
-import { train } from '../../src/train/trainer.ts';
+import { writeSafetensors } from '../../src/node/safetensors-files.ts';
+import { train } from '../../src/node/train.ts';
 
 describe('evaluation', () => {
   it('causal-lm: token-weighted eval loss across uneven batches, perplexity = exp(loss)', async () => {

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
-import { train } from '../../src/train/trainer.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
+import { train } from '../../src/node/train.ts';
 
 describe('resume on a real model', () => {
   it('gpt2_tiny: stopped after 3 of 7 steps, then --resume, equals 7 steps in one go', async () => {

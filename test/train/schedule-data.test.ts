@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { learningRate } from '../../src/train/schedule.ts';
 import { BatchCursor, epochOrder } from '../../src/data/order.ts';
-import { openExampleSet } from '../../src/data/example-set.ts';
+import { openExampleSet } from '../../src/node/data-files.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { tempDir } from '../helpers/cli.ts';
 

@@ -14,8 +14,8 @@ import { Random } from '../../src/util/random.ts';
 import { loadModel, saveModel } from '../../src/node/model-files.ts';
 import { graphOf } from '../../src/onnx/model.ts';
 import { setTensorBytes } from '../../src/onnx/tensor.ts';
-import { readSafetensors } from '../../src/formats/safetensors.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
+import { readSafetensors } from '../../src/node/safetensors-files.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
 
 /** label = 1 iff at most half of the content tokens are < 34 (the fixture model predicts the opposite). */
 function makeTask(n: number, seed: number): Array<{ ids: number[]; label: number }> {

@@ -11,7 +11,9 @@ import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { buildTrainingGraphs, type GradModelLike } from '../../src/train/training-graph.ts';
-import { makeManifest, writeArtifacts } from '../../src/train/artifacts.ts';
+import { makeManifest } from '../../src/train/manifest.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
+import { writeArtifacts } from '../../src/node/artifacts.ts';
 import { encodeSafetensors, type SafeTensor } from '../../src/formats/safetensors.ts';
 import { Random } from '../../src/util/random.ts';
 
@@ -50,12 +52,12 @@ export function toyGradModel(): GradModelLike {
 export function writeToyArtifacts(dir: string): void {
   const gm = toyGradModel();
   const graphs = buildTrainingGraphs(gm);
-  const manifest = makeManifest(graphs, 'regression', { toy: true }, null);
+  const manifest = makeManifest(graphs, { task: 'regression', peanut: { toy: true }, source: null, runtime: nodeRuntime });
   const params = new Map<string, SafeTensor>([
     [W_KEY, { dtype: 'F32', shape: [F, 1], data: new Float32Array(F) }],
     [C_KEY, { dtype: 'F32', shape: [1, 1], data: new Float32Array(1) }],
   ]);
-  writeArtifacts(dir, graphs, manifest, params, '.');
+  writeArtifacts(dir, { graphs, manifest, params, baseDir: '.' });
 }
 
 /** y = x·w* + c* + noise, as a safetensors data file. */

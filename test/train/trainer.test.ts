@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { train, type TrainEvent } from '../../src/train/trainer.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { train, type TrainEvent } from '../../src/node/train.ts';
+import { loadCheckpoint } from '../../src/node/run-dir.ts';
 import { PeanutError } from '../../src/errors.ts';
 import type { SafeTensor } from '../../src/formats/safetensors.ts';
 import { tempDir } from '../helpers/cli.ts';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { FIXTURE_NAMES, loadFixture, relError } from '../helpers/fixtures.ts';
-import { readSafetensors, writeSafetensors } from '../../src/formats/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../../src/node/safetensors-files.ts';
 
 const TASK: Record<string, string> = { sequence_classification: 'seq-cls', causal_lm: 'causal-lm' };
 

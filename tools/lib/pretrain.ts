@@ -7,13 +7,15 @@
  * Single-threaded CPU sessions and a seeded data order make a run reproducible on one machine
  * and onnxruntime version.
  */
+import type { Feeds, Session, TensorLike } from '../../src/runtime/session.ts';
+import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';
 import { isFloatType } from '../../src/onnx/dtype.ts';
 import { encodeModel, graphOf, type OnnxModel } from '../../src/onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto.ts';
 import { floatTensor, numElements, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
-import { createSession, ort } from '../../src/runtime/session.ts';
-import { momentName } from '../../src/train/adamw.ts';
+import { createSession, ort } from '../../src/node/onnxruntime.ts';
+import { momentName } from '../../src/formats/checkpoint-keys.ts';
 import { learningRate, type ScheduleName } from '../../src/train/schedule.ts';
 import { buildTrainingGraphs, EVAL_OUTPUTS, TRAIN_OUTPUTS } from '../../src/train/training-graph.ts';
 import { Random } from '../../src/util/random.ts';
@@ -61,7 +63,7 @@ export function trainableInitializers(model: OnnxModel): string[] {
     .map((t) => t.name);
 }
 
-function batchFeeds(examples: readonly Example[]): Record<string, ort.Tensor> {
+function batchFeeds(examples: readonly Example[]): Feeds {
   const b = collate(examples);
   return {
     input_ids: new ort.Tensor('int64', b.input_ids, b.dims),
@@ -72,7 +74,7 @@ function batchFeeds(examples: readonly Example[]): Record<string, ort.Tensor> {
 }
 
 /** Mean loss and accuracy of the eval graph over `data` (θ fed as inputs). */
-async function evaluateFull(session: ort.InferenceSession, data: readonly Example[], params: Map<string, ort.Tensor>, batchSize: number): Promise<{ loss: number; accuracy: number }> {
+async function evaluateFull(session: Session, data: readonly Example[], params: Map<string, TensorLike>, batchSize: number): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
   for (let i = 0; i < data.length; i += batchSize) {
@@ -97,7 +99,7 @@ export async function pretrain(model: OnnxModel, train: readonly Example[], eval
   const started = performance.now();
   const names = trainableInitializers(model);
   const inits = new Map(graphOf(model).initializer.map((t) => [t.name, t]));
-  const grad = await buildGradModel(model, { task: 'seq-cls', params: names, batch: batchFeeds(train.slice(0, o.batchSize)) });
+  const grad = await buildGradModel(nodeRuntime, model, { task: 'seq-cls', params: names, batch: batchFeeds(train.slice(0, o.batchSize)) });
   const graphs = buildTrainingGraphs(grad);
   const sessionOpts = { ep: 'cpu' as const, threads: 1, memPattern: false };
   const trainSession = (await createSession(encodeModel(graphs.train), sessionOpts)).session;
@@ -133,7 +135,7 @@ export async function pretrain(model: OnnxModel, train: readonly Example[], eval
       if (order.length < o.batchSize) order = [...order, ...rng.shuffle(train.map((_, i) => i))];
       const batch = order.splice(0, o.batchSize).map((i) => train[i]!);
       const lr = learningRate(step, { lr: o.lr, warmup: o.warmup, schedule: o.schedule, totalSteps: o.steps });
-      const feeds: Record<string, ort.Tensor> = { ...constFeeds, ...batchFeeds(batch), [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []), [h.lr]: scalar(lr) };
+      const feeds: Feeds = { ...constFeeds, ...batchFeeds(batch), [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []), [h.lr]: scalar(lr) };
       for (const n of names) {
         const dims = shapes.get(n)!;
         feeds[n] = new ort.Tensor('float32', theta.get(n)!, dims);

@@ -5,9 +5,8 @@
  * cost of the merged model and where every file went. A thin shell over the library's `runDemo`.
  */
 import { Command, Option } from 'commander';
-import { EP_CHOICES } from '../../runtime/session.ts';
-import { METHODS } from '../../adapter/config.ts';
-import { choiceOption, floatOption, intOption } from '../options.ts';
+import { CHOICES } from '../../index.ts';
+import { choiceOption, epOption, floatOption, int, intOption, jsonOption, outputOption, threadsOption } from '../options.ts';
 
 interface Flags {
   output: string;
@@ -23,23 +22,22 @@ interface Flags {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const int = (n: number) => n.toLocaleString('en-US');
 
 export function demoCommand(): Command {
   return new Command('demo')
     .description('fine-tune the shipped pre-trained model on the shipped downstream task: inject → train → merge → evaluate (about half a minute on a laptop CPU)')
-    .option('-o, --output <dir>', 'output directory (created; an earlier demo run there is replaced)', 'peanut-demo')
+    .addOption(outputOption('dir', 'output directory (created; an earlier demo run there is replaced)', false).default('peanut-demo'))
     .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps', 1))
-    .addOption(new Option('--method <name>', 'adapter method (default peanut)').argParser(choiceOption('--method', METHODS)))
-    .option('--rank <r>', 'adapter rank (default 8)', intOption('--rank', 1))
+    .addOption(new Option('--method <name>', 'adapter method (default peanut)').argParser(choiceOption('--method', CHOICES.methods)))
+    .option('--rank <r>', 'adapter rank (default 8)', intOption('rank', 1))
     .option('--lr <x>', 'peak learning rate (default 1e-2, linear decay)', floatOption('--lr', 0))
     .option('--batch-size <n>', 'examples per step (default 16)', intOption('--batch-size', 1))
     .option('--seed <n>', 'seed of the adapter initialisation and the data order (default 0)', intOption('--seed', 0))
-    .addOption(new Option('--ep <ep>', 'execution provider (default cpu)').argParser(choiceOption('--ep', EP_CHOICES)))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)', intOption('--threads', 1))
-    .option('--json', 'print the result as JSON on stdout (progress still goes to stderr)')
+    .addOption(epOption('execution provider', 'cpu'))
+    .addOption(threadsOption())
+    .addOption(jsonOption())
     .action(async (flags: Flags) => {
-      const { runDemo, DEMO_ASSETS } = await import('../../demo.ts');
+      const { runDemo, DEMO_ASSETS } = await import('../demo/run-demo.ts');
       const { createProgress } = await import('../progress.ts');
       const { isAbsolute, relative } = await import('node:path');
       const err = process.stderr;

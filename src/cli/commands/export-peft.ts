@@ -3,6 +3,7 @@
  * adapter (`adapter_config.json` + `adapter_model.safetensors`) loadable by `PeftModel.from_pretrained`.
  */
 import { Command } from 'commander';
+import { outputOption } from '../options.ts';
 
 interface ExportPeftCliOptions {
   output: string;
@@ -15,16 +16,12 @@ export function exportPeftCommand(): Command {
   return new Command('export-peft')
     .description('write the tweakers as a Hugging Face PEFT adapter directory (adapter_config.json + adapter_model.safetensors)')
     .argument('<source>', 'adapted ONNX model, tweaker/checkpoint .safetensors, run directory (its latest checkpoint) or artifact directory')
-    .requiredOption('-o, --output <dir>', 'adapter directory to write')
+    .addOption(outputOption('dir', 'adapter directory to write'))
     .option('--model <adapted.onnx>', 'the adapted model, for a checkpoint that does not record the adapter configuration')
     .option('--base-model <name>', 'base_model_name_or_path to record (e.g. the Hub id of the exported model)')
     .option('--task-type <type>', 'PEFT task_type to record (e.g. SEQ_CLS, CAUSAL_LM; default: from the checkpoint\'s task, else null)')
     .action(async (source: string, o: ExportPeftCliOptions) => {
-      const { join } = await import('node:path');
-      const { assertNotInput } = await import('../../node/atomic.ts');
-      const { exportPeft } = await import('../../interop/peft/adapter.ts');
-      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft/config.ts');
-      for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) assertNotInput(join(o.output, f), source, o.model);
+      const { exportPeft } = await import('../../index.ts');
       const r = exportPeft(source, o.output, {
         ...(o.model ? { model: o.model } : {}),
         ...(o.baseModel ? { baseModel: o.baseModel } : {}),

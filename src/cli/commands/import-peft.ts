@@ -3,23 +3,20 @@
  * a Hugging Face PEFT adapter (PEANuT, or plain LoRA): the same model `inject --init` would write.
  */
 import { Command } from 'commander';
+import { outputOption } from '../options.ts';
 
 export function importPeftCommand(): Command {
   return new Command('import-peft')
     .description('inject a Hugging Face PEFT adapter (adapter_config.json + adapter_model.safetensors) into an ONNX export')
     .argument('<adapter>', 'PEFT adapter directory')
     .argument('<model>', 'ONNX model the adapter was trained on')
-    .requiredOption('-o, --output <adapted.onnx>', 'where to write the adapted model')
+    .addOption(outputOption('adapted.onnx', 'where to write the adapted model'))
     .action(async (adapterDir: string, modelPath: string, o: { output: string }) => {
       const { join } = await import('node:path');
-      const { checkOutputPath } = await import('./_output.ts');
-      const { loadModel, saveModel } = await import('../../node/model-files.ts');
-      const { importPeft, readPeftAdapter } = await import('../../interop/peft/adapter.ts');
-      const { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } = await import('../../interop/peft/config.ts');
-      checkOutputPath(o.output, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));
+      const { checkOutput, importPeft, loadModel, readPeftAdapter, saveModel } = await import('../../index.ts');
+      checkOutput(o.output, modelPath, join(adapterDir, 'adapter_config.json'), join(adapterDir, 'adapter_model.safetensors'));
       const adapter = readPeftAdapter(adapterDir);
-      const model = loadModel(modelPath);
-      const r = importPeft(model, adapter);
+      const r = importPeft(loadModel(modelPath), adapter);
       saveModel(r.model, o.output);
       const out = [`imported a ${r.meta.config.method} adapter into ${r.meta.targets.length} layer(s) (targets: ${r.meta.targetModules}):`];
       for (const t of r.meta.targets) out.push(`  ${t.module}  [${t.in}, ${t.out}] ${t.dtype}`);

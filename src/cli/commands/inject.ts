@@ -1,63 +1,50 @@
 /** `peanut-onnx inject <model.onnx> -o <adapted.onnx>`: add PEANuT (or LoRA) tweakers. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { int, intOption, jsonOption, methodOptions, outputOption, trainableLine } from '../options.ts';
 
-interface InjectCliOptions {
+interface Flags {
   output: string;
   targets?: string;
-  method: string;
-  rank: string;
-  depth: string;
-  act: string;
-  scaling: string;
-  alpha: string;
-  seed: string;
+  method?: string;
+  rank?: number;
+  depth?: number;
+  act?: string;
+  scaling?: number;
+  alpha?: number;
+  seed?: number;
   init?: string;
   saveTweaker?: string;
+  json?: boolean;
 }
 
 export function injectCommand(): Command {
-  return new Command('inject')
+  const cmd = new Command('inject')
     .description('add tweakers to the target layers and write the adapted model (runs in any ONNX runtime as is)')
     .argument('<model>', 'ONNX model to adapt')
-    .requiredOption('-o, --output <adapted.onnx>', 'where to write the adapted model')
-    .option('--targets <names|regex>', 'module-name suffixes (comma list), a regex fully matched against module paths, or all-linear (default: the architecture default)')
-    .option('--method <name>', 'adapter method: peanut or lora', 'peanut')
-    .option('--rank <r>', 'tweaker rank r', '32')
-    .option('--depth <n>', 'PEANuT encoder/decoder pairs', '0')
-    .option('--act <name>', 'PEANuT activation: relu, gelu, gelu_tanh, silu, tanh, sigmoid', 'relu')
-    .option('--scaling <s>', 'PEANuT scaling of ΔW', '1')
-    .option('--alpha <a>', 'LoRA alpha (ΔW scaled by alpha/r)', '8')
-    .option('--seed <n>', 'seed of the default initialisation', '0')
-    .option('--init <tweaker.safetensors>', 'start from these parameter values (PEFT keys) instead of the default initialisation')
-    .option('--save-tweaker <out.safetensors>', 'also write the parameter values used')
-    .action(async (modelPath: string, o: InjectCliOptions) => {
-      const { checkOutputPath } = await import('./_output.ts');
-      const { loadModel, saveModel } = await import('../../node/model-files.ts');
-      const { readSafetensors } = await import('../../formats/safetensors.ts');
-      const { inject } = await import('../../adapter/inject.ts');
-      const { resolveMethodConfig, resolveSeed } = await import('../../adapter/config.ts');
-      const { writeTweakerState } = await import('../../adapter/state.ts');
-      const { paramNames } = await import('../../adapter/adapter-meta.ts');
-      // Validate the configuration before touching any file.
-      const methodOptions = { method: o.method, r: o.rank, depth: o.depth, act: o.act, scaling: o.scaling, alpha: o.alpha };
-      resolveMethodConfig(methodOptions);
-      resolveSeed(o.seed);
-      checkOutputPath(o.output, modelPath, o.init);
-      if (o.saveTweaker) checkOutputPath(o.saveTweaker, modelPath, o.init, o.output);
-      const model = loadModel(modelPath);
-      const init = o.init ? readSafetensors(o.init).tensors : undefined;
-      const result = inject(model, { ...methodOptions, seed: o.seed, targets: o.targets, ...(init ? { init, initName: o.init } : {}) });
-      saveModel(result.model, o.output);
-      const n = result.meta.targets.length;
-      const total = paramNames(result.meta).reduce((s, k) => s + result.state.get(k)!.length, 0);
-      const how = result.detected ? `default targets for ${result.detected.modelType}: ${result.meta.targetModules}` : `targets: ${result.meta.targetModules}`;
-      const out: string[] = [`adapted ${n} layer(s) with ${result.meta.config.method} (${how}), ${total.toLocaleString('en-US')} trainable parameters:`];
-      for (const t of result.meta.targets) out.push(`  ${t.module}  [${t.in}, ${t.out}] ${t.dtype}`);
-      out.push(`wrote ${o.output}`);
-      if (o.saveTweaker) {
-        writeTweakerState(o.saveTweaker, result.meta, result.state);
-        out.push(`wrote ${o.saveTweaker}`);
+    .addOption(outputOption('adapted.onnx', 'where to write the adapted model'))
+    .addOption(new Option('--targets <names|regex>', 'module-name suffixes (comma list), a regex fully matched against module paths, or all-linear (default: the architecture default)'));
+  for (const o of methodOptions()) cmd.addOption(o);
+  return cmd
+    .addOption(new Option('--seed <n>', 'seed of the default initialisation (default 0)').argParser(intOption('seed', 0, 0xffffffff)))
+    .addOption(new Option('--init <file|dir>', 'start from these parameter values: a tweaker file, a training checkpoint, or a run directory (its latest checkpoint)'))
+    .addOption(new Option('--save-tweaker <out.safetensors>', 'also write the parameter values used'))
+    .addOption(jsonOption())
+    .action(async (modelPath: string, flags: Flags) => {
+      const { injectFile } = await import('../../index.ts');
+      const { output, json, targets, rank, ...rest } = flags;
+      const r = injectFile(modelPath, output, { ...rest, ...(rank !== undefined ? { r: rank } : {}), ...(targets !== undefined ? { targets } : {}) });
+      const layers = r.meta.targets.map((t) => ({ module: t.module, shape: [t.in, t.out], dtype: t.dtype }));
+      if (json) {
+        const summary = { output, method: r.meta.config, targets: r.meta.targetModules, detected: r.detected ?? null, layers, trainableParams: r.trainableParams, allParams: r.baseParams + r.trainableParams, saveTweaker: flags.saveTweaker ?? null };
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
       }
+      const how = r.detected ? `default targets for ${r.detected.modelType}: ${r.meta.targetModules}` : `targets: ${r.meta.targetModules}`;
+      const out = [`adapted ${layers.length} layer(s) with ${r.meta.config.method} (${how}), ${int(r.trainableParams)} trainable parameters:`];
+      for (const l of layers) out.push(`  ${l.module}  [${l.shape.join(', ')}] ${l.dtype}`);
+      out.push(trainableLine(r.trainableParams, r.baseParams));
+      out.push(`wrote ${output}`);
+      if (flags.saveTweaker) out.push(`wrote ${flags.saveTweaker}`);
       process.stdout.write(`${out.join('\n')}\n`);
     });
 }

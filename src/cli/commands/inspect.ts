@@ -1,20 +1,25 @@
 /** `peanut-onnx inspect <model.onnx>`: the layers an adapter can target, and why others cannot. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { jsonOption, methodOptions } from '../options.ts';
+
+interface Flags {
+  json?: boolean;
+  targets?: string;
+  method?: string;
+  rank?: number;
+  depth?: number;
+}
 
 export function inspectCommand(): Command {
-  return new Command('inspect')
+  const cmd = new Command('inspect')
     .description('list the linear layers that can be adapted (module path, weight, shape, dtype, parameters) and the skipped ones with reasons')
     .argument('<model>', 'ONNX model')
-    .option('--json', 'print the report as JSON')
-    .option('--targets <names|regex>', 'preview a selection: module-name suffixes (comma list), a regex, or all-linear (default: the architecture default)')
-    .option('--method <name>', 'adapter method: peanut or lora', 'peanut')
-    .option('--rank <r>', 'rank for the parameter counts', '32')
-    .option('--depth <n>', 'PEANuT encoder/decoder pairs for the parameter counts', '0')
-    .action(async (modelPath: string, opts: { json?: boolean; targets?: string; method: string; rank: string; depth: string }) => {
-      const { loadModel } = await import('../../node/model-files.ts');
-      const { inspectModel, formatInspectReport } = await import('../../adapter/inspect.ts');
-      const model = loadModel(modelPath);
-      const report = inspectModel(model, { method: opts.method, r: opts.rank, depth: opts.depth, targets: opts.targets });
-      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);
-    });
+    .addOption(jsonOption())
+    .addOption(new Option('--targets <names|regex>', 'preview a selection: module-name suffixes (comma list), a regex, or all-linear (default: the architecture default)'));
+  for (const o of methodOptions().filter((o) => ['--method', '--rank', '--depth'].includes(o.long!))) cmd.addOption(o);
+  return cmd.action(async (modelPath: string, flags: Flags) => {
+    const { loadModel, inspectModel, formatInspectReport } = await import('../../index.ts');
+    const report = inspectModel(loadModel(modelPath), { method: flags.method, r: flags.rank, depth: flags.depth, targets: flags.targets });
+    process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);
+  });
 }

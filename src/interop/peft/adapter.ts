@@ -1,9 +1,8 @@
 /**
- * Hugging Face PEFT adapters in and out.
+ * Hugging Face PEFT adapters in and out, on contents (files are src/node/peft-files.ts).
  *
- *   export: adapted.onnx | tweaker/checkpoint .safetensors | run dir | artifact dir
- *           ──▶ <dir>/adapter_config.json + <dir>/adapter_model.safetensors   (PeftModel.from_pretrained)
- *   import: <dir> (a PEFT PEANuT or LoRA adapter) + model.onnx ──▶ adapted model (inject with those values)
+ *   export: adapted model | tweaker/checkpoint tensors ──▶ adapter_config.json + adapter_model.safetensors
+ *   import: a PEFT PEANuT or LoRA adapter + model ──▶ adapted model (inject with those values)
  *
  * Tensors keep PEFT's names (`base_model.model.<module>.peanut_A.weight`, …) and shapes, float32.
  * Module paths are this project's (derived from the export's node scopes), which are the torch
@@ -11,30 +10,17 @@
  * layer and injects through `inject` with the adapter's values as the initial state, so the adapted
  * model is exactly what `inject --init` would write.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { PeanutError, type PeanutErrorCode } from '../../errors.ts';
-import { loadModel } from '../../node/model-files.ts';
-import { type OnnxModel } from '../../onnx/model.ts';
-import { readAdapterMeta, ADAPTER_META_KEY, type AdapterParam } from '../../adapter/adapter-meta.ts';
-import { resolveMethodConfig, type MethodConfig } from '../../adapter/config.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { ADAPTER_META_KEY, parseAdapterSummary, readAdapterMeta, summarizeAdapter, type AdapterParam, type AdapterSummary } from '../../adapter/adapter-meta.ts';
+import type { MethodConfig } from '../../adapter/config.ts';
 import { inject, type InjectResult } from '../../adapter/inject.ts';
 import { methodFor } from '../../adapter/methods/index.ts';
-import { stateFromModel, stateFromTensors, type TweakerState } from '../../adapter/state.ts';
+import { PEFT_KEY_PREFIX, stateFromModel, stateFromTensors, type TweakerState } from '../../adapter/state.ts';
 import { discoverTargets, type Candidate } from '../../adapter/targets.ts';
-import { readSafetensors, writeSafetensors, type SafeTensor } from '../../formats/safetensors.ts';
-import { writeFileAtomic } from '../../node/atomic.ts';
-import {
-  ADAPTER_CONFIG_FILE,
-  ADAPTER_WEIGHTS_FILE,
-  PEFT_KEY_PREFIX,
-  PEFT_TASK_TYPES,
-  parsePeftConfig,
-  peftConfigFor,
-  type ParsedPeftConfig,
-  type PeftConfigOptions,
-  type PeftTargetModules,
-} from './config.ts';
+import { encodeSafetensors, parseSafetensors, type SafeFile, type SafeTensor } from '../../formats/safetensors.ts';
+import { parseMomentName } from '../../formats/checkpoint-keys.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_TASK_TYPES, parsePeftConfig, peftConfigFor, type ParsedPeftConfig, type PeftConfigOptions, type PeftTargetModules } from './config.ts';
 
 /** An adapter in this project's terms: method config, targets, and per-module parameter values. */
 export interface AdapterSource {
@@ -56,81 +42,60 @@ export interface AdapterSource {
   from: string;
 }
 
-interface ModuleSummary {
-  in: number;
-  out: number;
-  op?: string;
-  weight?: string;
-  /** `io` = stored [in, out]; `oi` = stored [out, in]. */
-  layout?: string;
-}
-
-interface ConfigSummary {
-  config: MethodConfig;
-  targetModules: string;
-  modules: Record<string, ModuleSummary>;
-}
-
 function listShort(items: readonly string[], max = 10): string {
   return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')}, … (${items.length} in all)`;
 }
 
-function conv1dModules(summary: ConfigSummary): string[] {
+function conv1dModules(summary: AdapterSummary): string[] {
   return Object.entries(summary.modules)
     .filter(([module, m]) => m.weight === `${module}.weight` && (m.layout === 'io' || (m.layout === undefined && m.op === 'MatMul')))
     .map(([module]) => module);
 }
 
-function paramsFor(summary: ConfigSummary): AdapterParam[] {
+function paramsFor(summary: AdapterSummary): AdapterParam[] {
   const method = methodFor(summary.config);
   return Object.entries(summary.modules).flatMap(([module, layer]) =>
     method.paramSpecs(summary.config, { in: layer.in, out: layer.out }).map((s) => ({ name: `${module}.${s.suffix}`, shape: s.shape })),
   );
 }
 
-function parseSummary(json: string | undefined, what: string): ConfigSummary | undefined {
-  if (json === undefined) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    throw new PeanutError('E_BAD_SAFETENSORS', `${what}: its adapter metadata is not valid JSON`);
-  }
-  const o = v as Partial<ConfigSummary> | null;
-  if (!o || typeof o !== 'object' || !o.config || !o.modules || typeof o.modules !== 'object') return undefined;
-  const modules = Object.values(o.modules);
-  if (modules.some((m) => !m || typeof m.in !== 'number' || typeof m.out !== 'number')) return undefined;
-  return { config: resolveMethodConfig(o.config as unknown as Record<string, string | number>), targetModules: o.targetModules ?? Object.keys(o.modules).join(','), modules: o.modules };
-}
-
-function summaryOfModel(model: OnnxModel): ConfigSummary {
+/** The adapter summary of an adapted model. @throws PeanutError E_NOT_ADAPTED for a plain model. */
+export function summaryOfModel(model: OnnxModel): AdapterSummary {
   const meta = readAdapterMeta(model);
   if (!meta || meta.targets.length === 0) {
     throw new PeanutError('E_NOT_ADAPTED', `${model.path ?? 'the model'} has no tweakers (no '${ADAPTER_META_KEY}' metadata); pass a model written by 'peanut-onnx inject'`);
   }
-  return { config: meta.config, targetModules: meta.targetModules, modules: Object.fromEntries(meta.targets.map((t) => [t.module, { in: t.in, out: t.out, op: t.op, weight: t.weight, layout: t.layout }])) };
+  return summarizeAdapter(meta);
+}
+
+/** The adapter an adapted model holds (its θ initializers). */
+export function adapterFromModel(model: OnnxModel, from: string): AdapterSource {
+  const summary = summaryOfModel(model);
+  const meta = readAdapterMeta(model)!;
+  return { config: summary.config, targetModules: summary.targetModules, conv1d: conv1dModules(summary), params: meta.targets.flatMap((t) => t.params), state: stateFromModel(model, meta), from };
 }
 
 /**
- * The safetensors file behind a path: itself, a run directory's latest
- * `checkpoints/step-<N>.safetensors`, or an artifact directory's `checkpoint.safetensors`.
+ * The adapter a tweaker file or training checkpoint holds. Its configuration comes from its own
+ * metadata, or from `summary` (the adapted model's) when given.
  */
-function checkpointFile(path: string): string {
-  if (!statSync(path).isDirectory()) return path;
-  const ckdir = join(path, 'checkpoints');
-  if (existsSync(ckdir)) {
-    const steps = readdirSync(ckdir)
-      .map((f) => /^step-(\d+)\.safetensors$/.exec(f))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .sort((a, b) => Number(b[1]) - Number(a[1]));
-    if (steps.length) return join(ckdir, steps[0]![0]);
+export function adapterFromTensors(file: SafeFile, from: string, summary?: AdapterSummary): AdapterSource {
+  const { tensors, metadata } = file;
+  const found = summary ?? parseAdapterSummary(metadata.peanut ?? metadata[ADAPTER_META_KEY], from);
+  if (!found) {
+    throw new PeanutError(
+      'E_BAD_CONFIG',
+      `${from} does not record the adapter configuration (no 'peanut' or '${ADAPTER_META_KEY}' metadata); pass the adapted model it belongs to with --model <adapted.onnx>`,
+    );
   }
-  const artifact = join(path, 'checkpoint.safetensors');
-  if (existsSync(artifact)) return artifact;
-  throw new PeanutError('E_FILE_NOT_FOUND', `${path} holds no checkpoint: expected checkpoints/step-<N>.safetensors (a run directory) or checkpoint.safetensors (an artifact directory)`);
+  const params = paramsFor(found);
+  // Checkpoints also carry AdamW moments: not adapter parameters.
+  const own = new Map([...tensors].filter(([k]) => !parseMomentName(k)));
+  const state = stateFromTensors(own, params, { what: from });
+  return { config: found.config, targetModules: found.targetModules, conv1d: conv1dModules(found), params, state, ...(metadata.task ? { task: metadata.task } : {}), from };
 }
 
-export interface ReadAdapterOptions {
+export interface ExportPeftOptions extends PeftConfigOptions {
   /**
    * The adapted model, for a checkpoint or tweaker file that does not record the adapter
    * configuration (r, depth, act, scaling, targets, layer shapes).
@@ -138,49 +103,16 @@ export interface ReadAdapterOptions {
   model?: string;
 }
 
-/**
- * Reads an adapter from an adapted model, a tweaker or training checkpoint file, a run
- * directory or an artifact directory.
- *
- * @throws PeanutError `E_FILE_NOT_FOUND`, `E_NOT_ADAPTED`, `E_BAD_SAFETENSORS`, `E_BAD_CONFIG`
- */
-export function readAdapterSource(path: string, opts: ReadAdapterOptions = {}): AdapterSource {
-  if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `not found: ${path} (pass an adapted .onnx, a checkpoint .safetensors or a run directory)`);
-  const isDir = statSync(path).isDirectory();
-  if (!isDir && !path.endsWith('.safetensors')) {
-    const model = loadModel(path);
-    const summary = summaryOfModel(model);
-    const meta = readAdapterMeta(model)!;
-    return { config: summary.config, targetModules: summary.targetModules, conv1d: conv1dModules(summary), params: meta.targets.flatMap((t) => t.params), state: stateFromModel(model, meta), from: path };
-  }
-  const file = checkpointFile(path);
-  const { tensors, metadata } = readSafetensors(file);
-  let summary = parseSummary(metadata.peanut ?? metadata[ADAPTER_META_KEY], file);
-  if (opts.model) summary = summaryOfModel(loadModel(opts.model));
-  if (!summary) {
-    throw new PeanutError(
-      'E_BAD_CONFIG',
-      `${file} does not record the adapter configuration (no 'peanut' or '${ADAPTER_META_KEY}' metadata); pass the adapted model it belongs to with --model <adapted.onnx>`,
-    );
-  }
-  const params = paramsFor(summary);
-  // Checkpoints also carry AdamW moments (adam.m.*, adam.v.*): not adapter parameters.
-  const own = new Map([...tensors].filter(([k]) => !k.startsWith('adam.')));
-  const state = stateFromTensors(own, params, { what: file });
-  return { config: summary.config, targetModules: summary.targetModules, conv1d: conv1dModules(summary), params, state, ...(metadata.task ? { task: metadata.task } : {}), from: file };
-}
-
-export interface ExportPeftOptions extends ReadAdapterOptions, PeftConfigOptions {}
-
-export interface ExportPeftResult {
-  /** Things a PEFT user should know (e.g. PEANuT on Conv1D layers, which PEFT does not adapt). */
-  warnings: string[];
-  configPath: string;
-  weightsPath: string;
+/** A PEFT adapter as its two files' contents. */
+export interface PeftFiles {
+  /** adapter_config.json */
   config: Record<string, unknown>;
+  /** adapter_model.safetensors, as chunks to write in order */
+  weights: Uint8Array[];
   /** Keys written, with PEFT's prefix. */
   keys: string[];
-  source: AdapterSource;
+  /** Things a PEFT user should know (e.g. PEANuT on Conv1D layers, which PEFT does not adapt). */
+  warnings: string[];
 }
 
 /** The adapter's tensors under PEFT's keys (`base_model.model.<module>.<param>`), F32. */
@@ -194,63 +126,38 @@ export function peftTensors(source: Pick<AdapterSource, 'params' | 'state'>): Ma
   return out;
 }
 
-/**
- * Writes a PEFT adapter directory (`adapter_config.json`, `adapter_model.safetensors`), each file
- * atomically; the directory is created if needed.
- *
- * @param sourcePath - adapted model, checkpoint/tweaker file, run or artifact directory
- * @param outDir - the adapter directory
- */
-export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftOptions = {}): ExportPeftResult {
-  const source = readAdapterSource(sourcePath, opts);
+/** The PEFT adapter files of an adapter: `adapter_config.json` and `adapter_model.safetensors`. */
+export function peftFiles(source: AdapterSource, opts: Omit<PeftConfigOptions, 'fanInFanOut'> = {}): PeftFiles {
   const taskType = opts.taskType !== undefined ? opts.taskType : source.task ? (PEFT_TASK_TYPES[source.task] ?? null) : null;
   const config = peftConfigFor(source.config, source.targetModules, { baseModel: opts.baseModel ?? null, taskType, fanInFanOut: source.conv1d.length > 0 });
   const tensors = peftTensors(source);
-  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
-  mkdirSync(outDir, { recursive: true });
-  const weightsPath = join(outDir, ADAPTER_WEIGHTS_FILE);
-  const configPath = join(outDir, ADAPTER_CONFIG_FILE);
-  writeSafetensors(weightsPath, tensors, { format: 'pt' });
-  writeFileAtomic(configPath, new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
   const warnings: string[] = [];
   if (source.config.method === 'peanut' && source.conv1d.length) {
     warnings.push(`${source.conv1d.length} target(s) look like GPT-2 Conv1D layers (${listShort(source.conv1d, 4)}); PEFT's PEANuT adapts torch.nn.Linear only, so PeftModel.from_pretrained will refuse them`);
   }
-  return { warnings, configPath, weightsPath, config, keys: [...tensors.keys()], source };
+  return { config, weights: encodeSafetensors(tensors, { format: 'pt' }), keys: [...tensors.keys()], warnings };
 }
 
-/** A PEFT adapter directory, read and validated (not yet matched to a model). */
+/** A PEFT adapter, read and validated (not yet matched to a model). */
 export interface PeftAdapter {
+  /** Where it came from (the adapter directory), for messages. */
   dir: string;
   parsed: ParsedPeftConfig;
   /** Tensors by key as stored (usually with `base_model.model.`). */
   tensors: Map<string, SafeTensor>;
 }
 
-/**
- * Reads `<dir>/adapter_config.json` and `<dir>/adapter_model.safetensors`.
- *
- * @throws PeanutError `E_FILE_NOT_FOUND` naming the missing files, `E_BAD_CONFIG` for an
- *   unsupported configuration, `E_BAD_SAFETENSORS` for an unreadable weights file
- */
-export function readPeftAdapter(dir: string): PeftAdapter {
-  if (!existsSync(dir)) throw new PeanutError('E_FILE_NOT_FOUND', `adapter directory not found: ${dir}`);
-  if (!statSync(dir).isDirectory()) throw new PeanutError('E_FILE_NOT_FOUND', `${dir} is not a directory; pass the PEFT adapter directory holding ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
-  const configPath = join(dir, ADAPTER_CONFIG_FILE);
-  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
-  const missing = [configPath, weightsPath].filter((p) => !existsSync(p));
-  if (missing.length) {
-    const pickle = existsSync(join(dir, 'adapter_model.bin')) ? ' (adapter_model.bin is a pickle file; re-save the adapter with safe_serialization=True)' : '';
-    throw new PeanutError('E_FILE_NOT_FOUND', `PEFT adapter incomplete: missing ${missing.join(', ')}${pickle}`);
-  }
+/** A PEFT adapter from its two files' contents; `dir` names it in messages. */
+export function parsePeftAdapter(configJson: string, weights: Uint8Array, dir: string): PeftAdapter {
+  const configPath = `${dir}/${ADAPTER_CONFIG_FILE}`;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(configPath, 'utf8'));
+    raw = JSON.parse(configJson);
   } catch (err) {
     throw new PeanutError('E_BAD_CONFIG', `${configPath} is not valid JSON (${(err as Error).message})`);
   }
   const parsed = parsePeftConfig(raw, configPath);
-  const { tensors } = readSafetensors(weightsPath);
+  const { tensors } = parseSafetensors(weights, `${dir}/${ADAPTER_WEIGHTS_FILE}`);
   return { dir, parsed, tensors };
 }
 
@@ -293,7 +200,7 @@ export interface ImportPeftResult extends InjectResult {
  *   disagrees in shape (`E_NO_TARGETS` / `E_SHAPE_MISMATCH` / `E_BAD_SAFETENSORS`)
  */
 export function importPeft(model: OnnxModel, adapter: PeftAdapter, opts: ImportPeftOptions = {}): ImportPeftResult {
-  const what = opts.what ?? join(adapter.dir, ADAPTER_WEIGHTS_FILE);
+  const what = opts.what ?? `${adapter.dir}/${ADAPTER_WEIGHTS_FILE}`;
   const { config } = adapter.parsed;
   const method = methodFor(config);
   const discovery = discoverTargets(model);

@@ -14,7 +14,7 @@ import { parseTargets } from '../../adapter/targets.ts';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 /** The prefix PEFT's `save_pretrained` puts before module paths (PeftModel → base_model → model). */
-export const PEFT_KEY_PREFIX = 'base_model.model.';
+export { PEFT_KEY_PREFIX } from '../../adapter/state.ts';
 /**
  * The PEFT version recorded in exported configs. PEFT only records it (and warns when a config
  * comes from a newer PEFT than the one loading it); the PEANuT tuner ships from this release on.

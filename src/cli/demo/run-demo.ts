@@ -11,28 +11,19 @@
  * functions as the CLI commands (`inject`, `train`, `merge`), so the demo is also their
  * end-to-end check.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openExampleSet, type CollateSpec, type ExampleSet } from './data/example-set.ts';
-import { PeanutError } from './errors.ts';
-import { DataType as DT, isFloatType } from './onnx/dtype.ts';
-import { valueInfoType } from './onnx/graph.ts';
-import { encodeModel, graphOf, type OnnxModel } from './onnx/model.ts';
-import { loadModel, saveModel } from './node/model-files.ts';
-import { numElements, tensorDims } from './onnx/tensor.ts';
-import { resolveMethodConfig, type MethodConfig } from './adapter/config.ts';
-import { inject } from './adapter/inject.ts';
-import { mergeWithRuntime } from './runtime/merge-ort.ts';
-import { createSession, ort, type EpChoice } from './runtime/session.ts';
-import { train, type TrainEvent } from './train/trainer.ts';
-import { writeFileAtomic } from './node/atomic.ts';
+import { encodeModel, inject, inspectModel, loadModel, merge, nodeRuntime, PeanutError, readBatches, saveModel, train, type Feeds, type OnnxModel, type Session, type TrainEvent } from '../../index.ts';
+
+type EpChoice = 'auto' | 'cpu' | 'cuda';
+type MethodConfig = ReturnType<typeof inject>['meta']['config'];
 
 /** Where the shipped demo model and data live (inside the package). */
 export const DEMO_ASSETS = {
-  model: fileURLToPath(new URL('../graphs/bert-tiny.onnx', import.meta.url)),
-  train: fileURLToPath(new URL('../graphs/demo/train.jsonl', import.meta.url)),
-  eval: fileURLToPath(new URL('../graphs/demo/eval.jsonl', import.meta.url)),
+  model: fileURLToPath(new URL('../../../graphs/bert-tiny.onnx', import.meta.url)),
+  train: fileURLToPath(new URL('../../../graphs/demo/train.jsonl', import.meta.url)),
+  eval: fileURLToPath(new URL('../../../graphs/demo/eval.jsonl', import.meta.url)),
 } as const;
 
 /** Files the demo writes inside its output directory. */
@@ -127,38 +118,18 @@ function prepareOutDir(outDir: string, inputs: readonly string[]): void {
   rmSync(join(outDir, DEMO_FILES.run), { recursive: true, force: true });
 }
 
-function floatParams(model: OnnxModel): number {
-  return graphOf(model)
-    .initializer.filter((t) => isFloatType(t.dataType))
-    .reduce((s, t) => s + numElements(tensorDims(t)), 0);
+/** The eval set as batches: feeds of the model's inputs, and the labels. */
+function evalBatches(path: string, model: OnnxModel, batchSize: number): Array<{ feeds: Feeds; labels: number[] }> {
+  return readBatches(path, model, { task: 'seq-cls', batchSize }).map(({ labels, ...feeds }) => ({ feeds, labels: Array.from(labels!.data as ArrayLike<number | bigint>, Number) }));
 }
 
-function collateSpec(model: OnnxModel): CollateSpec {
-  const inputs = graphOf(model).input.map((v) => ({ name: v.name, elemType: valueInfoType(v)?.elemType ?? DT.INT64 }));
-  return { inputs: [...inputs, { name: 'labels', elemType: DT.INT64 }], labels: 'labels', task: 'seq-cls' };
-}
-
-/** Feeds (graph inputs only) for consecutive batches of `data`. */
-function batches(data: ExampleSet, spec: CollateSpec, batchSize: number): Array<{ feeds: Record<string, ort.Tensor>; labels: number[] }> {
-  const names = new Set(spec.inputs.map((i) => i.name).filter((n) => n !== spec.labels));
-  const out: Array<{ feeds: Record<string, ort.Tensor>; labels: number[] }> = [];
-  for (let start = 0; start < data.size; start += batchSize) {
-    const indices = Array.from({ length: Math.min(batchSize, data.size - start) }, (_, i) => start + i);
-    const b = data.batch(indices, spec);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of b) if (names.has(name)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
-    out.push({ feeds, labels: Array.from(b.get(spec.labels)!.data as ArrayLike<number | bigint>, Number) });
-  }
-  return out;
-}
-
-async function logitsOf(session: ort.InferenceSession, input: ReturnType<typeof batches>): Promise<Float32Array[]> {
+async function logitsOf(session: Session, input: ReturnType<typeof evalBatches>): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (const b of input) out.push((await session.run(b.feeds))[session.outputNames[0]!]!.data as Float32Array);
   return out;
 }
 
-function accuracy(logits: readonly Float32Array[], input: ReturnType<typeof batches>): number {
+function accuracy(logits: readonly Float32Array[], input: ReturnType<typeof evalBatches>): number {
   let correct = 0;
   let n = 0;
   logits.forEach((l, bi) => {
@@ -202,7 +173,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     report: join(outDir, DEMO_FILES.report),
   };
   const rank = options.rank ?? DEMO_DEFAULTS.rank;
-  const method = resolveMethodConfig({ method: options.method ?? DEMO_DEFAULTS.method, r: rank, alpha: options.alpha ?? 2 * rank });
+  const methodOptions = { method: options.method ?? DEMO_DEFAULTS.method, r: rank, alpha: options.alpha ?? 2 * rank };
   const seed = options.seed ?? DEMO_DEFAULTS.seed;
   const ep = options.ep ?? DEMO_DEFAULTS.ep;
   const sessionOpts = { ep, ...(options.threads ? { threads: options.threads } : {}) };
@@ -210,10 +181,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   // ---- inject -----------------------------------------------------------------------------
   let t = now();
   const original = loadModel(modelPath);
-  const injected = inject(original, { ...method, method: method.method, targets: options.targets ?? DEMO_DEFAULTS.targets, seed });
+  const injected = inject(original, { ...methodOptions, targets: options.targets ?? DEMO_DEFAULTS.targets, seed });
+  const method: MethodConfig = injected.meta.config;
   saveModel(injected.model, files.adapted);
   const trainableParams = [...injected.state.values()].reduce((s, v) => s + v.length, 0);
-  const modelParams = floatParams(original);
+  const modelParams = inspectModel(original).parameters;
   emit({ type: 'phase', phase: 'inject', message: `injected ${method.method} (r ${method.r}) into ${injected.targets.length} layers: ${injected.targets.map((c) => c.module).join(', ')}` });
   const injectMs = now() - t;
 
@@ -243,36 +215,35 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   // ---- merge ------------------------------------------------------------------------------
   t = now();
   const theta = new Map([...run.params].map(([k, v]) => [k, v.data as Float32Array]));
-  const merged = await mergeWithRuntime(injected.model, { params: theta, safe: true });
+  const merged = merge(injected.model, { params: theta, safe: true });
   saveModel(merged, files.merged);
   emit({ type: 'phase', phase: 'merge', message: `merged the trained ${method.method} weights into ${injected.targets.length} layers` });
   const mergeMs = now() - t;
 
   // ---- compare: adapted (trained θ) vs merged, on every eval example ---------------------------
   t = now();
-  const trained = inject(original, { ...method, method: method.method, targets: options.targets ?? DEMO_DEFAULTS.targets, seed, init: theta });
-  const evalData = openExampleSet(evalPath);
-  const spec = collateSpec(original);
-  const evalBatches = batches(evalData, spec, 64);
-  const adaptedSession = (await createSession(encodeModel(trained.model.proto), sessionOpts)).session;
-  const mergedSession = (await createSession(encodeModel(merged.proto), sessionOpts)).session;
-  const originalSession = (await createSession(encodeModel(original.proto), sessionOpts)).session;
+  const trained = inject(original, { ...methodOptions, targets: options.targets ?? DEMO_DEFAULTS.targets, seed, init: theta });
+  const batches = evalBatches(evalPath, original, 64);
+  const examples = batches.reduce((n, b) => n + b.labels.length, 0);
+  const adaptedSession = await nodeRuntime.createSession(encodeModel(trained.model.proto), sessionOpts);
+  const mergedSession = await nodeRuntime.createSession(encodeModel(merged.proto), sessionOpts);
+  const originalSession = await nodeRuntime.createSession(encodeModel(original.proto), sessionOpts);
   let maxDiff = 0;
   let mergedAccuracy = NaN;
   let inference = { batch: 0, originalMs: NaN, mergedMs: NaN, ratio: NaN };
   let compareMs = 0;
   let timingMs = 0;
   try {
-    const a = await logitsOf(adaptedSession, evalBatches);
-    const m = await logitsOf(mergedSession, evalBatches);
+    const a = await logitsOf(adaptedSession, batches);
+    const m = await logitsOf(mergedSession, batches);
     a.forEach((x, i) => x.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - m[i]![j]!)))));
-    mergedAccuracy = accuracy(m, evalBatches);
-    emit({ type: 'phase', phase: 'compare', message: `merged vs adapted on ${evalData.size} eval examples: max |Δlogit| ${maxDiff.toExponential(2)}` });
+    mergedAccuracy = accuracy(m, batches);
+    emit({ type: 'phase', phase: 'compare', message: `merged vs adapted on ${examples} eval examples: max |Δlogit| ${maxDiff.toExponential(2)}` });
     compareMs = now() - t;
 
     // ---- timing: original vs merged, alternating, same batch --------------------------------
     t = now();
-    const timed = evalBatches[0]!;
+    const timed = batches[0]!;
     const runs = Math.max(1, options.timingRuns ?? DEMO_DEFAULTS.timingRuns);
     await originalSession.run(timed.feeds);
     await mergedSession.run(timed.feeds);
@@ -312,6 +283,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     files: { ...files, checkpoint: run.checkpoint, metrics: run.metricsLog },
   };
   result.seconds.total = secs(now() - t0);
-  writeFileAtomic(files.report, new TextEncoder().encode(`${JSON.stringify(result, null, 2)}\n`));
+  const tmp = `${files.report}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(result, null, 2)}\n`);
+  renameSync(tmp, files.report);
   return result;
 }

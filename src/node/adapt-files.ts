@@ -1,0 +1,93 @@
+/**
+ * inject and merge on files (`peanut-onnx inject`, `peanut-onnx merge`): the in-memory passes of
+ * src/adapter/ with their inputs read from, and outputs written to, paths — every path checked
+ * before any work, every output written atomically.
+ */
+import type { AdapterMeta } from '../adapter/adapter-meta.ts';
+import { resolveMethodConfig, resolveSeed } from '../adapter/config.ts';
+import { inject, type InjectOptions, type InjectResult } from '../adapter/inject.ts';
+import { merge, requireAdapter, type MergeOptions } from '../adapter/merge.ts';
+import type { TweakerState } from '../adapter/state.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
+import { parseMomentName } from '../formats/checkpoint-keys.ts';
+import { countParameters, type OnnxModel } from '../onnx/model.ts';
+import { mergeWithRuntime } from '../runtime/merge-ort.ts';
+import { loadModel, saveModel } from './model-files.ts';
+import { nodeRuntime } from './onnxruntime.ts';
+import { checkOutput } from './output-paths.ts';
+import { resolveCheckpoint } from './run-dir.ts';
+import { readSafetensors } from './safetensors-files.ts';
+import { readTweakerState, writeTweakerState } from './tweaker-files.ts';
+
+/**
+ * Parameter values to start from, read from a tweaker file, a training checkpoint, a run
+ * directory (its latest checkpoint) or an artifact directory; optimizer moments are left out.
+ */
+export function readInitTensors(path: string): { tensors: Map<string, SafeTensor>; file: string } {
+  const file = resolveCheckpoint(path);
+  const { tensors } = readSafetensors(file);
+  return { tensors: new Map([...tensors].filter(([k]) => !parseMomentName(k))), file };
+}
+
+export interface InjectFileOptions extends Omit<InjectOptions, 'init' | 'initName'> {
+  /** Start from these values: a tweaker file, a checkpoint, a run or artifact directory. */
+  init?: string;
+  /** Also write the parameter values used to this tweaker file. */
+  saveTweaker?: string;
+}
+
+export interface InjectFileResult extends InjectResult {
+  /** Parameters the adapter adds (all trainable) and parameters of the model it adapts. */
+  trainableParams: number;
+  baseParams: number;
+}
+
+/** Adapts the model at `modelPath` and writes the adapted model to `outPath`. */
+export function injectFile(modelPath: string, outPath: string, opts: InjectFileOptions = {}): InjectFileResult {
+  // Validate the configuration and the outputs before touching any file.
+  resolveMethodConfig(opts);
+  resolveSeed(opts.seed);
+  checkOutput(outPath, modelPath, opts.init);
+  if (opts.saveTweaker) checkOutput(opts.saveTweaker, modelPath, opts.init, outPath);
+  const model = loadModel(modelPath);
+  const { init: initPath, saveTweaker: _, ...options } = opts;
+  const init = initPath ? readInitTensors(initPath) : undefined;
+  const result = inject(model, { ...options, ...(init ? { init: init.tensors, initName: init.file } : {}) });
+  saveModel(result.model, outPath);
+  if (opts.saveTweaker) writeTweakerState(opts.saveTweaker, result.meta, result.state);
+  const trainableParams = [...result.state.values()].reduce((s, v) => s + v.length, 0);
+  return { ...result, trainableParams, baseParams: countParameters(model) };
+}
+
+/** θ for an adapted model from a checkpoint file, a tweaker file, or a run or artifact directory. */
+export function loadParams(path: string, meta: AdapterMeta): { params: TweakerState; file: string } {
+  const file = resolveCheckpoint(path);
+  return { params: readTweakerState(file, meta.targets.flatMap((t) => t.params), { allowExtra: true }), file };
+}
+
+export interface MergeFileOptions extends Pick<MergeOptions, 'safe'> {
+  /** Parameter values to merge: a checkpoint or tweaker file, or a run directory (its latest checkpoint). */
+  checkpoint?: string;
+  /** Where ΔW is computed: `js` (default, streamed into the output) or `ort` (the adapter's own nodes in ONNX Runtime). */
+  engine?: 'js' | 'ort';
+}
+
+export interface MergeFileResult {
+  merged: OnnxModel;
+  meta: AdapterMeta;
+  /** Where the parameters came from: the checkpoint file, or the adapted model itself. */
+  paramsFrom: string;
+}
+
+/** Merges the adapted model at `modelPath` and writes the merged model to `outPath`. */
+export async function mergeFile(modelPath: string, outPath: string, opts: MergeFileOptions = {}): Promise<MergeFileResult> {
+  checkOutput(outPath, modelPath, opts.checkpoint);
+  const model = loadModel(modelPath);
+  const meta = requireAdapter(model);
+  const loaded = opts.checkpoint ? loadParams(opts.checkpoint, meta) : undefined;
+  const mergeOpts = { ...(loaded ? { params: loaded.params } : {}), safe: opts.safe ?? false };
+  // The JS engine streams: each merged weight is computed as saveModel writes it.
+  const merged = opts.engine === 'ort' ? await mergeWithRuntime(nodeRuntime, model, mergeOpts) : merge(model, { ...mergeOpts, stream: true });
+  saveModel(merged, outPath);
+  return { merged, meta, paramsFrom: loaded?.file ?? 'the adapted model' };
+}

@@ -1,0 +1,73 @@
+/**
+ * Artifact directories on disk (`peanut-onnx artifacts`, `train <dir>`): a training plan written
+ * as files (names in train/manifest.ts), read back as what a run needs.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PeanutError } from '../errors.ts';
+import type { OnnxModel } from '../onnx/model.ts';
+import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.ts';
+import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
+import { assertNotInput, writeFileAtomic } from './atomic.ts';
+import { externalDataFiles, loadModel, saveModel } from './model-files.ts';
+import { nodeRuntime } from './onnxruntime.ts';
+import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
+
+/** Writes the artifact directory (each file atomically). */
+export function writeArtifacts(dir: string, plan: TrainingPlan): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${dir} is a file; artifacts are written into a directory`);
+  mkdirSync(dir, { recursive: true });
+  const { graphs, baseDir } = plan;
+  // The eval graph reads the same frozen weights as the train graph: when those go to external
+  // data, the eval graph references the train graph's data file instead of a second copy.
+  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train));
+  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), trainData ? { shareDataWith: trainData } : {});
+  writeCheckpointFile(join(dir, ARTIFACT_FILES.checkpoint), planInitialState(plan));
+  writeFileAtomic(join(dir, ARTIFACT_FILES.manifest), new TextEncoder().encode(`${JSON.stringify(plan.manifest, null, 2)}\n`));
+}
+
+/** `peanut-onnx artifacts`: builds the plan of an adapted model file and writes its directory. */
+export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string }): Promise<Manifest> {
+  assertNotInput(outDir, adaptedPath);
+  const plan = await buildTrainingPlan(nodeRuntime, loadModel(adaptedPath), opts);
+  writeArtifacts(resolve(outDir), plan);
+  return plan.manifest;
+}
+
+export interface LoadedArtifacts {
+  dir: string;
+  manifest: Manifest;
+  trainPath: string;
+  evalPath: string;
+  checkpointPath: string;
+}
+
+/** Reads and checks an artifact directory. */
+export function readArtifacts(dir: string): LoadedArtifacts {
+  const manifestPath = join(dir, ARTIFACT_FILES.manifest);
+  if (!existsSync(manifestPath)) {
+    throw new PeanutError('E_FILE_NOT_FOUND', `${dir} has no ${ARTIFACT_FILES.manifest}; create training artifacts with \`peanut-onnx artifacts <adapted.onnx> --task <task> -o ${dir}\` or pass an adapted .onnx`);
+  }
+  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+  const files = { trainPath: join(dir, ARTIFACT_FILES.train), evalPath: join(dir, ARTIFACT_FILES.eval), checkpointPath: join(dir, ARTIFACT_FILES.checkpoint) };
+  for (const f of Object.values(files)) if (!existsSync(f)) throw new PeanutError('E_FILE_NOT_FOUND', `artifact file missing: ${f} (re-run \`peanut-onnx artifacts\`)`);
+  return { dir, manifest, ...files };
+}
+
+/**
+ * What `train <source>` runs: an artifact directory's files, or the plan of an adapted .onnx built
+ * in memory (never written to disk; frozen weights in external data stay in their files).
+ */
+export async function loadRunGraphs(source: string, task: string | undefined): Promise<RunGraphs> {
+  if (!existsSync(source)) throw new PeanutError('E_FILE_NOT_FOUND', `not found: ${source} (pass an artifact directory or an adapted .onnx)`);
+  if (statSync(source).isDirectory()) {
+    const a = readArtifacts(source);
+    if (task && task !== a.manifest.task) {
+      throw new PeanutError('E_BAD_CONFIG', `--task ${task} does not match the artifacts, which were built for '${a.manifest.task}'; rebuild them with \`peanut-onnx artifacts --task ${task}\``);
+    }
+    return { manifest: a.manifest, train: a.trainPath, eval: a.evalPath, init: loadCheckpoint(a.checkpointPath) };
+  }
+  const adapted = loadModel(source);
+  const plan = await buildTrainingPlan(nodeRuntime, adapted, { task });
+  return planToRun(plan, externalDataFiles(adapted));
+}

@@ -1,0 +1,181 @@
+/**
+ * `train()` on Node, behind `peanut-onnx train`: the training loop (src/train/loop.ts) with its
+ * graphs, data, checkpoints and metrics log in files. The run directory is locked for the run;
+ * its checkpoints go to `checkpoints/step-<N>.safetensors` (src/node/run-dir.ts) and its metrics
+ * to `metrics.jsonl`, one JSON object a line.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { PeanutError } from '../errors.ts';
+import type { SafeTensor } from '../formats/safetensors.ts';
+import type { ScheduleName } from '../train/schedule.ts';
+import { runTraining, type TrainEvent } from '../train/loop.ts';
+import { resolveRun, type RunSettings } from '../train/run-config.ts';
+import type { EvalMetrics } from '../train/evaluate.ts';
+import type { TrainState } from '../train/checkpoint.ts';
+import { assertNotInput, writeFileAtomic } from './atomic.ts';
+import { loadRunGraphs } from './artifacts.ts';
+import { loadTokenizer, openExampleSet } from './data-files.ts';
+import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
+import { latestCheckpoint, loadCheckpoint, lockRunDir, METRICS_FILE, CHECKPOINT_DIR, pruneCheckpoints, saveCheckpoint } from './run-dir.ts';
+
+export type { TrainEvent };
+
+export interface TrainOptions extends RunSettings {
+  /** Training data (.jsonl or .safetensors). */
+  data: string;
+  /** Run directory: checkpoints/ and metrics.jsonl go here. */
+  outDir: string;
+  /** Evaluation data. */
+  eval?: string;
+  /** Task; required when training straight from an adapted .onnx, checked against the manifest otherwise. */
+  task?: string;
+  /** Number of epochs (default 1 when `steps` is not given). */
+  epochs?: number;
+  /** Number of optimizer steps (overrides `epochs`). */
+  steps?: number;
+  schedule?: ScheduleName;
+  ep?: EpChoice;
+  /** Intra-op threads (default: ONNX Runtime's choice). */
+  threads?: number;
+  /** Continue from the latest checkpoint in `outDir`. */
+  resume?: boolean;
+  /** With `resume`: continue even when settings differ from the checkpoint's (they are reported). */
+  force?: boolean;
+  /** Metrics log (default `<outDir>/metrics.jsonl`). */
+  log?: string;
+  /** Save a checkpoint every N steps (0 = only at the end). Default 500. */
+  saveEvery?: number;
+  /** Keep only the newest N checkpoints, deleting older ones after each save (default: keep all). */
+  keepCheckpoints?: number;
+  /** Evaluate every N steps (0 = only at the start and the end). Default 0. */
+  evalEvery?: number;
+  /** tokenizer.json for JSONL examples that carry `text`. */
+  tokenizer?: string;
+  /** Truncate JSONL sequences to this many tokens. */
+  maxLength?: number;
+  /** Stop cleanly (checkpoint saved) at the next step boundary when aborted (Ctrl-C). */
+  signal?: AbortSignal;
+  /** Progress and log events. */
+  onEvent?: (e: TrainEvent) => void;
+}
+
+export interface TrainResult {
+  /** Execution provider used. */
+  ep: 'cpu' | 'cuda';
+  /** Optimizer steps done in total (including those before a resume). */
+  step: number;
+  totalSteps: number;
+  /** Path of the last checkpoint written. */
+  checkpoint: string;
+  /** True when stopped early by the abort signal. */
+  interrupted: boolean;
+  /** Loss of the last step run. */
+  lastLoss: number | undefined;
+  evals: Array<{ step: number } & EvalMetrics>;
+  /** Final θ (PEFT keys). */
+  params: Map<string, SafeTensor>;
+  metricsLog: string;
+  /** On a resume with `force`: the settings that changed. */
+  changed: string[];
+}
+
+const DEFAULT_SAVE_EVERY = 500;
+
+/** Rewrites the metrics log keeping only lines at or before `step` (after a resume). */
+function truncateLog(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { step?: number }).step! <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFileAtomic(path, new TextEncoder().encode(kept.map((l) => `${l}\n`).join('')));
+}
+
+/**
+ * Fine-tunes the tweaker parameters.
+ *
+ * @param source - an artifact directory (from `artifacts`) or an adapted .onnx.
+ * @param options - data, run directory and hyper-parameters; see `TrainOptions`.
+ */
+export async function train(source: string, options: TrainOptions): Promise<TrainResult> {
+  const outDir = resolve(options.outDir);
+  const logPath = resolve(options.log ?? join(outDir, METRICS_FILE));
+  // The log is the only file written outside checkpoints/: never over an input.
+  assertNotInput(logPath, source, options.data, options.eval, options.tokenizer);
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${options.outDir} is a file; the run directory must be a directory`);
+  const graphs = await loadRunGraphs(source, options.task);
+  const { manifest } = graphs;
+  mkdirSync(outDir, { recursive: true });
+  const unlock = lockRunDir(outDir);
+  try {
+    // ---- state: fresh or resumed -------------------------------------------------------------
+    let state: TrainState;
+    let resumedFrom: string | undefined;
+    const latest = latestCheckpoint(outDir);
+    if (options.resume) {
+      if (!latest) throw new PeanutError('E_FILE_NOT_FOUND', `nothing to resume: ${join(outDir, CHECKPOINT_DIR)} holds no checkpoint; start the run without --resume`);
+      state = loadCheckpoint(latest.path);
+      resumedFrom = latest.path;
+      for (const p of manifest.train.inputs.params) {
+        if (!state.params.has(p.name)) throw new PeanutError('E_BAD_SAFETENSORS', `${latest.path} has no tensor '${p.name}'; it belongs to another model or adapter`);
+      }
+    } else {
+      if (latest) throw new PeanutError('E_OUTPUT_EXISTS', `${outDir} already holds checkpoints (latest step ${latest.step}); continue it with --resume, or choose a new -o run directory`);
+      state = graphs.init;
+    }
+
+    // ---- data and settings ---------------------------------------------------------------------
+    const tokenizer = options.tokenizer ? loadTokenizer(options.tokenizer) : undefined;
+    const data = openExampleSet(options.data, { tokenizer });
+    const evalData = options.eval ? openExampleSet(options.eval, { tokenizer }) : undefined;
+    const run = resolveRun(manifest.hyperparameters, options, data.size, options.resume ? state : undefined, options.force);
+
+    // ---- metrics log ----------------------------------------------------------------------------
+    mkdirSync(dirname(logPath), { recursive: true });
+    if (options.resume) truncateLog(logPath, state.step);
+    else writeFileAtomic(logPath, new Uint8Array(0));
+
+    const r = await runTraining(nodeRuntime, graphs, {
+      data,
+      ...(evalData ? { eval: evalData } : {}),
+      state,
+      hyper: run.hyper,
+      stepsPerEpoch: run.stepsPerEpoch,
+      ep: options.ep ?? 'auto',
+      ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}),
+      saveEvery: options.saveEvery ?? DEFAULT_SAVE_EVERY,
+      evalEvery: options.evalEvery ?? 0,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(resumedFrom ? { resumedFrom } : {}),
+      save: (s) => {
+        const path = saveCheckpoint(outDir, s);
+        if (options.keepCheckpoints) pruneCheckpoints(outDir, options.keepCheckpoints);
+        return path;
+      },
+      log: (line) => appendFileSync(logPath, `${JSON.stringify(line)}\n`),
+    });
+    return {
+      ep: r.ep as 'cpu' | 'cuda',
+      step: r.step,
+      totalSteps: r.totalSteps,
+      checkpoint: r.checkpoint,
+      interrupted: r.interrupted,
+      lastLoss: r.lastLoss,
+      evals: r.evals,
+      params: r.state.params,
+      metricsLog: logPath,
+      changed: run.changed,
+    };
+  } finally {
+    unlock();
+  }
+}

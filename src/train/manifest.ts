@@ -1,0 +1,96 @@
+/**
+ * The training manifest: what a run needs to know about its graphs (input and output names,
+ * θ, the task, the adapter, default hyper-parameters), written as `manifest.json` into an
+ * artifact directory and built in memory when training straight from an adapted model.
+ *
+ *   train.onnx              forward + loss + backward + clipping + AdamW (one run = one step)
+ *   eval.onnx               forward + loss + prediction
+ *   checkpoint.safetensors  initial θ (PEFT keys), zero AdamW moments, step 0
+ *   manifest.json           this
+ */
+import { PeanutError } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { momentName } from '../formats/checkpoint-keys.ts';
+import type { AdamWInputNames } from './adamw.ts';
+import type { Hyperparameters } from './checkpoint.ts';
+import { EVAL_OUTPUTS, TRAIN_OUTPUTS, type TensorSpec, type TrainingGraphs } from './training-graph.ts';
+
+export const MANIFEST_FORMAT = 'peanut-onnx-artifacts/1';
+export const ARTIFACT_FILES = { train: 'train.onnx', eval: 'eval.onnx', checkpoint: 'checkpoint.safetensors', manifest: 'manifest.json' } as const;
+
+/** Defaults for a run (PyTorch AdamW defaults; schedule and learning rate as in HF's Trainer, lr raised for adapters). */
+export const DEFAULT_HYPERPARAMETERS: Omit<Hyperparameters, 'totalSteps'> = {
+  lr: 1e-3,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  gradClip: null,
+  warmup: 0,
+  schedule: 'linear',
+  batchSize: 8,
+  seed: 0,
+  shuffle: true,
+};
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  task: string;
+  /** The adapter summary, from the adapted model's metadata. */
+  peanut: unknown;
+  /** The adapted model the artifacts were built from. */
+  source: string | null;
+  files: typeof ARTIFACT_FILES;
+  train: {
+    inputs: { data: TensorSpec[]; params: TensorSpec[]; moments: { m: Record<string, string>; v: Record<string, string> }; hyperparameters: AdamWInputNames };
+    outputs: { loss: string; gradNorm: string; params: Record<string, string>; moments: { m: Record<string, string>; v: Record<string, string> } };
+  };
+  eval: { inputs: { data: TensorSpec[]; params: TensorSpec[] }; outputs: typeof EVAL_OUTPUTS };
+  labels: string;
+  hyperparameters: Omit<Hyperparameters, 'totalSteps'>;
+  /** `peanut-onnx` and the ONNX Runtime package the graphs were built with. */
+  versions: Record<string, string>;
+}
+
+/** The manifest describing `graphs`. */
+export function makeManifest(graphs: TrainingGraphs, o: { task: string; peanut: unknown; source: string | null; runtime: { name: string; version: string } }): Manifest {
+  const names = graphs.io.params.map((p) => p.name);
+  const rec = (f: (p: string) => string) => Object.fromEntries(names.map((p) => [p, f(p)]));
+  return {
+    format: MANIFEST_FORMAT,
+    task: o.task,
+    peanut: o.peanut,
+    source: o.source,
+    files: ARTIFACT_FILES,
+    train: {
+      inputs: {
+        data: graphs.io.data,
+        params: graphs.io.params,
+        moments: { m: rec((p) => momentName('m', p)), v: rec((p) => momentName('v', p)) },
+        hyperparameters: graphs.hyperInputs,
+      },
+      outputs: {
+        loss: TRAIN_OUTPUTS.loss,
+        gradNorm: TRAIN_OUTPUTS.gradNorm,
+        params: rec(TRAIN_OUTPUTS.param),
+        moments: { m: rec((p) => TRAIN_OUTPUTS.moment('m', p)), v: rec((p) => TRAIN_OUTPUTS.moment('v', p)) },
+      },
+    },
+    eval: { inputs: { data: graphs.io.data, params: graphs.io.params }, outputs: EVAL_OUTPUTS },
+    labels: graphs.labels,
+    hyperparameters: DEFAULT_HYPERPARAMETERS,
+    versions: { 'peanut-onnx': VERSION, [o.runtime.name]: o.runtime.version },
+  };
+}
+
+/** Parses and checks a manifest's JSON text (`what` names it in messages). */
+export function parseManifest(text: string, what: string): Manifest {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch (err) {
+    throw new PeanutError('E_BAD_CONFIG', `${what} is not valid JSON (${(err as Error).message})`);
+  }
+  if (manifest?.format !== MANIFEST_FORMAT) throw new PeanutError('E_BAD_CONFIG', `${what} is not a peanut-onnx artifact manifest (format ${JSON.stringify(manifest?.format)})`);
+  return manifest;
+}
