@@ -1,0 +1,100 @@
+/**
+ * The context a gradient rule sees for one forward node (see rule.ts): its inputs and outputs,
+ * the gradients reaching its outputs, which inputs need one, the probed shapes and types, and a
+ * builder scoped under the node's name.
+ */
+import { PeanutError } from '../errors.ts';
+import type { GraphBuilder } from '../onnx/builder.ts';
+import type { Graph } from '../onnx/graph.ts';
+import type { NodeProto } from '../onnx/proto.ts';
+import type { ValueShape } from '../onnx/shapes.ts';
+import { tensorToInts } from '../onnx/tensor.ts';
+import { unbroadcast } from './broadcast.ts';
+import { nodeLabel } from './reach.ts';
+import type { GradContext, StaticShape } from './rule.ts';
+
+export interface ContextSources {
+  b: GraphBuilder;
+  opset: number;
+  /** Shape and type of a forward or backward value, where known. */
+  meta: (name: string) => ValueShape | undefined;
+  /** The (accumulated) gradient of a forward output, if one reaches it. */
+  gradOf: (value: string) => string | undefined;
+  /** Whether a value lies on the gradient path. */
+  active: (name: string) => boolean;
+  /** Whether input `i` of `node` needs a gradient. */
+  needs: (i: number) => boolean;
+  /** Values of constant forward inputs (initializers, Constant nodes). */
+  constInts: (name: string) => number[] | undefined;
+}
+
+/** The rule context of `node`. */
+export function gradContext(node: NodeProto, src: ContextSources): GradContext {
+  const { b, opset } = src;
+  const goCache = new Map<number, string | undefined>();
+  const shapeOf = (name: string): StaticShape => {
+    const m = src.meta(name);
+    if (!m) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} asked for the shape of '${name}', which was not probed`);
+    return m.shape;
+  };
+  return {
+    node,
+    b,
+    opset,
+    inputCount: node.input.length,
+    I: (i) => {
+      const name = node.input[i];
+      if (name === undefined) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} read input ${i}, which the node does not have`);
+      return name;
+    },
+    O: (i) => {
+      const name = node.output[i];
+      if (name === undefined) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} read output ${i}, which the node does not have`);
+      return name;
+    },
+    GO: (i) => {
+      if (!goCache.has(i)) {
+        const o = node.output[i];
+        goCache.set(i, o && src.active(o) ? src.gradOf(o) : undefined);
+      }
+      return goCache.get(i);
+    },
+    needsGrad: src.needs,
+    shape: shapeOf,
+    rank: (name) => shapeOf(name).length,
+    dtype: (name) => {
+      const m = src.meta(name);
+      if (!m) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} asked for the dtype of '${name}', which was not probed`);
+      return m.dtype;
+    },
+    unbroadcast: (grad, like, gradShape) => unbroadcast(b, opset, grad, gradShape ?? shapeOf(node.output[0]!), shapeOf(like)),
+    constInts: src.constInts,
+  };
+}
+
+/**
+ * The integer values of a constant: an initializer, or a Constant node's value. Undefined for
+ * anything computed at run time.
+ */
+export function constantInts(graph: Graph, producers: ReadonlyMap<string, NodeProto>, baseDir: string, name: string): number[] | undefined {
+  const t = graph.initializer(name);
+  if (t) return tensorToInts(t, baseDir);
+  const p = producers.get(name);
+  if (!p || p.opType !== 'Constant') return undefined;
+  const a = p.attribute[0];
+  if (!a) return undefined;
+  switch (a.name) {
+    case 'value':
+      return a.t ? tensorToInts(a.t, baseDir) : undefined;
+    case 'value_int':
+      return [Number(a.i)];
+    case 'value_ints':
+      return a.ints.map(Number);
+    case 'value_float':
+      return [a.f];
+    case 'value_floats':
+      return [...a.floats];
+    default:
+      return undefined;
+  }
+}
