@@ -32,8 +32,8 @@ export interface GradCheckInput {
   dims: number[];
   /** Alternative dims for the dynamic-shape run (needs `altDims` on every input that changes). */
   altDims?: number[];
-  /** Element type: the case's float type by default; 'int64' / 'bool' for indices and masks. */
-  type?: CheckDtype | 'int64' | 'bool';
+  /** Element type: the case's float type by default; 'int64' / 'int32' / 'bool' for indices and masks. */
+  type?: CheckDtype | 'int64' | 'int32' | 'bool';
   /** Values (default: uniform in [-1, 1], seeded). A function gets the dims (for alt runs). */
   values?: readonly number[] | ((dims: readonly number[]) => number[]);
   /** An initializer (constant input: axes, shapes, frozen weights) instead of a graph input. */
@@ -51,6 +51,8 @@ export interface GradCheckCase {
   outputs?: number;
   /** Output indices that get no weight (e.g. an int mask output). */
   skipOutputs?: number[];
+  /** Declare the outputs with the case's float type (for ops whose output type ONNX Runtime cannot infer). */
+  typedOutputs?: boolean;
   /** Default 'float64'. */
   dtype?: CheckDtype;
   /** Default 17. */
@@ -111,6 +113,8 @@ function ortTensor(type: string, values: readonly number[], dims: readonly numbe
       return new ort.Tensor('float64', Float64Array.from(values), dims);
     case 'int64':
       return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from(values), dims);
     case 'bool':
       return new ort.Tensor('bool', Uint8Array.from(values, (v) => (v ? 1 : 0)), dims);
     default:
@@ -118,7 +122,7 @@ function ortTensor(type: string, values: readonly number[], dims: readonly numbe
   }
 }
 
-const DT_OF: Record<string, number> = { float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, bool: DT.BOOL };
+const DT_OF: Record<string, number> = { float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, int32: DT.INT32, bool: DT.BOOL };
 
 function tensorBytes(type: string, values: readonly number[]): Uint8Array {
   const t = ortTensor(type, values, [values.length]);
@@ -147,10 +151,12 @@ export function buildOpModel(c: GradCheckCase, valuesOf: (inp: GradCheckInput, d
   }
   const graph = new Graph(g);
   graph.addNode({ opType: c.op, domain: c.domain, inputs: c.inputs.map((i) => i.name), outputs: outs, attrs: c.attrs, name: `node_${c.op}` });
-  for (const o of outs) g.output.push(makeValueInfo(o));
-  const opsetImport = [{ domain: '', version: BigInt(c.opset ?? 17) }];
+  for (const o of outs) g.output.push(c.typedOutputs ? makeValueInfo(o, DT_OF[dtype]!) : makeValueInfo(o));
+  const opset = c.opset ?? 17;
+  const opsetImport = [{ domain: '', version: BigInt(opset) }];
   if (c.domain) opsetImport.push({ domain: c.domain, version: 1n });
-  return create(ModelProtoSchema, { irVersion: 10n, producerName: 'gradcheck', graph: g, opsetImport });
+  // Opsets 23 and later need IR version 11.
+  return create(ModelProtoSchema, { irVersion: opset >= 23 ? 11n : 10n, producerName: 'gradcheck', graph: g, opsetImport });
 }
 
 /** Runs a finite-difference check of the gradient rule(s) for one op. */

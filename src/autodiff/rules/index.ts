@@ -91,6 +91,10 @@ import { depthToSpaceGrad } from './DepthToSpace.ts';
 import { spaceToDepthGrad } from './SpaceToDepth.ts';
 import { convTransposeGrad } from './ConvTranspose.ts';
 import { groupNormalizationGrad } from './GroupNormalization.ts';
+
+// Attention family (fused forward kept; backward recomputes the probabilities, attention-common.ts).
+import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
+import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -184,4 +188,7 @@ export const RULES: readonly GradRule[] = [
   mishGrad,
   preluGrad,
   thresholdedReluGrad,
+  // Attention family.
+  rotaryEmbeddingGradOnnx,
+  msRotaryEmbeddingGrad,
 ];
