@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { float } from '../../src/onnx/attributes.ts';
-import { gradCheck, randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
+import { gradCheck, type GradCheckCase } from '../helpers/gradcheck.ts';
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 /** Angles' cos and sin for a [maxSeq, half] cache (position p, frequency k). */
@@ -37,8 +37,18 @@ const ROTARY: Array<[string, GradCheckCase]> = [
     inputs: [{ name: 'x', dims: [2, 3, 8], altDims: [1, 4, 8] }, { name: 'cos', dims: [2, 3, 2], altDims: [1, 4, 2], grad: false }, { name: 'sin', dims: [2, 3, 2], altDims: [1, 4, 2], grad: false }] }],
 ];
 
+const SCATTER: Array<[string, GradCheckCase]> = [
+  // write_indices per batch row; float64 (ORT's CPU kernel takes doubles).
+  ['ONNX TensorScatter linear, axis -2 (default), write_indices, dynamic batch', { op: 'TensorScatter', opset: 24,
+    inputs: [{ name: 'past', dims: [2, 2, 6, 3], altDims: [3, 2, 6, 3] }, { name: 'update', dims: [2, 2, 2, 3], altDims: [3, 2, 2, 3] }, { name: 'w', type: 'int64', dims: [2], altDims: [3], values: (d) => [1, 4, 0].slice(0, d[0]) }] }],
+  ['ONNX TensorScatter circular wraps around, axis 1', { op: 'TensorScatter', opset: 24, attrs: { mode: 'circular', axis: 1 },
+    inputs: [{ name: 'past', dims: [2, 5, 3] }, { name: 'update', dims: [2, 3, 3] }, { name: 'w', type: 'int64', dims: [2], values: [3, 1] }] }],
+  ['ONNX TensorScatter without write_indices, dynamic update length', { op: 'TensorScatter', opset: 24, attrs: { axis: 2 },
+    inputs: [{ name: 'past', dims: [2, 2, 6, 4] }, { name: 'update', dims: [2, 2, 2, 4], altDims: [2, 2, 4, 4] }] }],
+];
+
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each(ROTARY)('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);

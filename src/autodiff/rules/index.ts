@@ -95,6 +95,7 @@ import { groupNormalizationGrad } from './GroupNormalization.ts';
 // Attention family (fused forward kept; backward recomputes the probabilities, attention-common.ts).
 import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
 import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
+import { tensorScatterGrad } from './TensorScatter.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -191,4 +192,5 @@ export const RULES: readonly GradRule[] = [
   // Attention family.
   rotaryEmbeddingGradOnnx,
   msRotaryEmbeddingGrad,
+  tensorScatterGrad,
 ];
