@@ -47,8 +47,48 @@ const SCATTER: Array<[string, GradCheckCase]> = [
     inputs: [{ name: 'past', dims: [2, 2, 6, 4] }, { name: 'update', dims: [2, 2, 2, 4], altDims: [2, 2, 4, 4] }] }],
 ];
 
+/** A bool mask [.., S, T] hiding keys j ≡ i + 1 (mod T): never a whole row. */
+const boolMask = (dims: readonly number[]) => {
+  const T = dims[dims.length - 1]!;
+  const S = dims[dims.length - 2]!;
+  return Array.from({ length: numel(dims) }, (_, e) => (e % T === (Math.floor(e / T) % S + 1) % T ? 0 : 1));
+};
+const ONNX_ATTENTION: Array<[string, GradCheckCase]> = [
+  ['ONNX Attention 4-D, dynamic batch and sequence', { op: 'Attention', opset: 23, dtype: 'float32',
+    inputs: [{ name: 'q', dims: [2, 2, 3, 4], altDims: [3, 2, 5, 4] }, { name: 'k', dims: [2, 2, 3, 4], altDims: [3, 2, 5, 4] }, { name: 'v', dims: [2, 2, 3, 4], altDims: [3, 2, 5, 4] }] }],
+  ['ONNX Attention 4-D GQA (4 query, 2 kv heads), cross lengths, v head size 6, scale', { op: 'Attention', opset: 23, dtype: 'float32', attrs: { scale: float(0.3) },
+    inputs: [{ name: 'q', dims: [2, 4, 3, 4], altDims: [1, 4, 2, 4] }, { name: 'k', dims: [2, 2, 5, 4], altDims: [1, 2, 6, 4] }, { name: 'v', dims: [2, 2, 5, 6], altDims: [1, 2, 6, 6] }] }],
+  ['ONNX Attention 3-D q_num_heads/kv_num_heads (MQA), bool mask [B, 1, S, T]', { op: 'Attention', opset: 23, dtype: 'float32', attrs: { q_num_heads: 4, kv_num_heads: 1 },
+    inputs: [{ name: 'q', dims: [2, 3, 16], altDims: [3, 4, 16] }, { name: 'k', dims: [2, 5, 4], altDims: [3, 6, 4] }, { name: 'v', dims: [2, 5, 4], altDims: [3, 6, 4] },
+      { name: 'm', type: 'bool', dims: [2, 1, 3, 5], altDims: [3, 1, 4, 6], values: boolMask }] }],
+  ['ONNX Attention float mask [S, T] gets its gradient (trainable bias), GQA', { op: 'Attention', opset: 23, dtype: 'float32',
+    inputs: [{ name: 'q', dims: [2, 4, 3, 4] }, { name: 'k', dims: [2, 2, 3, 4] }, { name: 'v', dims: [2, 2, 3, 4] }, { name: 'bias', dims: [3, 3] }] }],
+  ['ONNX Attention per-head float mask [1, N, S, T]', { op: 'Attention', opset: 23, dtype: 'float32',
+    inputs: [{ name: 'q', dims: [2, 4, 3, 4] }, { name: 'k', dims: [2, 2, 3, 4] }, { name: 'v', dims: [2, 2, 3, 4] }, { name: 'bias', dims: [1, 4, 3, 3] }] }],
+  ['ONNX Attention past_key/past_value, is_causal, present outputs weighted', { op: 'Attention', opset: 23, dtype: 'float32', attrs: { is_causal: 1 }, outputs: 3,
+    inputs: [{ name: 'q', dims: [2, 2, 3, 4], altDims: [1, 2, 2, 4] }, { name: 'k', dims: [2, 2, 3, 4], altDims: [1, 2, 2, 4] }, { name: 'v', dims: [2, 2, 3, 4], altDims: [1, 2, 2, 4] }, { name: '', dims: [] },
+      { name: 'pk', dims: [2, 2, 2, 4], altDims: [1, 2, 4, 4], grad: false }, { name: 'pv', dims: [2, 2, 2, 4], altDims: [1, 2, 4, 4], grad: false }] }],
+  ['ONNX Attention 3-D causal with past (bottom-right aligned), GQA', { op: 'Attention', opset: 24, dtype: 'float32', attrs: { is_causal: 1, q_num_heads: 2, kv_num_heads: 1 }, outputs: 3,
+    inputs: [{ name: 'q', dims: [1, 3, 8] }, { name: 'k', dims: [1, 3, 4] }, { name: 'v', dims: [1, 3, 4] }, { name: '', dims: [] }, { name: 'pk', dims: [1, 1, 2, 4], grad: false }, { name: 'pv', dims: [1, 1, 2, 4], grad: false }] }],
+  ...[0, 1, 2, 3].map((mode): [string, GradCheckCase] => [`ONNX Attention softcap, qk_matmul_output_mode ${mode} output weighted`, { op: 'Attention', opset: 23, dtype: 'float32',
+    attrs: { softcap: float(1.5), qk_matmul_output_mode: mode }, outputs: 4, skipOutputs: [1, 2],
+    inputs: [{ name: 'q', dims: [2, 2, 3, 4] }, { name: 'k', dims: [2, 2, 4, 4] }, { name: 'v', dims: [2, 2, 4, 4] }, { name: 'bias', dims: [3, 4] }] }]),
+  ['ONNX Attention softmax_precision double on float32', { op: 'Attention', opset: 23, dtype: 'float32', attrs: { softmax_precision: 11 },
+    inputs: [{ name: 'q', dims: [2, 2, 3, 4] }, { name: 'k', dims: [2, 2, 3, 4] }, { name: 'v', dims: [2, 2, 3, 4] }] }],
+  ['ONNX Attention opset 24 nonpad_kv_seqlen with is_causal (external cache)', { op: 'Attention', opset: 24, dtype: 'float32', attrs: { is_causal: 1 },
+    inputs: [{ name: 'q', dims: [2, 2, 2, 4] }, { name: 'k', dims: [2, 2, 5, 4] }, { name: 'v', dims: [2, 2, 5, 4] }, { name: '', dims: [] }, { name: '', dims: [] }, { name: '', dims: [] },
+      { name: 'np', type: 'int64', dims: [2], values: [3, 5] }] }],
+  ['ONNX Attention a row with every key hidden gives zero output and gradient', { op: 'Attention', opset: 23, dtype: 'float32',
+    inputs: [{ name: 'q', dims: [1, 1, 2, 2] }, { name: 'k', dims: [1, 1, 3, 2] }, { name: 'v', dims: [1, 1, 3, 2] }, { name: 'm', type: 'bool', dims: [2, 3], values: [1, 0, 1, 0, 0, 0] }] }],
+  // float64 through ONNX Runtime's expansion of the Attention function (its CPU kernel is float32).
+  ['ONNX Attention float64 (function body), GQA with float mask', { op: 'Attention', opset: 23,
+    inputs: [{ name: 'q', dims: [2, 4, 3, 4], altDims: [1, 4, 5, 4] }, { name: 'k', dims: [2, 2, 3, 4], altDims: [1, 2, 5, 4] }, { name: 'v', dims: [2, 2, 3, 4], altDims: [1, 2, 5, 4] }, { name: 'bias', dims: [1, 1, 3, 3], altDims: [1, 1, 5, 5] }] }],
+  ['ONNX Attention float64 opset 24 float mask shorter than the keys (padded with -inf)', { op: 'Attention', opset: 24,
+    inputs: [{ name: 'q', dims: [2, 2, 3, 4] }, { name: 'k', dims: [2, 2, 5, 4] }, { name: 'v', dims: [2, 2, 5, 4] }, { name: 'bias', dims: [3, 3] }] }],
+];
+
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each([...ROTARY, ...SCATTER])('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);

@@ -128,6 +128,8 @@ export interface AttentionCore {
   q: string;
   k: string;
   v: string;
+  /** Element type of Q, K, V. */
+  dtype: number;
   numHeads: number;
   kvHeads: number;
   headSize: number;
@@ -179,7 +181,7 @@ function addAll(ctx: GradContext, xs: Array<string | undefined>): string | undef
  */
 export function attentionCoreGrads(ctx: GradContext, a: AttentionCore): AttentionCoreGrads {
   const { b } = ctx;
-  const dt = ctx.dtype(a.q);
+  const dt = a.dtype;
   const N = a.numHeads;
   const Nk = a.kvHeads;
   if (N % Nk !== 0) unsupported(ctx, `num_heads ${N} is not a multiple of kv_num_heads ${Nk}`);

@@ -96,6 +96,7 @@ import { groupNormalizationGrad } from './GroupNormalization.ts';
 import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
 import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
 import { tensorScatterGrad } from './TensorScatter.ts';
+import { attentionGrad } from './Attention.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -193,4 +194,5 @@ export const RULES: readonly GradRule[] = [
   rotaryEmbeddingGradOnnx,
   msRotaryEmbeddingGrad,
   tensorScatterGrad,
+  attentionGrad,
 ];
