@@ -87,8 +87,39 @@ const ONNX_ATTENTION: Array<[string, GradCheckCase]> = [
     inputs: [{ name: 'q', dims: [2, 2, 3, 4] }, { name: 'k', dims: [2, 2, 5, 4] }, { name: 'v', dims: [2, 2, 5, 4] }, { name: 'bias', dims: [3, 3] }] }],
 ];
 
+/** A 0/1 key mask [B, T] (or [B, S, T]) hiding key j ≡ b + 1 (mod T) of each row: never a whole row. */
+const rawMask = (dims: readonly number[]) => {
+  const T = dims[dims.length - 1]!;
+  const rows = numel(dims) / T;
+  return Array.from({ length: numel(dims) }, (_, e) => (e % T === (Math.floor(e / T) % rows + 1) % T ? 0 : 1));
+};
+const x = (dims: number[], altDims?: number[]) => ({ name: 'x', dims, ...(altDims ? { altDims } : {}) });
+const weights = (din: number, dout: number) => [{ name: 'w', dims: [din, dout] }, { name: 'bias', dims: [dout] }];
+const MS_ATTENTION: Array<[string, GradCheckCase]> = [
+  ['com.microsoft Attention, dynamic batch and sequence (x, weights, bias)', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [x([2, 3, 8], [3, 5, 8]), ...weights(8, 24)] }],
+  ['com.microsoft Attention mask_index [B] (end positions), unidirectional, dynamic', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1 },
+    inputs: [x([2, 4, 8], [3, 5, 8]), ...weights(8, 24), { name: 'mask', type: 'int32', dims: [2], altDims: [3], values: (d) => [3, 4, 2].slice(0, d[0]) }] }],
+  ['com.microsoft Attention mask_index [2B] (end and start positions)', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [x([2, 4, 8]), ...weights(8, 24), { name: 'mask', type: 'int32', dims: [4], values: [4, 3, 1, 0] }] }],
+  ['com.microsoft Attention raw mask [B, T], mask_filter_value -3 (hidden keys still count)', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, mask_filter_value: float(-3) },
+    inputs: [x([2, 3, 8], [3, 4, 8]), ...weights(8, 24), { name: 'mask', type: 'int32', dims: [2, 3], altDims: [3, 4], values: rawMask }] }],
+  ['com.microsoft Attention raw mask [B, T] plus unidirectional, mask_filter_value -3', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1, mask_filter_value: float(-3) },
+    inputs: [x([2, 3, 8]), ...weights(8, 24), { name: 'mask', type: 'int32', dims: [2, 3], values: rawMask }] }],
+  ['com.microsoft Attention unidirectional alone, mask_filter_value -3', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1, mask_filter_value: float(-3) },
+    inputs: [x([2, 3, 8]), ...weights(8, 24)] }],
+  ['com.microsoft Attention mask [B, S, T] plus unidirectional, mask_filter_value -2 (causal adds -10000 regardless)', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1, mask_filter_value: float(-2) },
+    inputs: [x([2, 3, 8]), ...weights(8, 24), { name: 'mask', type: 'int32', dims: [2, 3, 3], values: rawMask }] }],
+  ['com.microsoft Attention past and present (weighted), unidirectional, dynamic past length', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1 }, outputs: 2,
+    inputs: [x([2, 3, 8], [2, 2, 8]), ...weights(8, 24), { name: '', dims: [] }, { name: 'past', dims: [2, 2, 2, 2, 4], altDims: [2, 2, 2, 4, 4], grad: false }] }],
+  ['com.microsoft Attention attention_bias [1, N, S, T] (trainable), scale', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, scale: float(0.4) },
+    inputs: [x([2, 3, 8]), ...weights(8, 24), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [1, 2, 3, 3] }] }],
+  ['com.microsoft Attention qkv_hidden_sizes with a narrower V, attention_bias [B, 1, S, T]', { op: 'Attention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, qkv_hidden_sizes: [8, 8, 4] },
+    inputs: [x([2, 3, 6]), ...weights(6, 20), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [2, 1, 3, 3] }] }],
+];
+
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION])('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);

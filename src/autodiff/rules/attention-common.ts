@@ -28,6 +28,7 @@ import type { GradContext } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
 import { concatInts, reduce, scalarOf, squeeze, swapLast2, transpose, unsqueeze } from '../ops.ts';
 import { dimOf, split, unsupported } from '../shape-helpers.ts';
+import { makeTensor } from '../../onnx/tensor.ts';
 
 /** Dim `axis` of forward value `name`, which must be static; `what` names it in the error. */
 export function staticDim(ctx: GradContext, name: string, axis: number, what: string): number {
@@ -358,4 +359,54 @@ export function sequentialPositions(ctx: GradContext, S: string, start: string):
 /** Casts an integer index tensor to int64 (a no-op for int64). */
 export function toInt64(ctx: GradContext, x: string): string {
   return ctx.dtype(x) === DT.INT64 ? x : ctx.b.op('Cast', [x], { to: DT.INT64 });
+}
+
+/** What ONNX Runtime's com.microsoft attention kernels add to the scores of future keys. */
+export const CAUSAL_FILL = -10000;
+
+/**
+ * The additive term of a com.microsoft attention mask (Attention's mask_index,
+ * MultiHeadAttention's key_padding_mask; int32), in ONNX Runtime's CPU semantics, with masked
+ * keys getting `fill` (mask_filter_value) added:
+ *   [B]       keys j ≥ mask[b] hidden (right padding)
+ *   [2B]      keys j ≥ mask[b] or j < mask[B + b] hidden (left padding: end, then start positions)
+ *   [B, T]    raw mask, key j hidden where mask[b, j] ≤ 0
+ *   [B, S, T] raw mask per query
+ * A 1-D mask of run-time length is read as [B] or [2B] at run time (start positions 0 when B).
+ * The [3B + 2] cumulative-length form and 4-D masks are refused (ONNX Runtime's CPU kernels do
+ * not apply them, so no rule could be verified).
+ */
+export function contribMaskTerm(ctx: GradContext, mask: string, q: { batch: string; batchDim: number | null; S: string; T: string }, fill: number, dt: number): ScoreTerm {
+  const { b } = ctx;
+  const rank = ctx.rank(mask);
+  if (rank === 2 || rank === 3) {
+    const allowed = b.op('Greater', [mask, b.op('Cast', [int64Scalar(ctx, 0)], { to: ctx.dtype(mask) })]);
+    const a4 = unsqueeze(ctx, allowed, rank === 2 ? [1, 2] : [1]);
+    return { name: additiveMask(ctx, a4, fill, dt), heads: 1 };
+  }
+  if (rank !== 1) unsupported(ctx, `a ${rank}-D attention mask is not applied by ONNX Runtime's CPU kernel; use a [B, T] mask`);
+  const len = ctx.shape(mask)[0];
+  const batchDim = q.batchDim;
+  const m = toInt64(ctx, mask);
+  const B1 = b.op('Reshape', [q.batch, b.constInt64([1])]);
+  let end = m;
+  let start: string | undefined;
+  if (typeof len === 'number' && typeof batchDim === 'number') {
+    if (len === 3 * batchDim + 2) unsupported(ctx, 'mask_index of shape [3B + 2] (cumulative sequence lengths of the fused GPU kernels); use a [B] or [B, T] mask');
+    if (len === 2 * batchDim) {
+      end = b.op('Slice', [m, b.constInt64([0]), B1]);
+      start = b.op('Slice', [m, B1, b.constInt64([2 * batchDim])]);
+    } else if (len !== batchDim) unsupported(ctx, `mask_index of length ${len} for batch ${batchDim}; expected B or 2B`);
+  } else {
+    // Run-time length: [end; start] when it is 2B; appending B zeros makes the start 0 when it is B.
+    end = b.op('Slice', [m, b.constInt64([0]), B1]);
+    const padded = b.op('Concat', [m, b.op('ConstantOfShape', [B1], { value: makeInt64Zero() })], { axis: 0 });
+    start = b.op('Slice', [padded, B1, b.op('Add', [B1, B1])]);
+  }
+  const allowed = positionMask(ctx, { S: q.S, T: q.T, validKeys: end, ...(start ? { firstKey: start } : {}) })!;
+  return { name: additiveMask(ctx, allowed, fill, dt), heads: 1 };
+}
+
+function makeInt64Zero() {
+  return makeTensor('value', DT.INT64, [1], new Uint8Array(8));
 }

@@ -97,6 +97,7 @@ import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
 import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
 import { tensorScatterGrad } from './TensorScatter.ts';
 import { attentionGrad } from './Attention.ts';
+import { msAttentionGrad } from './com.microsoft/Attention.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -195,4 +196,5 @@ export const RULES: readonly GradRule[] = [
   msRotaryEmbeddingGrad,
   tensorScatterGrad,
   attentionGrad,
+  msAttentionGrad,
 ];
