@@ -118,8 +118,48 @@ const MS_ATTENTION: Array<[string, GradCheckCase]> = [
     inputs: [x([2, 3, 6]), ...weights(6, 20), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [2, 1, 3, 3] }] }],
 ];
 
+const qkv = (S: number[], L: number[], altS?: number[], altL?: number[]) => [
+  { name: 'q', dims: S, ...(altS ? { altDims: altS } : {}) }, { name: 'k', dims: L, ...(altL ? { altDims: altL } : {}) }, { name: 'v', dims: L, ...(altL ? { altDims: altL } : {}) }];
+/** 1 where key j of [B, N, S, T] scores is visible (key mask [B, T] and causal with `past` cached keys), else 0. */
+const causalVisible = (dims: readonly number[], keyMask: number[], past: number) => {
+  const [, N, S, T] = dims as [number, number, number, number];
+  return Array.from({ length: numel(dims) }, (_, e) => {
+    const j = e % T;
+    const i = Math.floor(e / T) % S;
+    const bIdx = Math.floor(e / (T * S * N));
+    return keyMask[bIdx * T + j]! > 0 && j <= past + i ? 1 : 0;
+  });
+};
+const MHA: Array<[string, GradCheckCase]> = [
+  ['com.microsoft MultiHeadAttention self, bias, dynamic batch and sequence', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [...qkv([2, 3, 8], [2, 3, 8], [3, 4, 8], [3, 4, 8]), { name: 'bias', dims: [24] }] }],
+  ['com.microsoft MultiHeadAttention cross, narrower V, key_padding_mask [B]', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [{ name: 'q', dims: [2, 3, 8], altDims: [3, 2, 8] }, { name: 'k', dims: [2, 5, 8], altDims: [3, 4, 8] }, { name: 'v', dims: [2, 5, 4], altDims: [3, 4, 4] }, { name: '', dims: [] },
+      { name: 'kpm', type: 'int32', dims: [2], altDims: [3], values: (d) => [4, 5, 3].slice(0, d[0]) }] }],
+  ['com.microsoft MultiHeadAttention key_padding_mask [B, L], unidirectional, mask_filter_value -3', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1, mask_filter_value: float(-3) },
+    inputs: [...qkv([2, 3, 8], [2, 3, 8]), { name: '', dims: [] }, { name: 'kpm', type: 'int32', dims: [2, 3], values: rawMask }] }],
+  ['com.microsoft MultiHeadAttention key_padding_mask [B, S, T], bias', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, mask_filter_value: float(-2) },
+    inputs: [...qkv([2, 3, 8], [2, 4, 8]), { name: 'bias', dims: [24] }, { name: 'kpm', type: 'int32', dims: [2, 3, 4], values: rawMask }] }],
+  ['com.microsoft MultiHeadAttention key/value already in heads [B, N, L, H], bias', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [{ name: 'q', dims: [2, 3, 8] }, { name: 'k', dims: [2, 2, 5, 4] }, { name: 'v', dims: [2, 2, 5, 4] }, { name: 'bias', dims: [24] }] }],
+  ['com.microsoft MultiHeadAttention past and present weighted, key_padding_mask [B, T], unidirectional', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1 },
+    outputs: 3,
+    inputs: [...qkv([2, 3, 8], [2, 3, 8], [2, 2, 8], [2, 2, 8]), { name: '', dims: [] }, { name: 'kpm', type: 'int32', dims: [2, 5], altDims: [2, 5], values: rawMask }, { name: '', dims: [] },
+      { name: 'pk', dims: [2, 2, 2, 4], altDims: [2, 2, 3, 4], grad: false }, { name: 'pv', dims: [2, 2, 2, 4], altDims: [2, 2, 3, 4], grad: false }] }],
+  ['com.microsoft MultiHeadAttention qk output weighted (pre-softmax scores with attention_bias), past', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    outputs: 4, typedOutputs: true,
+    inputs: [...qkv([2, 3, 8], [2, 3, 8]), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [1, 2, 3, 5] },
+      { name: 'pk', dims: [2, 2, 2, 4], grad: false }, { name: 'pv', dims: [2, 2, 2, 4], grad: false }] }],
+  ['com.microsoft MultiHeadAttention qk output weighted with masks (hidden entries hold a constant)', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1 },
+    outputs: 4, typedOutputs: true, weightScale: (k, d) => (k === 3 ? causalVisible(d, [1, 1, 1, 0, 1, 1, 0, 1, 1, 1], 2) : new Array<number>(numel(d)).fill(1)),
+    inputs: [...qkv([2, 3, 8], [2, 3, 8]), { name: '', dims: [] }, { name: 'kpm', type: 'int32', dims: [2, 5], values: [1, 1, 1, 0, 1, 1, 0, 1, 1, 1] }, { name: '', dims: [] },
+      { name: 'pk', dims: [2, 2, 2, 4], grad: false }, { name: 'pv', dims: [2, 2, 2, 4], grad: false }] }],
+  ['com.microsoft MultiHeadAttention attention_bias [B, 1, S, T], unidirectional cross with a run-time single query', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1, scale: float(0.5) },
+    inputs: [...qkv([2, 3, 8], [2, 4, 8], [2, 1, 8], [2, 4, 8]), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [2, 1, 3, 4], altDims: [2, 1, 1, 4] }] }],
+];
+
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION])('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION, ...MHA])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);

@@ -51,6 +51,11 @@ export interface GradCheckCase {
   outputs?: number;
   /** Output indices that get no weight (e.g. an int mask output). */
   skipOutputs?: number[];
+  /**
+   * Scales the random output weights R_k elementwise (e.g. 0 where an output holds a constant
+   * sentinel that would swamp the finite differences): output index and dims → factors.
+   */
+  weightScale?: (output: number, dims: readonly number[]) => number[];
   /** Declare the outputs with the case's float type (for ops whose output type ONNX Runtime cannot infer). */
   typedOutputs?: boolean;
   /** Default 'float64'. */
@@ -152,6 +157,8 @@ export function buildOpModel(c: GradCheckCase, valuesOf: (inp: GradCheckInput, d
   const graph = new Graph(g);
   graph.addNode({ opType: c.op, domain: c.domain, inputs: c.inputs.map((i) => i.name), outputs: outs, attrs: c.attrs, name: `node_${c.op}` });
   for (const o of outs) g.output.push(c.typedOutputs ? makeValueInfo(o, DT_OF[dtype]!) : makeValueInfo(o));
+  // The types also as value_info, so graphs that drop these outputs (the backward graph) keep them.
+  if (c.typedOutputs) for (const o of outs) g.valueInfo.push(makeValueInfo(o, DT_OF[dtype]!));
   const opset = c.opset ?? 17;
   const opsetImport = [{ domain: '', version: BigInt(opset) }];
   if (c.domain) opsetImport.push({ domain: c.domain, version: 1n });
@@ -206,7 +213,14 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const weights: Array<Array<{ values: number[]; dims: number[] }>> = [];
   for (const [ri, run] of runs.entries()) {
     const outs = await outputsAt(run.feeds, run.dims);
-    weights.push(outs.map((o, j) => ({ values: randomValues(o.data.length, 1000 + 17 * ri + j, -1, 1), dims: o.dims.map(Number) })));
+    weights.push(
+      outs.map((o, j) => {
+        const dims = o.dims.map(Number);
+        const values = randomValues(o.data.length, 1000 + 17 * ri + j, -1, 1);
+        const f = c.weightScale?.(weighted[j]!, dims);
+        return { values: f ? values.map((v, i) => v * f[i]!) : values, dims };
+      }),
+    );
   }
   const loss = async (vals: Record<string, number[]>, dims: Record<string, number[]>, w: Array<{ values: number[] }>) => {
     const outs = await outputsAt(vals, dims);

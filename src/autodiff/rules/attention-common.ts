@@ -90,6 +90,11 @@ export interface PositionMask {
   validKeys?: string;
   /** Keys before this index are hidden: an int64 scalar or [B]. */
   firstKey?: string;
+  /**
+   * The last query sees every key the causal rule would hide (ONNX Runtime's MultiHeadAttention
+   * CPU kernel); the same as plain causal when the keys end with the queries (self-attention).
+   */
+  openLastRow?: boolean;
 }
 
 /**
@@ -103,7 +108,11 @@ export function positionMask(ctx: GradContext, m: PositionMask): string | undefi
   const p = m.offset ? b.op('Add', [i, perBatch(ctx, m.offset)]) : i;
   const conds: string[] = [];
   const one = int64Scalar(ctx, 1);
-  if (m.causal) conds.push(b.op('Less', [j, b.op('Add', [p, one])]));
+  if (m.causal) {
+    let c = b.op('Less', [j, b.op('Add', [p, one])]);
+    if (m.openLastRow) c = b.op('Or', [c, b.op('Equal', [i, b.op('Sub', [m.S, one])])]);
+    conds.push(c);
+  }
   if (m.leftWindow !== undefined && m.leftWindow >= 0) conds.push(b.op('Greater', [j, b.op('Sub', [p, int64Scalar(ctx, m.leftWindow + 1)])]));
   if (m.rightWindow !== undefined && m.rightWindow >= 0) conds.push(b.op('Less', [j, b.op('Add', [p, int64Scalar(ctx, m.rightWindow + 1)])]));
   if (m.validKeys) conds.push(b.op('Less', [j, perBatch(ctx, m.validKeys)]));

@@ -98,6 +98,7 @@ import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
 import { tensorScatterGrad } from './TensorScatter.ts';
 import { attentionGrad } from './Attention.ts';
 import { msAttentionGrad } from './com.microsoft/Attention.ts';
+import { msMultiHeadAttentionGrad } from './com.microsoft/MultiHeadAttention.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -197,4 +198,5 @@ export const RULES: readonly GradRule[] = [
   tensorScatterGrad,
   attentionGrad,
   msAttentionGrad,
+  msMultiHeadAttentionGrad,
 ];
