@@ -158,8 +158,53 @@ const MHA: Array<[string, GradCheckCase]> = [
     inputs: [...qkv([2, 3, 8], [2, 4, 8], [2, 1, 8], [2, 4, 8]), { name: '', dims: [] }, { name: '', dims: [] }, { name: 'ab', dims: [2, 1, 3, 4], altDims: [2, 1, 1, 4] }] }],
 ];
 
+/** GroupQueryAttention query/key/value [B, S, ·] for N query and Nk kv heads of size H (alt: [B', S']). */
+const gqaInputs = (BS: [number, number], N: number, Nk: number, H: number, alt?: [number, number]) =>
+  ([['q', N], ['k', Nk], ['v', Nk]] as const).map(([name, heads]) => ({ name, dims: [...BS, heads * H], ...(alt ? { altDims: [...alt, heads * H] } : {}) }));
+const none = { name: '', dims: [] };
+/** seqlens_k [B] and total_sequence_length of a batch whose rows hold `totals` tokens (alt: altTotals). */
+const lengths = (totals: number[], altTotals?: number[]) => [
+  { name: 'seqlens', type: 'int32' as const, dims: [totals.length], ...(altTotals ? { altDims: [altTotals.length] } : {}), values: (_d: readonly number[], alt: boolean) => (alt ? altTotals! : totals).map((t) => t - 1) },
+  { name: 'total', type: 'int32' as const, dims: [], values: (_d: readonly number[], alt: boolean) => [Math.max(...(alt ? altTotals! : totals))] },
+];
+const cache = (dims: number[], altDims?: number[]) => [{ name: 'pk', dims, ...(altDims ? { altDims } : {}), grad: false }, { name: 'pv', dims, ...(altDims ? { altDims } : {}), grad: false }];
+const rope = (maxSeq: number, half: number) => [{ name: 'cos', dims: [maxSeq, half], values: cosT, grad: false }, { name: 'sin', dims: [maxSeq, half], values: sinT, grad: false }];
+const GQA: Array<[string, GradCheckCase]> = [
+  ['com.microsoft GroupQueryAttention prompt (4 query / 2 kv heads), present weighted, dynamic batch and sequence', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2 }, outputs: 3,
+    inputs: [...gqaInputs([2, 3], 4, 2, 8, [3, 4]), none, none, ...lengths([3, 3], [4, 4, 4])] }],
+  ['com.microsoft GroupQueryAttention token generation with a past of different lengths per row', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2 }, outputs: 3,
+    inputs: [...gqaInputs([2, 1], 4, 2, 8, [3, 1]), ...cache([2, 2, 4, 8], [3, 2, 3, 8]), ...lengths([5, 3], [4, 2, 3])] }],
+  ['com.microsoft GroupQueryAttention shared KV buffer (past as long as the cache)', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 1 }, outputs: 3,
+    inputs: [...gqaInputs([2, 1], 4, 1, 8), ...cache([2, 1, 6, 8]), ...lengths([5, 2])] }],
+  ['com.microsoft GroupQueryAttention subsequent prompt (batch 1, two new tokens after three)', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1 }, outputs: 3,
+    inputs: [...gqaInputs([1, 2], 2, 1, 8, [1, 3]), ...cache([1, 1, 3, 8], [1, 1, 2, 8]), ...lengths([5], [5])] }],
+  ['com.microsoft GroupQueryAttention packed QKV', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2 }, outputs: 3,
+    inputs: [{ name: 'qkv', dims: [2, 3, 64], altDims: [1, 2, 64] }, none, none, none, none, ...lengths([3, 3], [2])] }],
+  ['com.microsoft GroupQueryAttention do_rotary (head size 16), dynamic batch and sequence', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1 },
+    inputs: [...gqaInputs([2, 3], 2, 1, 16, [1, 4]), none, none, ...lengths([3, 3], [4]), ...rope(8, 8)] }],
+  ['com.microsoft GroupQueryAttention do_rotary interleaved, token generation with past', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1, rotary_interleaved: 1 }, outputs: 3,
+    inputs: [...gqaInputs([2, 1], 2, 1, 16, [1, 1]), ...cache([2, 1, 3, 16], [1, 1, 5, 16]), ...lengths([4, 2], [6]), ...rope(8, 8)] }],
+  ['com.microsoft GroupQueryAttention do_rotary with position_ids', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1 },
+    inputs: [...gqaInputs([2, 3], 2, 1, 16), none, none, ...lengths([3, 3]), ...rope(8, 8), { name: 'pos', type: 'int64', dims: [2, 3], values: positions }] }],
+  ['com.microsoft GroupQueryAttention local_window_size 2', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2, local_window_size: 2 },
+    inputs: [...gqaInputs([2, 4], 4, 2, 8), none, none, ...lengths([4, 4])] }],
+  ['com.microsoft GroupQueryAttention local_window_size 3 with past', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, local_window_size: 3 }, outputs: 3,
+    inputs: [...gqaInputs([2, 1], 2, 1, 8, [1, 1]), ...cache([2, 1, 5, 8], [1, 1, 4, 8]), ...lengths([6, 4], [5])] }],
+  ['com.microsoft GroupQueryAttention softcap, scale', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2, softcap: float(1.5), scale: float(0.3) },
+    inputs: [...gqaInputs([2, 4], 4, 2, 8), none, none, ...lengths([4, 4])] }],
+  ['com.microsoft GroupQueryAttention smooth_softmax', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2, smooth_softmax: 1 },
+    inputs: [...gqaInputs([2, 4], 4, 2, 8), none, none, ...lengths([4, 4])] }],
+  ['com.microsoft GroupQueryAttention attention_bias and head_sink (both trainable)', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2 },
+    inputs: [...gqaInputs([2, 3], 4, 2, 8), none, none, ...lengths([3, 3]), none, none, none, { name: 'ab', dims: [2, 4, 3, 3] }, { name: 'sink', dims: [4] }] }],
+  ['com.microsoft GroupQueryAttention causal=0 with attention_bias [1, 1, S, T]', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 2, causal: 0 },
+    inputs: [...gqaInputs([2, 3], 2, 2, 8), none, none, ...lengths([3, 3]), none, none, none, { name: 'ab', dims: [1, 1, 3, 3] }] }],
+  ...[1, 2].map((mode): [string, GradCheckCase] => [`com.microsoft GroupQueryAttention output_qk (qk_output ${mode}) weighted`, { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2, qk_output: mode, softcap: float(2) },
+    outputs: 4, skipOutputs: [1, 2], weightScale: (k, d) => (k === 3 ? causalVisible(d, new Array<number>(2 * d[3]!).fill(1), 0) : new Array<number>(numel(d)).fill(1)),
+    inputs: [...gqaInputs([2, 3], 4, 2, 8), none, none, ...lengths([3, 3]), none, none, none, { name: 'ab', dims: [2, 4, 3, 3] }] }]),
+];
+
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION, ...MHA])('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION, ...MHA, ...GQA])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);

@@ -34,8 +34,11 @@ export interface GradCheckInput {
   altDims?: number[];
   /** Element type: the case's float type by default; 'int64' / 'int32' / 'bool' for indices and masks. */
   type?: CheckDtype | 'int64' | 'int32' | 'bool';
-  /** Values (default: uniform in [-1, 1], seeded). A function gets the dims (for alt runs). */
-  values?: readonly number[] | ((dims: readonly number[]) => number[]);
+  /**
+   * Values (default: uniform in [-1, 1], seeded). A function gets the dims and whether this is
+   * the run at the alternative dims (for values that depend on other inputs' sizes).
+   */
+  values?: readonly number[] | ((dims: readonly number[], alt: boolean) => number[]);
   /** An initializer (constant input: axes, shapes, frozen weights) instead of a graph input. */
   constant?: boolean;
   /** Whether to check this input's gradient (default: float, non-constant inputs). */
@@ -174,8 +177,8 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const atol = c.atol ?? (f64 ? 1e-6 : 2e-3);
   const rtol = c.rtol ?? (f64 ? 1e-6 : 2e-3);
   const seed = c.seed ?? 1;
-  const valuesOf = (inp: GradCheckInput, dims: readonly number[]): number[] => {
-    if (typeof inp.values === 'function') return inp.values(dims);
+  const valuesOf = (inp: GradCheckInput, dims: readonly number[], alt = false): number[] => {
+    if (typeof inp.values === 'function') return inp.values(dims, alt);
     if (inp.values) return [...inp.values];
     return randomValues(numel(dims), seed + [...inp.name].reduce((a, ch) => a * 31 + ch.charCodeAt(0), 7));
   };
@@ -193,7 +196,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
       if (inp.constant || inp.name === '') continue;
       const d = alt && inp.altDims ? inp.altDims : inp.dims;
       dims[inp.name] = d;
-      feeds[inp.name] = valuesOf(inp, d);
+      feeds[inp.name] = valuesOf(inp, d, alt);
     }
     return { feeds, dims };
   };

@@ -99,6 +99,7 @@ import { tensorScatterGrad } from './TensorScatter.ts';
 import { attentionGrad } from './Attention.ts';
 import { msAttentionGrad } from './com.microsoft/Attention.ts';
 import { msMultiHeadAttentionGrad } from './com.microsoft/MultiHeadAttention.ts';
+import { msGroupQueryAttentionGrad } from './com.microsoft/GroupQueryAttention.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -199,4 +200,5 @@ export const RULES: readonly GradRule[] = [
   attentionGrad,
   msAttentionGrad,
   msMultiHeadAttentionGrad,
+  msGroupQueryAttentionGrad,
 ];
