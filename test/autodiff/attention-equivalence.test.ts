@@ -154,3 +154,50 @@ describe('fused attention gradients equal those of the unfused computation', () 
     expectClose(fused, unfused);
   });
 });
+
+/** A one-node graph with hand-made shapes, differentiated with respect to `param`. */
+function differentiate(op: string, domain: string | undefined, opset: number, inputs: Array<[string, number[], number?]>, outputs: Array<[string, number[]]>, attrs: Record<string, AttrValue>, param: string): void {
+  const g = create(GraphProtoSchema, { name: 'refuse' });
+  const shapes = new Map<string, { dtype: number; shape: number[] }>();
+  for (const [name, dims, dt] of inputs) {
+    if (!name) continue;
+    g.input.push(makeValueInfo(name, dt ?? DT.FLOAT, dims));
+    shapes.set(name, { dtype: dt ?? DT.FLOAT, shape: dims });
+  }
+  for (const [name, dims] of outputs) if (name) shapes.set(name, { dtype: DT.FLOAT, shape: dims }), shapes.set(`R_${name}`, { dtype: DT.FLOAT, shape: dims });
+  const graph = new Graph(g);
+  graph.addNode({ opType: op, domain, inputs: inputs.map(([n]) => n), outputs: outputs.map(([n]) => n), attrs, name: 'n' });
+  buildGradients({ graph, opset, seeds: new Map([[outputs[0]![0], `R_${outputs[0]![0]}`]]), params: [param], shapes });
+}
+
+describe('refused attribute values and inputs fail with E_UNSUPPORTED_OP naming the reason', () => {
+  const MS = 'com.microsoft';
+  const x: [string, number[]] = ['x', [2, 3, 8]];
+  const w: [string, number[]] = ['w', [8, 24]];
+  const y: Array<[string, number[]]> = [['y', [2, 3, 8]]];
+  const I32 = DT.INT32;
+  const cases: Array<[string, () => void, RegExp]> = [
+    ['Attention do_rotary', () => differentiate('Attention', MS, 17, [x, w], y, { num_heads: 2, do_rotary: 1 }, 'x'), /do_rotary=1/],
+    ['Attention past_present_share_buffer', () => differentiate('Attention', MS, 17, [x, w], y, { num_heads: 2, past_present_share_buffer: 1 }, 'x'), /past_present_share_buffer=1/],
+    ['Attention 4-D mask', () => differentiate('Attention', MS, 17, [x, w, ['b', [24]], ['m', [2, 1, 4, 4], I32]], y, { num_heads: 2 }, 'x'), /4-D attention mask/],
+    ['Attention [3B + 2] mask', () => differentiate('Attention', MS, 17, [x, w, ['b', [24]], ['m', [8], I32]], y, { num_heads: 2 }, 'x'), /\[3B \+ 2\]/],
+    ['MultiHeadAttention packed QKV', () => differentiate('MultiHeadAttention', MS, 17, [['q', [2, 3, 2, 3, 4]]], y, { num_heads: 2 }, 'q'), /packed QKV/],
+    ['MultiHeadAttention packed KV', () => differentiate('MultiHeadAttention', MS, 17, [['q', [2, 3, 8]], ['k', [2, 3, 2, 2, 4]], ['', []]], y, { num_heads: 2 }, 'q'), /packed KV/],
+    ['MultiHeadAttention cache_indirection', () => differentiate('MultiHeadAttention', MS, 17, [['q', [2, 3, 8]], ['k', [2, 3, 8]], ['v', [2, 3, 8]], ['', []], ['', []], ['', []], ['', []], ['', []], ['', []], ['ci', [2, 1, 3], I32]], y, { num_heads: 2 }, 'q'), /cache_indirection/],
+    ['GroupQueryAttention quantized cache', () => differentiate('GroupQueryAttention', MS, 17, [['q', [2, 1, 32]], ['k', [2, 1, 16]], ['v', [2, 1, 16]], ['', []], ['', []], ['sl', [2], I32], ['t', [], I32]], [['o', [2, 1, 32]]], { num_heads: 4, kv_num_heads: 2, k_quant_type: 'PER_TENSOR' }, 'q'), /quantized KV cache/],
+    ['GroupQueryAttention q_norm_weight', () => differentiate('GroupQueryAttention', MS, 17, [['q', [2, 1, 32]], ['k', [2, 1, 16]], ['v', [2, 1, 16]], ['', []], ['', []], ['sl', [2], I32], ['t', [], I32], ['', []], ['', []], ['', []], ['', []], ['', []], ['', []], ['', []], ['qn', [8]], ['kn', [8]]], [['o', [2, 1, 32]]], { num_heads: 4, kv_num_heads: 2 }, 'q'), /q_norm_weight/],
+    ['GroupQueryAttention sliding_window_cache', () => differentiate('GroupQueryAttention', MS, 17, [['q', [2, 1, 32]], ['k', [2, 1, 16]], ['v', [2, 1, 16]], ['', []], ['', []], ['sl', [2], I32], ['t', [], I32]], [['o', [2, 1, 32]]], { num_heads: 4, kv_num_heads: 2, sliding_window_cache: 1, local_window_size: 2 }, 'q'), /sliding_window_cache=1/],
+    ['GroupQueryAttention past without present outputs', () => differentiate('GroupQueryAttention', MS, 17, [['q', [2, 1, 32]], ['k', [2, 1, 16]], ['v', [2, 1, 16]], ['pk', [2, 2, 4, 8]], ['pv', [2, 2, 4, 8]], ['sl', [2], I32], ['t', [], I32]], [['o', [2, 1, 32]]], { num_heads: 4, kv_num_heads: 2 }, 'q'), /present_key\/present_value outputs/],
+    ['RotaryEmbedding is_packed_batching', () => differentiate('RotaryEmbedding', MS, 17, [x, ['p', [2, 3], DT.INT64], ['c', [8, 2]], ['s', [8, 2]]], y, { num_heads: 2, is_packed_batching: 1 }, 'x'), /is_packed_batching=1/],
+    ['ONNX Attention opset-25 window', () => differentiate('Attention', undefined, 25, [['q', [2, 2, 3, 4]], ['k', [2, 2, 3, 4]], ['v', [2, 2, 3, 4]]], [['y', [2, 2, 3, 4]]], { left_window_size: 2 }, 'q'), /left_window_size/],
+    ['TensorScatter axis 0', () => differentiate('TensorScatter', undefined, 24, [['c', [4, 3]], ['u', [2, 3]]], [['y', [4, 3]]], { axis: 0 }, 'u'), /axis 0/],
+  ];
+  it.each(cases)('%s', (_label, run, why) => {
+    expect(run).toThrow(why);
+    try {
+      run();
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe('E_UNSUPPORTED_OP');
+    }
+  });
+});

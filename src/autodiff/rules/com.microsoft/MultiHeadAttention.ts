@@ -40,12 +40,12 @@ export const msMultiHeadAttentionGrad: GradRule = {
     if (!need.q && !need.k && !need.v && !need.bias && !need.attnBias) return [];
     const { b } = ctx;
     const query = ctx.I(0);
+    if (hasInput(ctx, 1) && ctx.rank(ctx.I(1)) === 5) unsupported(ctx, "packed KV (a 5-D key) is not run by ONNX Runtime's CPU kernel, so its gradient rule could not be verified; export separate key and value");
     if (ctx.rank(query) !== 3 || !hasInput(ctx, 1) || !hasInput(ctx, 2)) {
       unsupported(ctx, "packed QKV (a 5-D query without key and value) is not run by ONNX Runtime's CPU kernel, so its gradient rule could not be verified; export separate query, key and value");
     }
     const key = ctx.I(1);
     const value = ctx.I(2);
-    if (ctx.rank(key) === 5) unsupported(ctx, "packed KV (a 5-D key) is not run by ONNX Runtime's CPU kernel, so its gradient rule could not be verified; export separate key and value");
     if (hasInput(ctx, 8) || hasInput(ctx, 9)) unsupported(ctx, 'past_sequence_length / cache_indirection (shared-buffer decoding, beam search) have no gradient rule: they only occur in decoding graphs');
     const dt = ctx.dtype(query);
     const numHeads = attrInt(ctx.node, 'num_heads', 0);
