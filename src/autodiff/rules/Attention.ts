@@ -23,12 +23,7 @@ import { attrFloat, attrInt, findAttr } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
 import { concatInts, scalarOf } from '../ops.ts';
 import { dimOf, hasInput, unsupported } from '../shape-helpers.ts';
-import { additiveMask, attentionCoreGrads, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, toInt64, type ScoreTerm } from './attention-common.ts';
-
-/** Whether output `i` of the node exists. */
-export function hasOutput(ctx: GradContext, i: number): boolean {
-  return i < ctx.node.output.length && ctx.node.output[i] !== '';
-}
+import { additiveMask, attentionCoreGrads, dimScalar, hasOutput, mergeHeads, positionMask, splitHeads, staticDim, toInt64, type ScoreTerm } from './attention-common.ts';
 
 export const attentionGrad: GradRule = {
   opType: 'Attention',

@@ -30,6 +30,11 @@ import { concatInts, reduce, scalarOf, squeeze, swapLast2, transpose, unsqueeze 
 import { dimOf, split, unsupported } from '../shape-helpers.ts';
 import { makeTensor } from '../../onnx/tensor.ts';
 
+/** Whether output `i` of the node exists. */
+export function hasOutput(ctx: GradContext, i: number): boolean {
+  return i < ctx.node.output.length && ctx.node.output[i] !== '';
+}
+
 /** Dim `axis` of forward value `name`, which must be static; `what` names it in the error. */
 export function staticDim(ctx: GradContext, name: string, axis: number, what: string): number {
   const d = ctx.shape(name)[axis];

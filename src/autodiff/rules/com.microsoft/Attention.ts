@@ -20,8 +20,7 @@ import { attrFloat, attrInt, attrInts } from '../../../onnx/attributes.ts';
 import { reduce, scalarOf } from '../../ops.ts';
 import { hasInput, split, unsupported } from '../../shape-helpers.ts';
 import { matMulGrads } from '../MatMul.ts';
-import { hasOutput } from '../Attention.ts';
-import { additiveMask, attentionCoreGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
+import { additiveMask, attentionCoreGrads, CAUSAL_FILL, hasOutput, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
 
 export const msAttentionGrad: GradRule = {
   opType: 'Attention',

@@ -24,12 +24,12 @@ import type { GradContext, GradRule } from '../../rule.ts';
 import { attrFloat, attrInt, attrString } from '../../../onnx/attributes.ts';
 import { concatInts, scalarOf, squeeze, unsqueeze } from '../../ops.ts';
 import { dimOf, hasInput, split, unsupported } from '../../shape-helpers.ts';
-import { hasOutput } from '../Attention.ts';
 import {
   additiveMask,
   attentionCoreGrads,
   dimScalar,
   gatherRotaryTables,
+  hasOutput,
   int64Scalar,
   mergeHeads,
   positionMask,
@@ -133,7 +133,8 @@ export const msGroupQueryAttentionGrad: GradRule = {
       terms,
       ...(sink ? { sink, seqLen: dimOf(ctx, query, 1) } : {}),
       ...(dY ? { dY: splitHeads(ctx, dY, numHeads, headSize) } : {}),
-      ...(dQK && qkMode === 1 ? { dS2: dQK } : dQK && qkMode === 2 ? { dP: dQK } : {}),
+      // output_qk 1 holds the scores fed to the softmax at visible keys and constants elsewhere.
+      ...(dQK && qkMode === 1 ? { dS2: b.op('Where', [allowed, dQK, scalarOf(ctx, 0, dt)]) } : dQK && qkMode === 2 ? { dP: dQK } : {}),
       need: { q: need.q, k: need.k || packed, v: need.v || packed, scores: need.bias, sink: need.sink },
     });
     // New tokens' K, V gradients: read back from their cache rows past_b + s.

@@ -21,10 +21,9 @@ import type { GradRule } from '../../rule.ts';
 import { attrFloat, attrInt } from '../../../onnx/attributes.ts';
 import { reduce, scalarOf } from '../../ops.ts';
 import { hasInput, split, unsupported } from '../../shape-helpers.ts';
-import { hasOutput } from '../Attention.ts';
 import { makeTensor } from '../../../onnx/tensor.ts';
 import { dtypeSize } from '../../../onnx/dtype.ts';
-import { additiveMask, attentionCoreGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
+import { additiveMask, attentionCoreGrads, CAUSAL_FILL, hasOutput, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
 
 export const msMultiHeadAttentionGrad: GradRule = {
   opType: 'MultiHeadAttention',
