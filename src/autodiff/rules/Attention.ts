@@ -23,17 +23,14 @@ import { attrFloat, attrInt, findAttr } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
 import { concatInts, scalarOf } from '../ops.ts';
 import { dimOf, hasInput, unsupported } from '../shape-helpers.ts';
-import { additiveMask, attentionCoreGrads, dimScalar, hasOutput, mergeHeads, positionMask, splitHeads, staticDim, toInt64, type ScoreTerm } from './attention-common.ts';
+import { additiveMask, allKeys, attentionCoreGrads, attentionOutputGrads, dimScalar, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, toInt64, type ScoreTerm } from './attention-common.ts';
 
 export const attentionGrad: GradRule = {
   opType: 'Attention',
   differentiableInputs: [0, 1, 2, 3],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    const dPresentK = hasOutput(ctx, 1) ? ctx.GO(1) : undefined;
-    const dPresentV = hasOutput(ctx, 2) ? ctx.GO(2) : undefined;
-    const dQK = hasOutput(ctx, 3) ? ctx.GO(3) : undefined;
-    if (!dY && !dPresentK && !dPresentV && !dQK) return [];
+    const { dY, dPresentK, dPresentV, dScores: dQK, any } = attentionOutputGrads(ctx, { presentK: 1, presentV: 2, scores: 3 });
+    if (!any) return [];
     const need = { q: ctx.needsGrad(0), k: ctx.needsGrad(1), v: ctx.needsGrad(2), mask: hasInput(ctx, 3) && ctx.needsGrad(3) };
     if (!need.q && !need.k && !need.v && !need.mask) return [];
     for (const a of ['left_window_size', 'right_window_size']) {
@@ -64,10 +61,8 @@ export const attentionGrad: GradRule = {
     const kNew = rank === 4 ? K : splitHeads(ctx, K, kvHeads, headSize);
     const vNew = rank === 4 ? V : splitHeads(ctx, V, kvHeads, vHeadSize);
     const hasPast = hasInput(ctx, 4) && hasInput(ctx, 5);
-    // All keys: present_key when the node outputs it, else past ⧺ new.
-    const fullKeys = (i: number, past: number, nw: string) => (hasOutput(ctx, i) ? ctx.O(i) : hasPast ? b.op('Concat', [ctx.I(past), nw], { axis: 2 }) : nw);
-    const k = fullKeys(1, 4, kNew);
-    const v = fullKeys(2, 5, vNew);
+    const k = allKeys(ctx, 1, hasPast ? 4 : undefined, kNew);
+    const v = allKeys(ctx, 2, hasPast ? 5 : undefined, vNew);
 
     // Additive terms: the mask (bool → 0/−∞; float as given, padded with −∞ when short) and the
     // position mask (causal, nonpad_kv_seqlen).
@@ -121,13 +116,7 @@ export const attentionGrad: GradRule = {
       ...(dQK ? { [(['dS0', 'dS1', 'dS2', 'dP'] as const)[mode]!]: dQK } : {}),
       need: { q: need.q, k: need.k, v: need.v, scores: need.mask },
     });
-    // K, V gradients: all keys (attention + present output), then the new ones only.
-    const newPart = (full: string | undefined, dPresent: string | undefined, past: number, merge: boolean) => {
-      let g = full && dPresent ? b.op('Add', [full, dPresent]) : (full ?? dPresent);
-      if (!g) return undefined;
-      if (hasPast) g = b.op('Slice', [g, b.op('Reshape', [dimScalar(ctx, ctx.I(past), 2), b.constInt64([1])]), b.constInt64([2 ** 62]), b.constInt64([2])]);
-      return merge ? mergeHeads(ctx, g) : g;
-    };
+    const past = hasPast ? dimScalar(ctx, ctx.I(4), 2) : undefined;
     let dMask: string | undefined;
     if (need.mask && grads.dScores && maskTerm) {
       let g = grads.dScores;
@@ -137,8 +126,8 @@ export const attentionGrad: GradRule = {
     }
     return [
       need.q && grads.dq ? (rank === 4 ? grads.dq : mergeHeads(ctx, grads.dq)) : undefined,
-      need.k ? newPart(grads.dk, dPresentK, 4, rank === 3) : undefined,
-      need.v ? newPart(grads.dv, dPresentV, 5, rank === 3) : undefined,
+      need.k ? newKeysGrad(ctx, grads.dk, dPresentK, past, rank === 3) : undefined,
+      need.v ? newKeysGrad(ctx, grads.dv, dPresentV, past, rank === 3) : undefined,
       dMask,
     ];
   },

@@ -35,6 +35,45 @@ export function hasOutput(ctx: GradContext, i: number): boolean {
   return i < ctx.node.output.length && ctx.node.output[i] !== '';
 }
 
+/** Gradients that reach an attention node's outputs: Y (output 0) and the outputs at `present` / `scores`. */
+export interface AttentionOutputGrads {
+  dY?: string;
+  dPresentK?: string;
+  dPresentV?: string;
+  dScores?: string;
+  /** Whether any of them does. */
+  any: boolean;
+}
+
+/** The gradients of output 0 and of the present key/value and score outputs (indices, where the op has them). */
+export function attentionOutputGrads(ctx: GradContext, at: { presentK?: number; presentV?: number; scores?: number }): AttentionOutputGrads {
+  const go = (i: number | undefined) => (i !== undefined && hasOutput(ctx, i) ? ctx.GO(i) : undefined);
+  const g = { dY: ctx.GO(0), dPresentK: go(at.presentK), dPresentV: go(at.presentV), dScores: go(at.scores) };
+  return { ...g, any: Object.values(g).some((x) => x !== undefined) };
+}
+
+/**
+ * All keys (or values) attended, [B, N, P + L, H]: the node's present output `present` where it
+ * has one, else past input `past` ⧺ the new ones `fresh` along the sequence (or `fresh` alone).
+ */
+export function allKeys(ctx: GradContext, present: number, past: number | undefined, fresh: string): string {
+  if (hasOutput(ctx, present)) return ctx.O(present);
+  return past !== undefined ? ctx.b.op('Concat', [ctx.I(past), fresh], { axis: 2 }) : fresh;
+}
+
+/**
+ * The new tokens' share of a gradient over all keys [B, N, P + L, H] (the attention's, plus the
+ * present output's): the keys after the first `past` (an int64 scalar; none: all of them), heads
+ * merged back to [B, L, N·H] when `merge`.
+ */
+export function newKeysGrad(ctx: GradContext, all: string | undefined, dPresent: string | undefined, past: string | undefined, merge: boolean): string | undefined {
+  const { b } = ctx;
+  let g = all && dPresent ? b.op('Add', [all, dPresent]) : (all ?? dPresent);
+  if (!g) return undefined;
+  if (past) g = b.op('Slice', [g, b.op('Reshape', [past, b.constInt64([1])]), b.constInt64([2 ** 62]), b.constInt64([2])]);
+  return merge ? mergeHeads(ctx, g) : g;
+}
+
 /** Dim `axis` of forward value `name`, which must be static; `what` names it in the error. */
 export function staticDim(ctx: GradContext, name: string, axis: number, what: string): number {
   const d = ctx.shape(name)[axis];

@@ -20,7 +20,7 @@ import { attrFloat, attrInt, attrInts } from '../../../onnx/attributes.ts';
 import { reduce, scalarOf } from '../../ops.ts';
 import { hasInput, split, unsupported } from '../../shape-helpers.ts';
 import { matMulGrads } from '../MatMul.ts';
-import { additiveMask, attentionCoreGrads, CAUSAL_FILL, hasOutput, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
+import { additiveMask, attentionCoreGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, hasOutput, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
 
 export const msAttentionGrad: GradRule = {
   opType: 'Attention',
@@ -91,14 +91,9 @@ export const msAttentionGrad: GradRule = {
     const dAttnBias = need.attnBias && grads.dScores ? ctx.unbroadcast(grads.dScores, ctx.I(5), [ctx.shape(X)[0]!, numHeads, ctx.shape(X)[1]!, null]) : undefined;
     if (!need.x && !need.w && !need.bias) return [undefined, undefined, undefined, undefined, undefined, dAttnBias];
     // Gradients of the new keys and values (all keys, plus the present output's, minus the past).
-    const fresh = (full: string | undefined, i: 0 | 1) => {
-      const fromPresent = dPresent ? b.op('Gather', [dPresent, b.constInt64([i], [])], { axis: 0 }) : undefined;
-      let g = full && fromPresent ? b.op('Add', [full, fromPresent]) : (full ?? fromPresent)!;
-      if (P) g = b.op('Slice', [g, b.op('Reshape', [P, b.constInt64([1])]), b.constInt64([2 ** 62]), b.constInt64([2])]);
-      return mergeHeads(ctx, g);
-    };
+    const presentPart = (i: 0 | 1) => (dPresent ? b.op('Gather', [dPresent, b.constInt64([i], [])], { axis: 0 }) : undefined);
     const zerosQ = () => b.op('Mul', [qm, scalarOf(ctx, 0, dt)]);
-    const dQKV = b.op('Concat', [grads.dq ? mergeHeads(ctx, grads.dq) : zerosQ(), fresh(grads.dk, 0), fresh(grads.dv, 1)], { axis: 2 });
+    const dQKV = b.op('Concat', [grads.dq ? mergeHeads(ctx, grads.dq) : zerosQ(), newKeysGrad(ctx, grads.dk, presentPart(0), P, true)!, newKeysGrad(ctx, grads.dv, presentPart(1), P, true)!], { axis: 2 });
     const xs = ctx.shape(X);
     const [dX, dW] = matMulGrads(ctx, { a: X, aShape: xs, b: W, bShape: ctx.shape(W), dY: dQKV, yShape: [xs[0]!, xs[1]!, total], needA: need.x, needB: need.w });
     return [dX, dW, need.bias ? reduce(ctx, 'ReduceSum', dQKV, [0, 1], 0) : undefined, undefined, undefined, dAttnBias];

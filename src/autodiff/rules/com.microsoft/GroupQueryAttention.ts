@@ -27,6 +27,7 @@ import { dimOf, hasInput, split, unsupported } from '../../shape-helpers.ts';
 import {
   additiveMask,
   attentionCoreGrads,
+  attentionOutputGrads,
   dimScalar,
   gatherRotaryTables,
   hasOutput,
@@ -48,11 +49,8 @@ export const msGroupQueryAttentionGrad: GradRule = {
   domain: 'com.microsoft',
   differentiableInputs: [0, 1, 2, 10, 11],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    const dPresentK = hasOutput(ctx, 1) ? ctx.GO(1) : undefined;
-    const dPresentV = hasOutput(ctx, 2) ? ctx.GO(2) : undefined;
-    const dQK = hasOutput(ctx, 3) ? ctx.GO(3) : undefined;
-    if (!dY && !dPresentK && !dPresentV && !dQK) return [];
+    const { dY, dPresentK, dPresentV, dScores: dQK, any } = attentionOutputGrads(ctx, { presentK: 1, presentV: 2, scores: 3 });
+    if (!any) return [];
     const packed = !hasInput(ctx, 1);
     const need = {
       q: ctx.needsGrad(0),

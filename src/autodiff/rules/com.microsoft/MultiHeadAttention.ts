@@ -23,18 +23,15 @@ import { reduce, scalarOf } from '../../ops.ts';
 import { hasInput, split, unsupported } from '../../shape-helpers.ts';
 import { makeTensor } from '../../../onnx/tensor.ts';
 import { dtypeSize } from '../../../onnx/dtype.ts';
-import { additiveMask, attentionCoreGrads, CAUSAL_FILL, hasOutput, contribMaskTerm, dimScalar, mergeHeads, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
+import { additiveMask, allKeys, attentionCoreGrads, attentionOutputGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, type ScoreTerm } from '../attention-common.ts';
 
 export const msMultiHeadAttentionGrad: GradRule = {
   opType: 'MultiHeadAttention',
   domain: 'com.microsoft',
   differentiableInputs: [0, 1, 2, 3, 5],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    const dPresentK = hasOutput(ctx, 1) ? ctx.GO(1) : undefined;
-    const dPresentV = hasOutput(ctx, 2) ? ctx.GO(2) : undefined;
-    const dQK = hasOutput(ctx, 3) ? ctx.GO(3) : undefined;
-    if (!dY && !dPresentK && !dPresentV && !dQK) return [];
+    const { dY, dPresentK, dPresentV, dScores: dQK, any } = attentionOutputGrads(ctx, { presentK: 1, presentV: 2, scores: 3 });
+    if (!any) return [];
     const need = { q: ctx.needsGrad(0), k: ctx.needsGrad(1), v: ctx.needsGrad(2), bias: hasInput(ctx, 3) && ctx.needsGrad(3), attnBias: hasInput(ctx, 5) && ctx.needsGrad(5) };
     if (!need.q && !need.k && !need.v && !need.bias && !need.attnBias) return [];
     const { b } = ctx;
@@ -62,9 +59,8 @@ export const msMultiHeadAttentionGrad: GradRule = {
     const kNew = kvInHeads ? key : splitHeads(ctx, withBias(key, bk), numHeads, headSize);
     const vNew = kvInHeads ? value : splitHeads(ctx, withBias(value, bv), numHeads, vHeadSize);
     const hasPast = hasInput(ctx, 6) && hasInput(ctx, 7);
-    const full = (out: number, past: number, nw: string) => (hasOutput(ctx, out) ? ctx.O(out) : hasPast ? b.op('Concat', [ctx.I(past), nw], { axis: 2 }) : nw);
-    const k = full(1, 6, kNew);
-    const v = full(2, 7, vNew);
+    const k = allKeys(ctx, 1, hasPast ? 6 : undefined, kNew);
+    const v = allKeys(ctx, 2, hasPast ? 7 : undefined, vNew);
 
     const S = dimScalar(ctx, query, 1);
     const L = dimScalar(ctx, key, kvInHeads ? 2 : 1);
@@ -101,15 +97,9 @@ export const msMultiHeadAttentionGrad: GradRule = {
     });
     const qs = ctx.shape(query);
     const dAttnBias = need.attnBias && grads.dScores ? ctx.unbroadcast(grads.dScores, ctx.I(5), [qs[0]!, numHeads, qs[1]!, null]) : undefined;
-    const fresh = (g0: string | undefined, dPresent: string | undefined) => {
-      let g = g0 && dPresent ? b.op('Add', [g0, dPresent]) : (g0 ?? dPresent);
-      if (!g) return undefined;
-      if (P) g = b.op('Slice', [g, b.op('Reshape', [P, b.constInt64([1])]), b.constInt64([2 ** 62]), b.constInt64([2])]);
-      return kvInHeads ? g : mergeHeads(ctx, g);
-    };
     const dQuery = grads.dq ? mergeHeads(ctx, grads.dq) : undefined;
-    const dKey = fresh(grads.dk, dPresentK);
-    const dValue = fresh(grads.dv, dPresentV);
+    const dKey = newKeysGrad(ctx, grads.dk, dPresentK, P, !kvInHeads);
+    const dValue = newKeysGrad(ctx, grads.dv, dPresentV, P, !kvInHeads);
     let dBias: string | undefined;
     if (need.bias) {
       const zeros = (width: number) => b.op('ConstantOfShape', [b.constInt64([width])], { value: zeroOf(dt) });
