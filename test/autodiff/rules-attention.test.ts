@@ -1,8 +1,12 @@
 /**
  * Finite-difference checks of the attention-family rules (rules/attention-common.ts and the
- * rules that use it) through onnxruntime 1.30's CPU kernels. The contrib kernels (and ONNX
- * RotaryEmbedding) take float32 only: float32 with eps 1e-2 and atol = rtol = 2e-3 (the helper's
- * float32 defaults) unless a case states otherwise.
+ * rules that use it) through ONNX Runtime 1.30's CPU kernels: ONNX RotaryEmbedding, Attention and
+ * TensorScatter, and com.microsoft Attention, MultiHeadAttention, GroupQueryAttention and
+ * RotaryEmbedding. The contrib kernels, ONNX RotaryEmbedding and ONNX Attention's kernel take
+ * float32 only: float32 with eps 1e-2 and atol = rtol = 2e-3 (the helper's float32 defaults).
+ * float64 (eps 1e-6, atol = rtol = 1e-6) for TensorScatter and for ONNX Attention through ONNX
+ * Runtime's expansion of its function body. Most cases also run at other batch and sequence
+ * sizes with the same graph (altDims: dynamic axes stay dynamic).
  */
 import { describe, expect, it } from 'vitest';
 import { float } from '../../src/onnx/attributes.ts';
@@ -184,6 +188,8 @@ const GQA: Array<[string, GradCheckCase]> = [
     inputs: [...gqaInputs([2, 3], 2, 1, 16, [1, 4]), none, none, ...lengths([3, 3], [4]), ...rope(8, 8)] }],
   ['com.microsoft GroupQueryAttention do_rotary interleaved, token generation with past', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1, rotary_interleaved: 1 }, outputs: 3,
     inputs: [...gqaInputs([2, 1], 2, 1, 16, [1, 1]), ...cache([2, 1, 3, 16], [1, 1, 5, 16]), ...lengths([4, 2], [6]), ...rope(8, 8)] }],
+  ['com.microsoft GroupQueryAttention packed QKV with do_rotary', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1 },
+    inputs: [{ name: 'qkv', dims: [2, 3, 64] }, none, none, none, none, ...lengths([3, 3]), ...rope(8, 8)] }],
   ['com.microsoft GroupQueryAttention do_rotary with position_ids', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, kv_num_heads: 1, do_rotary: 1 },
     inputs: [...gqaInputs([2, 3], 2, 1, 16), none, none, ...lengths([3, 3]), ...rope(8, 8), { name: 'pos', type: 'int64', dims: [2, 3], values: positions }] }],
   ['com.microsoft GroupQueryAttention local_window_size 2', { op: 'GroupQueryAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 4, kv_num_heads: 2, local_window_size: 2 },
@@ -203,6 +209,23 @@ const GQA: Array<[string, GradCheckCase]> = [
     inputs: [...gqaInputs([2, 3], 4, 2, 8), none, none, ...lengths([3, 3]), none, none, none, { name: 'ab', dims: [2, 4, 3, 3] }] }]),
 ];
 
+/**
+ * Node configurations as real exports carry them: GPT-2 through ONNX Runtime's transformer
+ * optimizer (Attention with mask_filter_value = the lowest float, a [B, total] mask, past,
+ * unidirectional; hidden 32, 4 heads) and a Whisper decoder layer (MultiHeadAttention self
+ * attention with past and cross attention on cached [B, N, L, H] keys, both with a qkv bias).
+ */
+const REAL_EXPORT_FORMS: Array<[string, GradCheckCase]> = [
+  ['GPT-2 optimizer export: com.microsoft Attention with past, [B, total] mask, lowest-float mask_filter_value', { op: 'Attention', domain: MS, dtype: 'float32',
+    attrs: { num_heads: 4, unidirectional: 1, mask_filter_value: float(-3.4028234663852886e38) }, outputs: 2,
+    inputs: [x([2, 2, 32], [1, 3, 32]), ...weights(32, 96), { name: 'attention_mask', type: 'int32', dims: [2, 5], altDims: [1, 5], values: (d) => [1, 1, 1, 1, 1, 0, 1, 1, 1, 1].slice(0, numel(d)) },
+      { name: 'past', dims: [2, 2, 4, 3, 8], altDims: [2, 1, 4, 2, 8], grad: false }], maxElements: 24 }],
+  ['Whisper decoder export: com.microsoft MultiHeadAttention self attention with past and qkv bias', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2, unidirectional: 1 }, outputs: 3,
+    inputs: [...qkv([2, 1, 10], [2, 1, 10]), { name: 'bias', dims: [30] }, { name: '', dims: [] }, { name: '', dims: [] }, { name: 'pk', dims: [2, 2, 4, 5], grad: false }, { name: 'pv', dims: [2, 2, 4, 5], grad: false }] }],
+  ['Whisper decoder export: com.microsoft MultiHeadAttention cross attention on cached keys, qkv bias', { op: 'MultiHeadAttention', domain: MS, dtype: 'float32', attrs: { num_heads: 2 },
+    inputs: [{ name: 'q', dims: [2, 1, 10] }, { name: 'k', dims: [2, 2, 6, 5] }, { name: 'v', dims: [2, 2, 6, 5] }, { name: 'bias', dims: [30] }] }],
+];
+
 /** The contrib rules emit only ops valid at the opset of the graph: the same checks at opsets 11 and 13. */
 const LOW_OPSET: Array<[string, GradCheckCase]> = [
   ...[11, 13].flatMap((opset) => [
@@ -211,7 +234,7 @@ const LOW_OPSET: Array<[string, GradCheckCase]> = [
 ];
 
 describe('attention-family rules: finite differences through onnxruntime', () => {
-  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION, ...MHA, ...GQA, ...LOW_OPSET])('%s', async (_label, c) => {
+  it.each([...ROTARY, ...SCATTER, ...ONNX_ATTENTION, ...MS_ATTENTION, ...MHA, ...GQA, ...LOW_OPSET, ...REAL_EXPORT_FORMS])('%s', async (_label, c) => {
     const r = await gradCheck(c);
     expect(r.maxErr, JSON.stringify(r.perInput)).toBeLessThanOrEqual(r.tolerance);
     if (r.alt) expect(r.alt.maxErr, `alt dims: ${JSON.stringify(r.alt.perInput)}`).toBeLessThanOrEqual(r.alt.tolerance);
