@@ -32,6 +32,11 @@ describe('registry', () => {
     for (const r of RULES) expect(reg.rule(r.domain ?? '', r.opType)).toBe(r);
     for (const op of ['MatMul', 'Gemm', 'Add', 'Softmax', 'LogSoftmax', 'Gelu', 'Where', 'Cast', 'Dropout']) expect(reg.rule('', op), op).toBeDefined();
     for (const op of ['Shape', 'Size', 'Equal', 'Range', 'ConstantOfShape', 'NonZero', 'ArgMax']) expect(reg.isNoGradient('', op), op).toBe(true);
+    // The attention family: fused forward, backward in standard ops.
+    for (const [domain, op] of [['', 'Attention'], ['', 'RotaryEmbedding'], ['', 'TensorScatter'], ['com.microsoft', 'Attention'], ['com.microsoft', 'MultiHeadAttention'], ['com.microsoft', 'GroupQueryAttention'], ['com.microsoft', 'RotaryEmbedding']] as const) {
+      expect(reg.rule(domain, op), `${domain}::${op}`).toBeDefined();
+    }
+    expect(reg.rule('', 'Attention')).not.toBe(reg.rule('com.microsoft', 'Attention'));
     expect(reg.rule('', 'Hardmax')).toBeUndefined();
     expect(reg.rule('ai.onnx', 'MatMul')).toBe(reg.rule('', 'MatMul'));
   });

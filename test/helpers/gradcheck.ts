@@ -35,10 +35,13 @@ export interface GradCheckInput {
   dims: number[];
   /** Alternative dims for the dynamic-shape run (needs `altDims` on every input that changes). */
   altDims?: number[];
-  /** Element type: the case's float type by default; 'int64' / 'bool' for indices and masks. */
-  type?: CheckDtype | 'int64' | 'bool';
-  /** Values (default: uniform in [-1, 1], seeded). A function gets the dims (for alt runs). */
-  values?: readonly number[] | ((dims: readonly number[]) => number[]);
+  /** Element type: the case's float type by default; 'int64' / 'int32' / 'bool' for indices and masks. */
+  type?: CheckDtype | 'int64' | 'int32' | 'bool';
+  /**
+   * Values (default: uniform in [-1, 1], seeded). A function gets the dims and whether this is
+   * the run at the alternative dims (for values that depend on other inputs' sizes).
+   */
+  values?: readonly number[] | ((dims: readonly number[], alt: boolean) => number[]);
   /** An initializer (constant input: axes, shapes, frozen weights) instead of a graph input. */
   constant?: boolean;
   /** Whether to check this input's gradient (default: float, non-constant inputs). */
@@ -54,6 +57,13 @@ export interface GradCheckCase {
   outputs?: number;
   /** Output indices that get no weight (e.g. an int mask output). */
   skipOutputs?: number[];
+  /**
+   * Scales the random output weights R_k elementwise (e.g. 0 where an output holds a constant
+   * sentinel that would swamp the finite differences): output index and dims → factors.
+   */
+  weightScale?: (output: number, dims: readonly number[]) => number[];
+  /** Declare the outputs with the case's float type (for ops whose output type ONNX Runtime cannot infer). */
+  typedOutputs?: boolean;
   /** Default 'float64'. */
   dtype?: CheckDtype;
   /** Default 17. */
@@ -114,6 +124,8 @@ function ortTensor(type: string, values: readonly number[], dims: readonly numbe
       return new ort.Tensor('float64', Float64Array.from(values), dims);
     case 'int64':
       return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from(values), dims);
     case 'bool':
       return new ort.Tensor('bool', Uint8Array.from(values, (v) => (v ? 1 : 0)), dims);
     default:
@@ -121,7 +133,7 @@ function ortTensor(type: string, values: readonly number[], dims: readonly numbe
   }
 }
 
-const DT_OF: Record<string, number> = { float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, bool: DT.BOOL };
+const DT_OF: Record<string, number> = { float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, int32: DT.INT32, bool: DT.BOOL };
 
 function tensorBytes(type: string, values: readonly number[]): Uint8Array {
   const t = ortTensor(type, values, [values.length]);
@@ -150,10 +162,14 @@ export function buildOpModel(c: GradCheckCase, valuesOf: (inp: GradCheckInput, d
   }
   const graph = new Graph(g);
   graph.addNode({ opType: c.op, domain: c.domain, inputs: c.inputs.map((i) => i.name), outputs: outs, attrs: c.attrs, name: `node_${c.op}` });
-  for (const o of outs) g.output.push(makeValueInfo(o));
-  const opsetImport = [{ domain: '', version: BigInt(c.opset ?? 17) }];
+  for (const o of outs) g.output.push(c.typedOutputs ? makeValueInfo(o, DT_OF[dtype]!) : makeValueInfo(o));
+  // The types also as value_info, so graphs that drop these outputs (the backward graph) keep them.
+  if (c.typedOutputs) for (const o of outs) g.valueInfo.push(makeValueInfo(o, DT_OF[dtype]!));
+  const opset = c.opset ?? 17;
+  const opsetImport = [{ domain: '', version: BigInt(opset) }];
   if (c.domain) opsetImport.push({ domain: c.domain, version: 1n });
-  return create(ModelProtoSchema, { irVersion: 10n, producerName: 'gradcheck', graph: g, opsetImport });
+  // Opsets 23 and later need IR version 11.
+  return create(ModelProtoSchema, { irVersion: opset >= 23 ? 11n : 10n, producerName: 'gradcheck', graph: g, opsetImport });
 }
 
 /** Runs a finite-difference check of the gradient rule(s) for one op. */
@@ -164,8 +180,8 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const atol = c.atol ?? (f64 ? 1e-6 : 2e-3);
   const rtol = c.rtol ?? (f64 ? 1e-6 : 2e-3);
   const seed = c.seed ?? 1;
-  const valuesOf = (inp: GradCheckInput, dims: readonly number[]): number[] => {
-    if (typeof inp.values === 'function') return inp.values(dims);
+  const valuesOf = (inp: GradCheckInput, dims: readonly number[], alt = false): number[] => {
+    if (typeof inp.values === 'function') return inp.values(dims, alt);
     if (inp.values) return [...inp.values];
     return randomValues(numel(dims), seed + [...inp.name].reduce((a, ch) => a * 31 + ch.charCodeAt(0), 7));
   };
@@ -183,7 +199,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
       if (inp.constant || inp.name === '') continue;
       const d = alt && inp.altDims ? inp.altDims : inp.dims;
       dims[inp.name] = d;
-      feeds[inp.name] = valuesOf(inp, d);
+      feeds[inp.name] = valuesOf(inp, d, alt);
     }
     return { feeds, dims };
   };
@@ -203,7 +219,14 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const weights: Array<Array<{ values: number[]; dims: number[] }>> = [];
   for (const [ri, run] of runs.entries()) {
     const outs = await outputsAt(run.feeds, run.dims);
-    weights.push(outs.map((o, j) => ({ values: randomValues(o.data.length, 1000 + 17 * ri + j, -1, 1), dims: o.dims.map(Number) })));
+    weights.push(
+      outs.map((o, j) => {
+        const dims = o.dims.map(Number);
+        const values = randomValues(o.data.length, 1000 + 17 * ri + j, -1, 1);
+        const f = c.weightScale?.(weighted[j]!, dims);
+        return { values: f ? values.map((v, i) => v * f[i]!) : values, dims };
+      }),
+    );
   }
   const loss = async (vals: Record<string, number[]>, dims: Record<string, number[]>, w: Array<{ values: number[] }>) => {
     const outs = await outputsAt(vals, dims);

@@ -91,6 +91,15 @@ import { depthToSpaceGrad } from './DepthToSpace.ts';
 import { spaceToDepthGrad } from './SpaceToDepth.ts';
 import { convTransposeGrad } from './ConvTranspose.ts';
 import { groupNormalizationGrad } from './GroupNormalization.ts';
+
+// Attention family (fused forward kept; backward recomputes the probabilities, attention-common.ts).
+import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
+import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
+import { tensorScatterGrad } from './TensorScatter.ts';
+import { attentionGrad } from './Attention.ts';
+import { msAttentionGrad } from './com.microsoft/Attention.ts';
+import { msMultiHeadAttentionGrad } from './com.microsoft/MultiHeadAttention.ts';
+import { msGroupQueryAttentionGrad } from './com.microsoft/GroupQueryAttention.ts';
 export const RULES: readonly GradRule[] = [
   addGrad,
   castGrad,
@@ -184,4 +193,12 @@ export const RULES: readonly GradRule[] = [
   mishGrad,
   preluGrad,
   thresholdedReluGrad,
+  // Attention family.
+  rotaryEmbeddingGradOnnx,
+  msRotaryEmbeddingGrad,
+  tensorScatterGrad,
+  attentionGrad,
+  msAttentionGrad,
+  msMultiHeadAttentionGrad,
+  msGroupQueryAttentionGrad,
 ];
