@@ -9,9 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
 import type { ScheduleName } from '../train/schedule.ts';
-import { runTraining, type TrainEvent } from '../train/loop.ts';
+import { runTraining, type LoopResult, type TrainEvent } from '../train/loop.ts';
 import { resolveRun, type RunSettings } from '../train/run-config.ts';
-import type { EvalMetrics } from '../train/evaluate.ts';
 import type { TrainState } from '../train/checkpoint.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadRunGraphs } from './artifacts.ts';
@@ -60,19 +59,9 @@ export interface TrainOptions extends RunSettings {
   onEvent?: (e: TrainEvent) => void;
 }
 
-export interface TrainResult {
+export interface TrainResult extends Omit<LoopResult, 'ep' | 'state'> {
   /** Execution provider used. */
   ep: 'cpu' | 'cuda';
-  /** Optimizer steps done in total (including those before a resume). */
-  step: number;
-  totalSteps: number;
-  /** Path of the last checkpoint written. */
-  checkpoint: string;
-  /** True when stopped early by the abort signal. */
-  interrupted: boolean;
-  /** Loss of the last step run. */
-  lastLoss: number | undefined;
-  evals: Array<{ step: number } & EvalMetrics>;
   /** Final θ (PEFT keys). */
   params: Map<string, SafeTensor>;
   metricsLog: string;
@@ -163,18 +152,8 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       },
       log: (line) => appendFileSync(logPath, `${JSON.stringify(line)}\n`),
     });
-    return {
-      ep: r.ep as 'cpu' | 'cuda',
-      step: r.step,
-      totalSteps: r.totalSteps,
-      checkpoint: r.checkpoint,
-      interrupted: r.interrupted,
-      lastLoss: r.lastLoss,
-      evals: r.evals,
-      params: r.state.params,
-      metricsLog: logPath,
-      changed: run.changed,
-    };
+    const { state: final, ep, ...rest } = r;
+    return { ...rest, ep: ep as 'cpu' | 'cuda', params: final.params, metricsLog: logPath, changed: run.changed };
   } finally {
     unlock();
   }
