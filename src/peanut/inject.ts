@@ -11,6 +11,8 @@
  *     W feeds the Transpose, which stays in place.
  *  3. fp16/bf16 weight: W0 is cast to float32 and W back to the weight's type.
  *  4. Weight held by a Constant node: the Constant stays; its output feeds the subgraph.
+ *  6. Any other weight-holding op (com.microsoft FusedMatMul, GemmFastGelu, the packed q/k/v
+ *     weight of Attention; see linear-ops.ts): the same, on the op's weight input and layout.
  *
  * The input model is not modified: the result shares its tensors but has its own node and
  * initializer lists. θ is stored as float32 initializers named by PEFT keys, and the
@@ -155,6 +157,7 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
       module: c.module,
       node: c.node,
       op: c.op,
+      ...(c.domain ? { domain: c.domain } : {}),
       weight: c.weight,
       weightInput: c.weightInput,
       weightSource: c.weightSource,

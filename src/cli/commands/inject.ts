@@ -51,7 +51,9 @@ export function injectCommand(): Command {
       const n = result.meta.targets.length;
       const total = paramNames(result.meta).reduce((s, k) => s + result.state.get(k)!.length, 0);
       const how = result.detected ? `default targets for ${result.detected.modelType}: ${result.meta.targetModules}` : `targets: ${result.meta.targetModules}`;
-      const out: string[] = [`adapted ${n} layer(s) with ${result.meta.config.method} (${how}), ${total.toLocaleString('en-US')} trainable parameters:`];
+      const out: string[] = [];
+      if (result.detected) out.push(`architecture: ${result.detected.modelType}, detected from ${result.detected.evidence}`);
+      out.push(`adapted ${n} layer(s) with ${result.meta.config.method} (${how}), ${total.toLocaleString('en-US')} trainable parameters:`);
       for (const t of result.meta.targets) out.push(`  ${t.module}  [${t.in}, ${t.out}] ${t.dtype}`);
       out.push(`wrote ${o.output}`);
       if (o.saveTweaker) {
