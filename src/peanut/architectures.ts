@@ -183,12 +183,19 @@ export function detectFromStructure(s: StructureSummary, names: readonly string[
 /**
  * PEFT's default targets for a model's candidates.
  *
- * @param detected - the architecture discovery detected; without it, detection from the candidates' module paths
+ * @param discovery - what discovery detected (its architecture, possibly none, and structure);
+ *   without it, detection from the candidates' module paths
  * @throws PeanutError `E_NO_TARGETS` when the architecture is unknown, listing the candidates.
  */
-export function defaultTargets(candidates: readonly Candidate[], detected?: DetectedArchitecture, structure?: StructureSummary): { targets: readonly string[]; detected: DetectedArchitecture } {
-  const found = detected ?? detectArchitecture(candidates.map((c) => c.module));
+export function defaultTargets(
+  candidates: readonly Candidate[],
+  discovery?: { architecture?: DetectedArchitecture; structure?: StructureSummary },
+): { targets: readonly string[]; detected: DetectedArchitecture } {
+  // Discovery detected from names before naming layers by structure: its verdict stands (the
+  // neutral structural names must not be read as an architecture's module names).
+  const found = discovery ? discovery.architecture : detectArchitecture(candidates.map((c) => c.module));
   if (!found) {
+    const structure = discovery?.structure;
     const list = candidates.map((c) => c.module).join(', ') || '(none)';
     const seen = structure && structure.layers > 0 ? ` (graph structure: ${describeStructure(structure)}; no known architecture has this layout)` : '';
     const hint = structure && structure.attention + structure.crossAttention > 0 ? `, e.g. --targets query,value for the attention query and value projections` : '';

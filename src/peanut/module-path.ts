@@ -26,17 +26,19 @@ export type NameSource = 'node-name' | 'weight-name';
  * The module path a layer's names carry, if they carry one:
  *
  * 1. A scoped node name (`/a/b/c/MatMul`): the scopes joined by `.`, the trailing op segment
- *    (`MatMul`, `Gemm_2`) dropped.
+ *    (`MatMul`, `Gemm_2`, or the node's own op type: `FusedMatMul`) dropped.
  * 2. Else a weight named `<module>.weight`: that module.
  *
  * @param nodeName - the ONNX node name (may be empty)
  * @param weightName - the weight initializer / constant output name
+ * @param opType - the node's op type
  */
-export function namedModulePath(nodeName: string, weightName: string | undefined): { module: string; from: NameSource } | undefined {
+export function namedModulePath(nodeName: string, weightName: string | undefined, opType = 'MatMul'): { module: string; from: NameSource } | undefined {
   if (nodeName.startsWith('/')) {
     const segs = nodeName.split('/').filter((s) => s.length > 0);
-    if (segs.length > 1 && OP_SEGMENT.test(segs[segs.length - 1]!)) segs.pop();
-    if (segs.length > 0 && !(segs.length === 1 && OP_SEGMENT.test(segs[0]!))) {
+    const isOp = (seg: string) => OP_SEGMENT.test(seg) || (seg.startsWith(opType) && /^(_\d+)?$/.test(seg.slice(opType.length)));
+    if (segs.length > 1 && isOp(segs[segs.length - 1]!)) segs.pop();
+    if (segs.length > 0 && !(segs.length === 1 && isOp(segs[0]!))) {
       const path = sanitizeModulePath(segs.join('.'));
       if (path) return { module: path, from: 'node-name' };
     }

@@ -275,7 +275,7 @@ export function discoverTargets(model: OnnxModel): Discovery {
     const taken = adaptedLayers.get(node.output[0] ?? '');
     const check: Check = taken !== undefined ? { ok: false, reason: `already adapted (${meta!.config.method}); merge the model first to adapt it again` } : checkLayer(g, node, index, opset, spec);
     // The stored weight's name (not a Transpose output) can name the module: `<module>.weight`.
-    const named = namedModulePath(node.name, check.ok ? check.weight.weight : node.input[spec.weightInput]);
+    const named = namedModulePath(node.name, check.ok ? check.weight.weight : node.input[spec.weightInput], node.opType);
     const module = taken ?? named?.module ?? fallbackModulePath(node.name, `${node.opType.toLowerCase()}_${index}`);
     layers.push({ node, check, module, naming: { from: taken !== undefined ? 'node-name' : (named?.from ?? 'fallback') }, ...(taken !== undefined ? { taken } : {}) });
   });
