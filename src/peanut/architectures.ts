@@ -108,10 +108,10 @@ export function detectArchitecture(modules: readonly string[]): DetectedArchitec
   return undefined;
 }
 
-/** The model type of a family most often named in the export's own names, with an example name. */
-function modelTypeFromNames(architecture: Architecture, names: readonly string[]): { modelType: string; example: string } | undefined {
+/** The model type (of `models`) most often named in the export's own names, with an example name. */
+function modelTypeFromNames(models: readonly string[], names: readonly string[]): { modelType: string; example: string; count: number } | undefined {
   let best: { modelType: string; example: string; count: number } | undefined;
-  for (const m of architecture.models) {
+  for (const m of models) {
     const re = new RegExp(`(?:^|[^a-z0-9])${m.replace(/[-_]/g, '[-_]?')}(?:$|[^a-z0-9])`);
     let count = 0;
     let example = '';
@@ -123,7 +123,19 @@ function modelTypeFromNames(architecture: Architecture, names: readonly string[]
     }
     if (count > (best?.count ?? 0)) best = { modelType: m, example, count };
   }
-  return best && { modelType: best.modelType, example: best.example };
+  return best;
+}
+
+/**
+ * A names-based detection whose model type the names leave open, told apart by the structure:
+ * q_proj/v_proj layers with cross-attention are an encoder-decoder's, with a gated MLP and rotary
+ * embeddings LLaMA's.
+ */
+export function refineWithStructure(d: DetectedArchitecture, s: StructureSummary): DetectedArchitecture {
+  if (d.named || d.architecture.name !== 'llama') return d;
+  if (s.crossAttention > 0) return { ...d, modelType: 'encoder-decoder', named: true, evidence: `${d.evidence}; the graph structure has cross-attention (an encoder-decoder)` };
+  if (s.gatedMlp > 0 && s.plainMlp === 0 && s.rotary) return { ...d, modelType: 'llama', named: true, evidence: `${d.evidence}; the graph structure has gated MLPs and rotary embeddings (llama style)` };
+  return d;
 }
 
 /** One line describing a structure summary (for evidence and for "not recognised" messages). */
@@ -168,8 +180,15 @@ export function detectFromStructure(s: StructureSummary, names: readonly string[
   }
   if (!name) return undefined;
   const architecture = family(name);
+  // The export's names may name a model of another family with the same layout (DistilBERT
+  // and BERT): then the structure alone cannot say whose module names to use.
+  const elsewhere = modelTypeFromNames(
+    ARCHITECTURES.filter((a) => a !== architecture).flatMap((a) => a.models),
+    names,
+  );
   const encoderDecoder = s.crossAttention > 0;
-  const hint = encoderDecoder ? undefined : modelTypeFromNames(architecture, names);
+  const hint = encoderDecoder ? undefined : modelTypeFromNames(architecture.models, names);
+  if (elsewhere && elsewhere.count > (hint?.count ?? 0)) return undefined;
   const evidence = `graph structure: ${describeStructure(s)} (${layout})${hint ? `; the export's names name the model type '${hint.modelType}' (e.g. '${hint.example}')` : ''}`;
   return {
     architecture,

@@ -263,8 +263,9 @@ interface Block {
   products?: Map<NodeProto, string>;
 }
 
+/** An activation × activation product (Q·Kᵀ or P·V): MatMul, FusedMatMul or a two-operand Einsum. */
 const isActivationMatMul = (f: GraphFacts, n: NodeProto) =>
-  ((n.opType === 'MatMul' && isDefault(n)) || (n.opType === 'FusedMatMul' && n.domain === 'com.microsoft')) &&
+  ((isDefault(n) && (n.opType === 'MatMul' || (n.opType === 'Einsum' && n.input.length === 2))) || (n.opType === 'FusedMatMul' && n.domain === 'com.microsoft')) &&
   !f.projections.has(n) &&
   !!n.input[0] &&
   !!n.input[1] &&
@@ -282,8 +283,9 @@ function projectionOf(f: GraphFacts, v: string): { proj?: NodeProto; trace: Trac
     if (PROJECTION_PATH.has(n.opType)) return true;
     // A per-head q/k norm directly on the projection (Qwen3, OLMo): pass it, but never a
     // block's input norm (that would walk into the residual stream).
-    if (NORMS.has(n.opType) && n.input[0]) return f.projections.has(f.producer(throughReshapes(f, n.input[0]))!);
-    return false;
+    if (!NORMS.has(n.opType) || !n.input[0]) return false;
+    const p = f.producer(throughReshapes(f, n.input[0]));
+    return !!p && f.projections.has(p);
   };
   const trace = traceBack(f, v, through);
   const proj = !trace.overflow && trace.projections.length === 1 ? trace.projections[0] : undefined;

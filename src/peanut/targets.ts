@@ -22,7 +22,7 @@ import type { GraphProto, NodeProto, TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { fallbackModulePath, namedModulePath, uniquifyModulePaths, type NameSource } from './module-path.ts';
 import { readAdapterMeta } from './adapter-meta.ts';
-import { detectArchitecture, detectFromStructure, type DetectedArchitecture } from './architectures.ts';
+import { detectArchitecture, detectFromStructure, refineWithStructure, type DetectedArchitecture } from './architectures.ts';
 import { graphFacts } from './graph-facts.ts';
 import { isHeadName, outputHeads, outputsReached } from './heads.ts';
 import { linearOpOf, opLabel, type LinearOpSpec } from './linear-ops.ts';
@@ -286,7 +286,8 @@ export function discoverTargets(model: OnnxModel): Discovery {
   const byNames = layers.filter((l) => l.check.ok).map((l) => ({ module: l.module, node: l.node.name, op: l.node.opType }));
   uniquifyModulePaths(byNames);
   const nodeNames = [...proto.node.map((n) => n.name), ...proto.initializer.map((t) => t.name)].filter(Boolean);
-  const architecture = detectArchitecture(byNames.map((c) => c.module)) ?? detectFromStructure(structure.summary, nodeNames);
+  const fromNames = detectArchitecture(byNames.map((c) => c.module));
+  const architecture = fromNames ? refineWithStructure(fromNames, structure.summary) : detectFromStructure(structure.summary, nodeNames);
 
   // Layers whose names carry no module path are named by their place in the structure.
   const convention = namingConvention(
