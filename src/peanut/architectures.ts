@@ -165,9 +165,11 @@ export function detectFromStructure(s: StructureSummary, names: readonly string[
   const plain = s.plainMlp > 0 && s.gatedMlp === 0;
   let name: string | undefined;
   let layout = '';
-  if (s.crossAttention === 0 && allSeparate && plain && !s.rotary && s.postNorm > s.preNorm) {
+  // ONNX Runtime fuses BERT's query/key/value into one Attention weight; the norms stay after the residual Adds.
+  const fusedPacked = allPacked && s.fusedOps.includes('Attention (com.microsoft)');
+  if (s.crossAttention === 0 && (allSeparate || fusedPacked) && plain && !s.rotary && s.postNorm > s.preNorm) {
     name = 'bert';
-    layout = "BERT's layout";
+    layout = fusedPacked ? "BERT's layout, q/k/v fused by ONNX Runtime" : "BERT's layout";
   } else if (s.crossAttention === 0 && allPacked && plain && !s.rotary && s.preNorm >= s.postNorm && s.learnedPositions) {
     name = 'gpt2';
     layout = "GPT-2's layout";

@@ -39,6 +39,8 @@ export interface InspectLayer {
   transB: boolean;
   /** Stored layout: `io` = `[in, out]`, `oi` = `[out, in]`. */
   layout: 'io' | 'oi';
+  /** For a part of a packed weight: the output features `[start, end)` of the stored weight it owns. */
+  columns?: [number, number];
   transposeNode?: string;
   dtype: string;
   /** Trainable parameters the adapter would add (PEANuT: 2·out·r + 2·depth·r²). */
@@ -106,6 +108,7 @@ export function inspectModel(model: OnnxModel, options: InspectOptions = {}): In
       storedShape: c.storedShape,
       transB: c.transB,
       layout: c.layout,
+      ...(c.columns ? { columns: c.columns } : {}),
       ...(c.transposeNode ? { transposeNode: c.transposeNode } : {}),
       dtype: c.dtype,
       params: paramCount(method.paramSpecs(config, { in: c.in, out: c.out })),
@@ -188,7 +191,7 @@ export function formatInspectReport(r: InspectReport): string {
     const many = r.outputs.length > 1;
     const rows = [['sel', 'module', 'op', 'shape [in,out]', 'dtype', 'params', 'weight', 'node', 'module name from', ...(many ? ['reaches'] : [])]];
     for (const c of r.candidates) {
-      const op = `${c.op}${c.domain ? `(${c.domain})` : ''}${c.transB ? '(transB)' : ''}${c.transposeNode ? '(Transpose)' : ''}`;
+      const op = `${c.op}${c.domain ? `(${c.domain})` : ''}${c.transB ? '(transB)' : ''}${c.transposeNode ? '(Transpose)' : ''}${c.columns ? `[:, ${c.columns[0]}:${c.columns[1]}]` : ''}`;
       rows.push([
         c.selected ? '*' : c.isHead ? 'head' : '',
         c.module,

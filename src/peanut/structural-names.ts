@@ -13,8 +13,9 @@
  *
  * The root (`bert`, `roberta`, `transformer.`, `model.`) follows the module paths the export's
  * names do carry, else the detected model type; GPT-2 and LLaMA use the paths of their LM-head
- * models (`GPT2LMHeadModel`, `LlamaForCausalLM`). A role a convention has no module for (a fused
- * BERT q/k/v weight) gets the neutral name. In the neutral form `--targets query,value` selects
+ * models (`GPT2LMHeadModel`, `LlamaForCausalLM`). BERT's query, key and value are separate
+ * modules, so a fused q/k/v weight (ONNX Runtime's Attention) is named as three column ranges
+ * (discovery makes them three layers). A role a convention has no module for gets the neutral name. In the neutral form `--targets query,value` selects
  * the attention query and value projections, as PEFT's default does in every family it maps.
  */
 import type { DetectedArchitecture } from './architectures.ts';
@@ -24,6 +25,8 @@ export interface NamingConvention {
   /** `bert`, `gpt2`, `llama`, `encoder-decoder` or `neutral`. */
   id: string;
   name(r: StructuralRole): string;
+  /** The architecture's query, key and value are separate modules: a packed q/k/v weight is named (and adapted) as three parts. */
+  separatesPackedQkv?: boolean;
 }
 
 type Names = Partial<Record<Role, string>>;
@@ -33,8 +36,8 @@ export function neutralName(r: StructuralRole): string {
   return `${r.stack ? `${r.stack}.` : ''}layer.${r.index}.${r.block}.${r.role}`;
 }
 
-function convention(id: string, name: (r: StructuralRole) => string | undefined): NamingConvention {
-  return { id, name: (r) => name(r) ?? neutralName(r) };
+function convention(id: string, name: (r: StructuralRole) => string | undefined, separatesPackedQkv = false): NamingConvention {
+  return { id, name: (r) => name(r) ?? neutralName(r), ...(separatesPackedQkv ? { separatesPackedQkv } : {}) };
 }
 
 const BERT_ROOTS: Readonly<Record<string, string>> = { roberta: 'roberta', 'xlm-roberta': 'roberta', camembert: 'roberta', electra: 'electra', layoutlm: 'layoutlm' };
@@ -55,10 +58,14 @@ export function namingConvention(detected: DetectedArchitecture | undefined, mod
     const attn: Names = { query: 'attention.self.query', key: 'attention.self.key', value: 'attention.self.value', output: 'attention.output.dense' };
     const cross: Names = { query: 'crossattention.self.query', key: 'crossattention.self.key', value: 'crossattention.self.value', output: 'crossattention.output.dense' };
     const mlp: Names = { fc1: 'intermediate.dense', fc2: 'output.dense' };
-    return convention('bert', (r) => {
-      const leaf = (r.block === 'attention' ? attn : r.block === 'cross_attention' ? cross : mlp)[r.role];
-      return leaf && !r.stack ? `${root}.encoder.layer.${r.index}.${leaf}` : undefined;
-    });
+    return convention(
+      'bert',
+      (r) => {
+        const leaf = (r.block === 'attention' ? attn : r.block === 'cross_attention' ? cross : mlp)[r.role];
+        return leaf && !r.stack ? `${root}.encoder.layer.${r.index}.${leaf}` : undefined;
+      },
+      true,
+    );
   }
   if (family === 'gpt2') {
     const root = rootIn(modules, /^((?:[A-Za-z0-9_-]+\.)*)h\.\d+\.(?:attn|mlp)\./) ?? 'transformer.';

@@ -26,7 +26,7 @@ import { detectArchitecture, detectFromStructure, refineWithStructure, type Dete
 import { graphFacts } from './graph-facts.ts';
 import { isHeadName, outputHeads, outputsReached } from './heads.ts';
 import { linearOpOf, opLabel, type LinearOpSpec } from './linear-ops.ts';
-import { namingConvention } from './structural-names.ts';
+import { namingConvention, type NamingConvention } from './structural-names.ts';
 import { analyseStructure, type StructuralRole, type StructureSummary } from './structure.ts';
 
 /** The weight-holding op of a layer: `MatMul`, `Gemm`, or a com.microsoft op (see linear-ops.ts). */
@@ -71,6 +71,12 @@ export interface LayerRef {
   /** Input and output features. */
   in: number;
   out: number;
+  /**
+   * Set when the layer is a part of a packed weight: the output features `[start, end)` of the
+   * stored `[in, out]` weight it owns (BERT's query, key and value inside a fused q/k/v weight).
+   * `out` is `end - start`; the other parts of the weight are other layers or stay frozen.
+   */
+  columns?: [number, number];
 }
 
 /** How a module path was derived. */
@@ -305,28 +311,68 @@ export function discoverTargets(model: OnnxModel): Discovery {
   const candidates: Candidate[] = [];
   const skipped: Skipped[] = [];
   for (const l of layers) {
-    if (l.check.ok) {
+    const check = l.check;
+    if (check.ok) {
       const role = structure.roles.get(l.node);
-      candidates.push({ ...l.check.weight, module: l.module, isHead: false, naming: l.naming, ...(role ? { structure: role } : {}), reaches: [] });
+      const parts = l.naming.from === 'structure' && role ? packedParts(l.node, check.weight, role, convention) : undefined;
+      if (parts) candidates.push(...parts.map((p) => ({ ...check.weight, ...p, isHead: false, reaches: [] })));
+      else candidates.push({ ...check.weight, module: l.module, isHead: false, naming: l.naming, ...(role ? { structure: role } : {}), reaches: [] });
     } else {
       const product = structure.products.get(l.node);
-      const reason = product ? `the attention product ${product}, no linear layer: ${l.check.reason}` : l.check.reason;
+      const reason = product ? `the attention product ${product}, no linear layer: ${check.reason}` : check.reason;
       skipped.push({ node: l.node.name, op: opLabel(l.node), module: l.module, reason });
     }
   }
   uniquifyModulePaths(candidates);
 
-  const candidateNodes = new Map(candidates.map((c) => [proto.node[c.nodeIndex]!, c]));
+  // Several candidates share a node when they are parts of one packed weight.
+  const candidateNodes = new Map<NodeProto, Candidate[]>();
+  for (const c of candidates) {
+    const node = proto.node[c.nodeIndex]!;
+    candidateNodes.set(node, [...(candidateNodes.get(node) ?? []), c]);
+  }
   const heads = outputHeads(facts, (n) => candidateNodes.has(n));
   const reach = outputsReached(facts, [...candidateNodes.keys()]);
-  for (const [node, c] of candidateNodes) {
-    // A layer inside a recognised block is never the head, even if it reaches an output directly
-    // (a K/V projection feeding the `present` cache).
-    c.isHead = (heads.has(node) && !c.structure) || isHeadName(c.module);
-    c.reaches = reach.get(node) ?? [];
+  for (const [node, cs] of candidateNodes) {
+    for (const c of cs) {
+      // A layer inside a recognised block is never the head, even if it reaches an output
+      // directly (a K/V projection feeding the `present` cache).
+      c.isHead = (heads.has(node) && !c.structure) || isHeadName(c.module);
+      c.reaches = reach.get(node) ?? [];
+    }
   }
   nestedLinears(proto, '', skipped);
   return { candidates, skipped, ...(architecture ? { architecture } : {}), structure: structure.summary };
+}
+
+/**
+ * The query, key and value parts of a packed q/k/v weight, as separate layers, when the
+ * architecture's modules are separate (a fused BERT Attention): PEFT's `query`/`value` targets
+ * are then column ranges of the packed weight. Sizes from `qkv_hidden_sizes`, else thirds.
+ */
+function packedParts(
+  node: NodeProto,
+  layer: Omit<Candidate, 'module' | 'isHead' | 'naming' | 'reaches'>,
+  role: StructuralRole,
+  convention: NamingConvention,
+): Array<Pick<Candidate, 'module' | 'naming' | 'structure' | 'columns' | 'out'>> | undefined {
+  if (role.role !== 'qkv' || layer.layout !== 'io' || !convention.separatesPackedQkv) return undefined;
+  const sizes = attrInts(node, 'qkv_hidden_sizes') ?? (layer.out % 3 === 0 ? [layer.out / 3, layer.out / 3, layer.out / 3] : undefined);
+  if (!sizes || sizes.length !== 3 || sizes.reduce((a, b) => a + b, 0) !== layer.out) return undefined;
+  let start = 0;
+  return (['query', 'key', 'value'] as const).map((part, i) => {
+    const columns: [number, number] = [start, start + sizes[i]!];
+    start = columns[1];
+    const r: StructuralRole = { ...role, role: part, pattern: `${part} columns [${columns[0]}, ${columns[1]}) of the ${role.pattern}` };
+    const where = role.stack ? `${role.stack} layer ${role.index}` : `layer ${role.index}`;
+    return {
+      module: convention.name(r),
+      naming: { from: 'structure', pattern: role.via, convention: convention.id, detail: `${where} in residual-stream order, attention ${part}: ${r.pattern}` },
+      structure: r,
+      columns,
+      out: sizes[i]!,
+    };
+  });
 }
 
 /** The model's ai.onnx opset version (0 when it imports none). */

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeModel, graphOf, loadModel, saveModel, type OnnxModel } from '../../src/onnx/io.ts';
 import { valueInfoType } from '../../src/onnx/graph.ts';
 import { NodeProtoSchema, toBinary } from '../../src/onnx/proto.ts';
-import { tensorBytes } from '../../src/onnx/tensor.ts';
+import { tensorBytes, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/runtime.ts';
 import { readSafetensors, writeSafetensors, type SafeTensor } from '../../src/safetensors.ts';
 import { discoverTargets } from '../../src/peanut/targets.ts';
@@ -25,6 +25,7 @@ import { buildBert, buildGpt2, buildLlama, buildVit } from '../../tools/lib/tran
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { FIXTURES_DIR } from '../helpers/fixtures.ts';
 import { withLegacyNames } from '../helpers/legacy-names.ts';
+import { buildFusedBert } from '../helpers/fused-bert.ts';
 
 ort.env.logLevel = 'error';
 
@@ -52,10 +53,10 @@ const layers = (n: number, names: (i: number) => string[]) => Array.from({ lengt
 
 const idsBelow = (vocab: number) => (input: string, i: number) => (input.includes('mask') ? 1 : input.includes('type') ? i % 2 : (i * 7 + 3) % vocab);
 
-function generated(name: string, build: () => OnnxModel): () => string {
+function generated(name: string, build: () => OnnxModel, rename = withLegacyNames): () => string {
   return () => {
     const path = join(dir, `${name}.onnx`);
-    saveModel(withLegacyNames(build()), path);
+    saveModel(rename(build()), path);
     return path;
   };
 }
@@ -114,6 +115,16 @@ const CASES: Case[] = [
     targets: ['self_attn.q_proj', 'self_attn.v_proj', 'encoder_attn.q_proj'],
     naming: 'node-name',
     heads: [],
+  },
+  {
+    name: 'BERT fused by ONNX Runtime (com.microsoft Attention with the packed q/k/v weight)',
+    path: generated('fused-bert', () => buildFusedBert({ vocab: 50, hidden: 16, layers: 2, heads: 2, intermediate: 32, positions: 32, labels: 3, seed: 3 }), (m) => m),
+    dims: textDims,
+    ints: idsBelow(50),
+    architecture: { modelType: 'bert', source: 'graph-structure' },
+    targets: layers(2, (i) => [`bert.encoder.layer.${i}.attention.self.query`, `bert.encoder.layer.${i}.attention.self.value`]),
+    naming: 'structure',
+    heads: ['classifier'],
   },
   {
     name: 'generated BERT, opset 14, legacy names',
@@ -286,8 +297,9 @@ for (const c of CASES) {
       expect(mg.input.map((v) => v.name)).toEqual(og.input.map((v) => v.name));
       expect(mg.output.map((v) => v.name)).toEqual(og.output.map((v) => v.name));
       expect(mg.initializer.map((t) => t.name)).toEqual(og.initializer.map((t) => t.name));
-      const targetWeights = new Set(discoverTargets(original).candidates.filter((x) => c.targets.includes(x.module)).map((x) => x.weight));
-      expect(targetWeights.size).toBe(c.targets.length);
+      const targets = discoverTargets(original).candidates.filter((x) => c.targets.includes(x.module));
+      expect(targets.length).toBe(c.targets.length);
+      const targetWeights = new Set(targets.map((x) => x.weight));
       mg.initializer.forEach((t, i) => {
         const o = og.initializer[i]!;
         if (targetWeights.has(t.name)) expect(Buffer.compare(Buffer.from(tensorBytes(t, merged.baseDir)), Buffer.from(tensorBytes(o, original.baseDir)))).not.toBe(0);
@@ -408,5 +420,40 @@ describe('heads, all-linear and output reach', () => {
   it('--targets suffixes select structural names', async () => {
     const report = JSON.parse(await cliOk('inspect', join(REAL, 'TFBertForQuestionAnswering.onnx'), '--json', '--targets', 'attention.output.dense,intermediate.dense')) as Report;
     expect(report.candidates.filter((c) => c.selected).map((c) => c.module)).toEqual(layers(24, (i) => [`bert.encoder.layer.${i}.attention.output.dense`, `bert.encoder.layer.${i}.intermediate.dense`]));
+  });
+});
+
+describe('parts of a packed weight (fused BERT: query and value are columns of the Attention weight)', () => {
+  it('merge changes the query and value columns, leaves the key columns, and matches the adapted model', async () => {
+    const model = buildFusedBert({ vocab: 50, hidden: 16, layers: 2, heads: 2, intermediate: 32, positions: 32, labels: 3, seed: 3 });
+    const d = discoverTargets(model);
+    const parts = d.candidates.filter((c) => c.node === 'Attention_0');
+    expect(parts.map((c) => [c.module, c.columns, c.in, c.out])).toEqual([
+      ['bert.encoder.layer.0.attention.self.query', [0, 16], 16, 16],
+      ['bert.encoder.layer.0.attention.self.key', [16, 32], 16, 16],
+      ['bert.encoder.layer.0.attention.self.value', [32, 48], 16, 16],
+    ]);
+    const { inject } = await import('../../src/peanut/inject.ts');
+    const { merge } = await import('../../src/peanut/merge.ts');
+    const { mergeWithRuntime } = await import('../../src/peanut/merge-ort.ts');
+    const rng = new Random(5);
+    const first = inject(model, { r: 2 });
+    const init = new Map([...first.state].map(([k, v]) => [k, k.endsWith('peanut_B.weight') ? rng.fillUniform(new Float32Array(v.length), -2, 2) : v]));
+    const { model: adapted, meta } = inject(model, { r: 2, init });
+    expect(meta.targets.filter((t) => t.node === 'Attention_0').map((t) => t.output)).toEqual(['/peanut_onnx/bert.encoder.layer.0.attention.self.query/W', '/peanut_onnx/bert.encoder.layer.0.attention.self.query/W']);
+    const feeds = feedsFor(model, CASES.find((c) => c.name.startsWith('BERT fused'))!);
+    const base = await run(model, feeds);
+    const want = await run(adapted, feeds);
+    expect(maxAbsDiff(base, want)).toBeGreaterThan(1e-4);
+    for (const merged of [merge(adapted), await mergeWithRuntime(adapted)]) {
+      expect(maxAbsDiff(want, await run(merged, feeds))).toBeLessThanOrEqual(1e-5);
+      const name = parts[0]!.weight;
+      const w0 = tensorToFloat32(graphOf(model).initializer.find((t) => t.name === name)!, model.baseDir);
+      const w1 = tensorToFloat32(graphOf(merged).initializer.find((t) => t.name === name)!, merged.baseDir);
+      const changed = (from: number, to: number) => Array.from({ length: 16 }, (_, i) => Array.from({ length: to - from }, (_, j) => w1[i * 48 + from + j] !== w0[i * 48 + from + j])).flat();
+      expect(changed(0, 16).some(Boolean)).toBe(true);
+      expect(changed(16, 32).some(Boolean)).toBe(false);
+      expect(changed(32, 48).some(Boolean)).toBe(true);
+    }
   });
 });
