@@ -26,6 +26,7 @@ import { runCli, tempDir } from '../helpers/cli.ts';
 import { FIXTURES_DIR } from '../helpers/fixtures.ts';
 import { withLegacyNames } from '../helpers/legacy-names.ts';
 import { buildFusedBert } from '../helpers/fused-bert.ts';
+import { toHalfPrecision } from '../helpers/half.ts';
 
 ort.env.logLevel = 'error';
 
@@ -311,12 +312,15 @@ for (const c of CASES) {
 
 describe('generated exports: the structural path finds the layers the name path finds', () => {
   it.each([
-    ['BERT', () => buildBert({ ...bertConfig, opset: 14 })],
-    ['GPT-2', () => buildGpt2(gpt2Config)],
-    ['LLaMA', () => buildLlama(llamaConfig)],
-  ] as const)('%s', (_, build) => {
+    ['BERT', () => buildBert({ ...bertConfig, opset: 14 }), false],
+    ['BERT fp16', () => buildBert({ ...bertConfig, opset: 17 }), true],
+    ['GPT-2', () => buildGpt2(gpt2Config), false],
+    ['GPT-2 fp16, Conv1D as MatMul', () => buildGpt2({ ...gpt2Config, conv1d: 'matmul' }), true],
+    ['LLaMA', () => buildLlama(llamaConfig), false],
+    ['LLaMA, computed rotary, Range mask, Div RMSNorm', () => buildLlama({ ...llamaConfig, rotary: 'computed', causalMask: 'range', rmsInverse: 'div' }), false],
+  ] as const)('%s', (_, build, half) => {
     const named = discoverTargets(build());
-    const legacy = discoverTargets(withLegacyNames(build()));
+    const legacy = discoverTargets(withLegacyNames(half ? toHalfPrecision(build()) : build()));
     expect(legacy.architecture?.source).toBe('graph-structure');
     expect(legacy.architecture?.modelType).toBe(named.architecture?.modelType);
     // Every layer inside a block gets, from structure alone, the module name its node name gave.

@@ -1,9 +1,13 @@
-/** `peanut-onnx inspect <model.onnx>`: the layers an adapter can target, and why others cannot. */
+/**
+ * `peanut-onnx inspect <model.onnx>`: the layers an adapter can target (with how each module name
+ * was derived and which outputs it reaches), the architecture detected and from what, and why
+ * other layers cannot be targeted.
+ */
 import { Command } from 'commander';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
-    .description('list the linear layers that can be adapted (module path, weight, shape, dtype, parameters) and the skipped ones with reasons')
+    .description('list the linear layers that can be adapted (module path and how it was derived, weight, shape, dtype, parameters, outputs reached), the detected architecture and what it was detected from, and the skipped layers with reasons')
     .argument('<model>', 'ONNX model')
     .option('--json', 'print the report as JSON')
     .option('--targets <names|regex>', 'preview a selection: module-name suffixes (comma list), a regex, or all-linear (default: the architecture default)')
