@@ -8,10 +8,11 @@
  *   or distinctive module names (`encoder_attn.q_proj`: an encoder-decoder) name the model type
  *   when they can.
  * - **graph structure**: when names carry no module paths, the recognised blocks' layout
- *   (structure.ts) identifies BERT (separate q/k/v, norm after each residual Add), GPT-2 (packed
- *   q/k/v, norm before each block, learned positions), LLaMA (separate q/k/v, gated MLP,
- *   rotary) and BART/Whisper-style encoder-decoders (cross-attention); words in the export's
- *   names (`bert`, `roberta`, …) then name the model type within the family.
+ *   (structure.ts) identifies BERT (separate q/k/v, or q/k/v fused by ONNX Runtime, norm after
+ *   each residual Add, learned positions), GPT-2 (packed q/k/v, norm before each block, learned
+ *   positions), LLaMA (separate q/k/v, gated MLP, rotary) and BART/Whisper-style
+ *   encoder-decoders (cross-attention, scaled scores); words in the export's names (`bert`,
+ *   `roberta`, …) then name the model type within the family.
  *
  * Nothing else is guessed: a layout that matches none of these is reported as not recognised.
  */
@@ -167,7 +168,7 @@ export function detectFromStructure(s: StructureSummary, names: readonly string[
   let layout = '';
   // ONNX Runtime fuses BERT's query/key/value into one Attention weight; the norms stay after the residual Adds.
   const fusedPacked = allPacked && s.fusedOps.includes('Attention (com.microsoft)');
-  if (s.crossAttention === 0 && (allSeparate || fusedPacked) && plain && !s.rotary && s.postNorm > s.preNorm) {
+  if (s.crossAttention === 0 && (allSeparate || fusedPacked) && plain && !s.rotary && s.postNorm > s.preNorm && s.learnedPositions) {
     name = 'bert';
     layout = fusedPacked ? "BERT's layout, q/k/v fused by ONNX Runtime" : "BERT's layout";
   } else if (s.crossAttention === 0 && allPacked && plain && !s.rotary && s.preNorm >= s.postNorm && s.learnedPositions) {
