@@ -412,6 +412,10 @@ function fusedAttention(f: GraphFacts, node: NodeProto): Block | undefined {
 
 // ---- MLP ---------------------------------------------------------------------------------
 
+/**
+ * The MLP whose last layer is `down`, if it is one: its input an elementwise function with an
+ * activation of one projection (fc1) or of two (gate, up), its output joining the residual stream.
+ */
 function mlpBlock(f: GraphFacts, down: NodeProto, taken: ReadonlySet<NodeProto>): Block | undefined {
   const spec = f.projections.get(down)!;
   const trace = traceBack(f, down.input[spec.dataInput]!, (n) => MLP_PATH.has(n.opType));
