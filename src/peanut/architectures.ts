@@ -18,7 +18,6 @@
  */
 import { PeanutError } from '../errors.ts';
 import type { StructureSummary } from './structure.ts';
-import type { Candidate } from './targets.ts';
 
 /** A model type told apart within a family by module names only it has. */
 export interface ArchitectureVariant {
@@ -210,7 +209,7 @@ export function detectFromStructure(s: StructureSummary, names: readonly string[
  * @throws PeanutError `E_NO_TARGETS` when the architecture is unknown, listing the candidates.
  */
 export function defaultTargets(
-  candidates: readonly Candidate[],
+  candidates: ReadonlyArray<{ module: string }>,
   discovery?: { architecture?: DetectedArchitecture; structure?: StructureSummary },
 ): { targets: readonly string[]; detected: DetectedArchitecture } {
   // Discovery detected from names before naming layers by structure: its verdict stands (the

@@ -18,7 +18,6 @@
  * (discovery makes them three layers). A role a convention has no module for gets the neutral name. In the neutral form `--targets query,value` selects
  * the attention query and value projections, as PEFT's default does in every family it maps.
  */
-import type { DetectedArchitecture } from './architectures.ts';
 import type { Role, StructuralRole } from './structure.ts';
 
 export interface NamingConvention {
@@ -48,10 +47,10 @@ const rootIn = (modules: readonly string[], re: RegExp) => modules.map((m) => re
 /**
  * The naming convention for an export.
  *
- * @param detected - the detected architecture (none: neutral names)
+ * @param detected - the detected architecture's family and model type (none: neutral names)
  * @param modules - module paths the export's names carry (they fix the root where present)
  */
-export function namingConvention(detected: DetectedArchitecture | undefined, modules: readonly string[]): NamingConvention {
+export function namingConvention(detected: { architecture: { name: string }; modelType: string } | undefined, modules: readonly string[]): NamingConvention {
   const family = detected?.architecture.name;
   if (family === 'bert') {
     const root = rootIn(modules, /^([A-Za-z0-9_-]+)\.encoder\.layer\.\d+\./) ?? rootIn(modules, /^([A-Za-z0-9_-]+)\.(?:pooler|embeddings)\./) ?? BERT_ROOTS[detected!.modelType] ?? 'bert';
