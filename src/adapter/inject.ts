@@ -11,6 +11,11 @@
  *     W feeds the Transpose, which stays in place.
  *  3. fp16/bf16 weight: W0 is cast to float32 and W back to the weight's type.
  *  4. Weight held by a Constant node: the Constant stays; its output feeds the subgraph.
+ *  6. Any other weight-holding op (com.microsoft FusedMatMul, GemmFastGelu, the packed q/k/v
+ *     weight of Attention; see linear-ops.ts): the same, on the op's weight input and layout.
+ *  7. Parts of a packed weight (BERT's query/key/value column ranges of a fused q/k/v weight):
+ *     W = Concat of the columns, each adapted part as Slice(W0) + ΔW(Slice(W0)), the others
+ *     Slice(W0); one W per weight, fed to the layer once.
  *
  * The input model is not modified: the result shares its tensors but has its own node and
  * initializer lists. θ is stored as float32 initializers named by PEFT keys, and the
@@ -21,7 +26,7 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
 import { Graph } from '../onnx/graph.ts';
 import { defaultOpset, graphOf, type OnnxModel } from '../onnx/model.ts';
-import type { GraphProto, ModelProto, NodeProto } from '../onnx/proto.ts';
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/proto.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
 import { Random } from '../util/random.ts';
@@ -96,6 +101,36 @@ function copyForEdit(model: OnnxModel, nodeIndexes: ReadonlySet<number>): OnnxMo
   return { proto, baseDir: model.baseDir };
 }
 
+/** The adapter record of one target: the layer as discovery found it and every name injection added. */
+function recordOf(c: Candidate, params: AdapterParam[], output: string, nodes: readonly NodeProto[], constants: readonly TensorProto[]): AdapterTarget {
+  return {
+    module: c.module,
+    node: c.node,
+    op: c.op,
+    ...(c.domain ? { domain: c.domain } : {}),
+    weight: c.weight,
+    weightInput: c.weightInput,
+    weightSource: c.weightSource,
+    ...(c.constantNode !== undefined ? { constantNode: c.constantNode } : {}),
+    ...(c.transposeNode !== undefined ? { transposeNode: c.transposeNode } : {}),
+    nodeOutput: c.nodeOutput,
+    feedNode: c.feedNode,
+    feedInput: c.feedInput,
+    feedOutput: c.feedOutput,
+    transB: c.transB,
+    layout: c.layout,
+    dtype: c.dtype,
+    elemType: c.elemType,
+    in: c.in,
+    out: c.out,
+    ...(c.columns ? { columns: c.columns } : {}),
+    output,
+    params,
+    nodes: nodes.map((n) => n.name),
+    constants: constants.map((t) => t.name),
+  };
+}
+
 /**
  * Adds an adapter (PEANuT by default) to a model.
  *
@@ -131,54 +166,94 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   const proto = graphOf(adapted);
   const graph = new Graph(proto);
   const feedNodes: NodeProto[] = targets.map((c) => proto.node[c.feedNodeIndex]!);
-  const records: AdapterTarget[] = [];
 
-  targets.forEach((c, ti) => {
-    const node = feedNodes[ti]!;
+  const addParams = (ti: number) => {
     for (const p of params[ti]!) {
       if (graph.uniqueName(p.name) !== p.name) {
         throw new PeanutError('E_ALREADY_ADAPTED', `the model already has a value named '${p.name}'; is it already adapted?`);
       }
       graph.addInitializer(floatTensor(p.name, p.shape, state.get(p.name)!));
     }
+  };
+  const byKeyOf = (ti: number) => new Map(specs[ti]!.map((s, i) => [s.suffix, params[ti]![i]!.name]));
+  const records = new Map<number, AdapterTarget>();
+
+  /** A whole weight: W = W0 + ΔW feeds the layer. */
+  const emitWhole = (ti: number) => {
+    const c = targets[ti]!;
+    const node = feedNodes[ti]!;
+    addParams(ti);
     const before = new Set(proto.initializer);
     const b = new GraphBuilder(graph, `/peanut_onnx/${c.module}`, node);
     const float = c.elemType === DT.FLOAT;
     const w0 = float ? c.weight : b.op('Cast', [c.weight], { to: DT.FLOAT });
-    const byKey = new Map(specs[ti]!.map((s, i) => [s.suffix, params[ti]![i]!.name]));
-    const delta = method.emitDelta(b, config, w0, byKey, c.layout, { in: c.in, out: c.out });
+    const delta = method.emitDelta(b, config, w0, byKeyOf(ti), c.layout, { in: c.in, out: c.out });
     const wName = graph.uniqueName(`/peanut_onnx/${c.module}/W`);
     const sum = b.op('Add', [w0, delta], {}, float ? { outputs: [wName] } : {});
     const w = float ? sum : b.op('Cast', [sum], { to: c.elemType }, { outputs: [wName] });
     node.input[c.feedInput] = w;
-    records.push({
-      module: c.module,
-      node: c.node,
-      op: c.op,
-      weight: c.weight,
-      weightInput: c.weightInput,
-      weightSource: c.weightSource,
-      ...(c.constantNode !== undefined ? { constantNode: c.constantNode } : {}),
-      ...(c.transposeNode !== undefined ? { transposeNode: c.transposeNode } : {}),
-      nodeOutput: c.nodeOutput,
-      feedNode: c.feedNode,
-      feedInput: c.feedInput,
-      feedOutput: c.feedOutput,
-      transB: c.transB,
-      layout: c.layout,
-      dtype: c.dtype,
-      elemType: c.elemType,
-      in: c.in,
-      out: c.out,
-      output: w,
-      params: params[ti]!,
-      nodes: b.emitted.map((n) => n.name),
-      constants: proto.initializer.filter((t) => !before.has(t)).map((t) => t.name),
-    });
+    records.set(ti, recordOf(c, params[ti]!, w, b.emitted, proto.initializer.filter((t) => !before.has(t))));
+  };
+
+  /**
+   * The parts of one packed weight (column ranges, in order): W = Concat(W0 parts, each adapted
+   * part + its ΔW), so every part's tweaker sees its own W0 and the other columns stay W0.
+   */
+  const emitParts = (group: number[]) => {
+    const first = targets[group[0]!]!;
+    const node = feedNodes[group[0]!]!;
+    for (const ti of group) addParams(ti);
+    const groupBefore = new Set(proto.initializer);
+    const shared = new GraphBuilder(graph, `/peanut_onnx/${first.module}`, node);
+    const float = first.elemType === DT.FLOAT;
+    const w0 = float ? first.weight : shared.op('Cast', [first.weight], { to: DT.FLOAT });
+    const columns = (b: GraphBuilder, [start, end]: [number, number]) =>
+      opset >= 10 ? b.op('Slice', [w0, b.constInt64([start]), b.constInt64([end]), b.constInt64([1])]) : b.op('Slice', [w0], { starts: [start], ends: [end], axes: [1] });
+    const parts: string[] = [];
+    const own = new Map<number, { nodes: NodeProto[]; constants: Set<TensorProto> }>();
+    let cursor = 0;
+    for (const ti of group) {
+      const c = targets[ti]!;
+      const [start, end] = c.columns!;
+      if (start > cursor) parts.push(columns(shared, [cursor, start]));
+      const before = new Set(proto.initializer);
+      const b = new GraphBuilder(graph, `/peanut_onnx/${c.module}`, node);
+      const w0Part = columns(b, [start, end]);
+      const delta = method.emitDelta(b, config, w0Part, byKeyOf(ti), 'io', { in: c.in, out: c.out });
+      parts.push(b.op('Add', [w0Part, delta]));
+      own.set(ti, { nodes: b.emitted, constants: new Set(proto.initializer.filter((t) => !before.has(t))) });
+      cursor = end;
+    }
+    if (cursor < first.storedShape[1]) parts.push(columns(shared, [cursor, first.storedShape[1]]));
+    const wName = graph.uniqueName(`/peanut_onnx/${first.module}/W`);
+    const cat = shared.op('Concat', parts, { axis: 1 }, float ? { outputs: [wName] } : {});
+    const w = float ? cat : shared.op('Cast', [cat], { to: first.elemType }, { outputs: [wName] });
+    node.input[first.feedInput] = w;
+    const taken = new Set([...own.values()].flatMap((o) => [...o.constants]));
+    const sharedConstants = proto.initializer.filter((t) => !groupBefore.has(t) && !taken.has(t));
+    // The shared nodes (W0 cast, untouched columns, Concat) belong to the first part's record.
+    for (const ti of group) {
+      const o = own.get(ti)!;
+      const mine = ti === group[0] ? [...shared.emitted, ...o.nodes] : o.nodes;
+      const consts = ti === group[0] ? [...sharedConstants, ...o.constants] : [...o.constants];
+      records.set(ti, recordOf(targets[ti]!, params[ti]!, w, mine, consts));
+    }
+  };
+
+  const groups = new Map<string, number[]>();
+  targets.forEach((c, ti) => {
+    if (!c.columns) return;
+    const key = `${c.feedNodeIndex}:${c.feedInput}`;
+    groups.set(key, [...(groups.get(key) ?? []), ti]);
+  });
+  targets.forEach((c, ti) => {
+    if (records.has(ti)) return;
+    if (!c.columns) return emitWhole(ti);
+    emitParts(groups.get(`${c.feedNodeIndex}:${c.feedInput}`)!.sort((a, b) => targets[a]!.columns![0] - targets[b]!.columns![0]));
   });
   graph.invalidate();
 
-  const meta: AdapterMeta = { version: ADAPTER_META_VERSION, config, targetModules: selection.targetModules, seed, targets: records };
+  const meta: AdapterMeta = { version: ADAPTER_META_VERSION, config, targetModules: selection.targetModules, seed, targets: targets.map((_, ti) => records.get(ti)!) };
   writeAdapterMeta(adapted.proto, meta);
   return { model: adapted, state, meta, targets, ...(selection.detected ? { detected: selection.detected } : {}) };
 }

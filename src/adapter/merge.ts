@@ -14,7 +14,7 @@ import { PeanutError } from '../errors.ts';
 import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
 import { graphOf, type OnnxModel } from '../onnx/model.ts';
 import { type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
-import { deferTensorBytes, tensorToFloat32 } from '../onnx/tensor.ts';
+import { deferTensorBytes, tensorDims, tensorToFloat32 } from '../onnx/tensor.ts';
 import { readAdapterMeta, removeAdapterMeta, type AdapterMeta, type AdapterTarget } from './adapter-meta.ts';
 import { methodFor } from './methods/index.ts';
 import { transpose } from './linalg.ts';
@@ -96,7 +96,8 @@ function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
 }
 
 /**
- * W0 + ΔW for one target, float32, in the weight's stored layout.
+ * W0 + ΔW for one target, float32, in the weight's stored layout (for a part of a packed
+ * weight, the whole weight with the part's columns changed).
  *
  * @param w0 - the stored weight as float32, in the target's layout
  */
@@ -108,18 +109,30 @@ export function mergedWeight(meta: AdapterMeta, target: AdapterTarget, w0: Float
 function mergedWeightOf(meta: AdapterMeta, target: AdapterTarget, w0: Float32Array, state: ReadonlyMap<string, Float32Array>, owned: boolean): Float32Array {
   const method = methodFor(meta.config);
   const layer = { in: target.in, out: target.out };
-  const oi = target.layout === 'oi';
-  const io = oi ? transpose(w0, target.out, target.in) : owned ? w0 : w0.slice();
   const suffix = (name: string) => name.slice(target.module.length + 1);
   const params = new Map(target.params.map((p) => [suffix(p.name), state.get(p.name)!]));
+  if (target.columns) {
+    // A part of a packed [in, total] weight: ΔW of its columns, added in place.
+    const [start, end] = target.columns;
+    const total = w0.length / target.in;
+    const part = new Float32Array(target.in * target.out);
+    for (let i = 0; i < target.in; i++) part.set(w0.subarray(i * total + start, i * total + end), i * target.out);
+    const merged = method.computeDelta(meta.config, part, params, layer, part);
+    const out = owned ? w0 : w0.slice();
+    for (let i = 0; i < target.in; i++) out.set(merged.subarray(i * target.out, (i + 1) * target.out), i * total + start);
+    return out;
+  }
+  const oi = target.layout === 'oi';
+  const io = oi ? transpose(w0, target.out, target.in) : owned ? w0 : w0.slice();
   const merged = method.computeDelta(meta.config, io, params, layer, io);
   return oi ? transpose(merged, target.in, target.out) : merged;
 }
 
 /**
  * W0 + ΔW for one target, in its stored layout; `readW0` gives the stored weight as float32 (a
- * fresh array each call, the function's to change). The returned array is handed over: a float32
- * weight keeps it as its bytes, so it must not be changed or reused afterwards.
+ * fresh array each call, the function's to change; for the next part of a packed weight, the
+ * previous part's result). The returned array is handed over: a float32 weight keeps it as its
+ * bytes, so it must not be changed or reused afterwards.
  */
 export type MergedWeightFn = (target: AdapterTarget, readW0: () => Float32Array) => Float32Array;
 
@@ -154,14 +167,26 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
   const newConstants = new Map<NodeProto, NodeProto>();
   const layerInputs = new Map<string, AdapterTarget>();
 
-  for (const t of meta.targets) {
+  // The targets of each stored weight (several for the parts of a packed weight), each merged
+  // into the result of the one before.
+  const byWeight = new Map<string, AdapterTarget[]>();
+  for (const t of meta.targets) byWeight.set(`${t.weightSource}:${t.weight}`, [...(byWeight.get(`${t.weightSource}:${t.weight}`) ?? []), t]);
+  for (const group of byWeight.values()) {
+    const t = group[0]!;
     const { tensor, constant } = weightTensorOf(g, t);
+    const size = tensorDims(tensor).reduce((a, b) => a * b, 1);
     const bytesOf = (): Uint8Array => {
-      const merged = weightFor(t, () => tensorToFloat32(tensor, adapted.baseDir));
-      if (merged.length !== t.in * t.out) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${t.in * t.out}`);
+      let readW0 = () => tensorToFloat32(tensor, adapted.baseDir);
+      let merged!: Float32Array;
+      for (const part of group) {
+        const w = weightFor(part, readW0);
+        merged = w;
+        readW0 = () => w;
+      }
+      if (merged.length !== size) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${size}`);
       if (safe) {
         const bad = merged.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${t.module} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
+        if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${group.map((x) => x.module).join(', ')} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
       }
       // float32: the merged array is handed over (see MergedWeightFn) and becomes the bytes as is.
       return tensor.dataType === DT.FLOAT ? new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength) : float32ToBytes(merged, tensor.dataType);
@@ -175,7 +200,7 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
       const attribute: AttributeProto[] = constant.attribute.map((a) => (a.name === 'value' ? withFields(a, { t: next }) : a));
       newConstants.set(constant, withFields(constant, { attribute }));
     } else newInits.set(t.weight, next);
-    layerInputs.set(t.feedOutput, t);
+    for (const part of group) layerInputs.set(part.feedOutput, part);
   }
 
   const node = g.node

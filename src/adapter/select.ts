@@ -27,7 +27,7 @@ export function selectTargets(discovery: Discovery, targets?: string | readonly 
   let spec: TargetSpec;
   let detected: DetectedArchitecture | undefined;
   if (targets === undefined || (typeof targets === 'string' && targets.trim() === '')) {
-    const d = defaultTargets(candidates);
+    const d = defaultTargets(candidates, discovery.structure ? discovery : undefined);
     detected = d.detected;
     spec = parseTargets(d.targets);
   } else {

@@ -235,6 +235,15 @@ export class Graph {
 
   /** Reorders nodes so every node comes after the producers of its inputs (stable). */
   topologicalSort(): void {
+    this.proto.node = this.topologicalOrder();
+    this.invalidate();
+  }
+
+  /**
+   * The nodes in an order where every node comes after the producers of its inputs, without
+   * changing the graph: the node list's own order wherever it already is one (stable).
+   */
+  topologicalOrder(): NodeProto[] {
     const nodes = this.proto.node;
     const available = new Set<string>([...this.proto.input.map((v) => v.name), ...this.proto.initializer.map((t) => t.name), '']);
     const producerOf = new Map<string, NodeProto>();
@@ -270,8 +279,7 @@ export class Graph {
       }
     };
     for (const n of nodes) visit(n);
-    this.proto.node = order;
-    this.invalidate();
+    return order;
   }
 }
 

@@ -3,7 +3,7 @@
  * adapted model, run as a small model whose inputs are W0 (float32) and θ and whose output is
  * the float32 W. Merge and the adapted model then evaluate the very same nodes, and ORT's
  * matrix kernels make it much faster than the JS path on large layers. bfloat16 targets (which
- * onnxruntime-node cannot feed) fall back to the JS path.
+ * onnxruntime-node cannot feed) and parts of a packed weight fall back to the JS path.
  */
 import { PeanutError } from '../errors.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
@@ -92,7 +92,8 @@ export async function mergeWithRuntime(runtime: Runtime, adapted: OnnxModel, opt
   let group: TweakerPart[] = [];
   let bytes = 0;
   for (const t of meta.targets) {
-    if (t.elemType === DT.BFLOAT16) continue;
+    // bfloat16 (no ORT feed) and parts of a packed weight (merged in place) take the JS path.
+    if (t.elemType === DT.BFLOAT16 || t.columns) continue;
     group.push(tweakerPart(byName, t));
     bytes += t.in * t.out * 4;
     if (bytes >= GROUP_BYTES) {

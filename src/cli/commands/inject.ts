@@ -40,7 +40,9 @@ export function injectCommand(): Command {
         return;
       }
       const how = r.detected ? `default targets for ${r.detected.modelType}: ${r.meta.targetModules}` : `targets: ${r.meta.targetModules}`;
-      const out = [`adapted ${layers.length} layer(s) with ${r.meta.config.method} (${how}), ${int(r.trainableParams)} trainable parameters:`];
+      const out: string[] = [];
+      if (r.detected) out.push(`architecture: ${r.detected.modelType}, detected from ${r.detected.evidence}`);
+      out.push(`adapted ${layers.length} layer(s) with ${r.meta.config.method} (${how}), ${int(r.trainableParams)} trainable parameters:`);
       for (const l of layers) out.push(`  ${l.module}  [${l.shape.join(', ')}] ${l.dtype}`);
       out.push(trainableLine(r.trainableParams, r.baseParams));
       out.push(`wrote ${output}`);

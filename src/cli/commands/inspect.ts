@@ -1,4 +1,8 @@
-/** `peanut-onnx inspect <model.onnx>`: the layers an adapter can target, and why others cannot. */
+/**
+ * `peanut-onnx inspect <model.onnx>`: the layers an adapter can target (with how each module name
+ * was derived and which outputs it reaches), the architecture detected and from what, and why
+ * other layers cannot be targeted.
+ */
 import { Command, Option } from 'commander';
 import { jsonOption, methodOptions } from '../options.ts';
 
@@ -12,7 +16,7 @@ interface Flags {
 
 export function inspectCommand(): Command {
   const cmd = new Command('inspect')
-    .description('list the linear layers that can be adapted (module path, weight, shape, dtype, parameters) and the skipped ones with reasons')
+    .description('list the linear layers that can be adapted (module path and how it was derived, weight, shape, dtype, parameters, outputs reached), the detected architecture and what it was detected from, and the skipped layers with reasons')
     .argument('<model>', 'ONNX model')
     .addOption(jsonOption())
     .addOption(new Option('--targets <names|regex>', 'preview a selection: module-name suffixes (comma list), a regex, or all-linear (default: the architecture default)'));
