@@ -74,7 +74,7 @@ export { train, type TrainOptions, type TrainResult, type TrainEvent } from './t
 export { buildArtifacts, writeArtifactsFor, type BuiltArtifacts } from './train/build.ts';
 export { readArtifacts, ARTIFACT_FILES, DEFAULT_HYPERPARAMETERS, type Manifest, type LoadedArtifacts } from './train/artifacts.ts';
 export { buildTrainingGraphs, TRAIN_OUTPUTS, EVAL_OUTPUTS, type GradModelLike, type TrainingGraphs, type TensorSpec } from './train/training-graph.ts';
-export { emitAdamW, addAdamWInputs, ADAMW_INPUTS, momentName, type AdamWParam, type AdamWInputNames, type AdamWResult } from './train/adamw.ts';
+export { emitAdamW, addAdamWInputs, adamWScalarFeeds, ADAMW_INPUTS, momentName, type AdamWParam, type AdamWInputNames, type AdamWResult, type AdamWStepHyper } from './train/adamw.ts';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type TrainState, type Hyperparameters } from './train/checkpoint.ts';
 export { learningRate, SCHEDULES, type ScheduleName, type ScheduleOptions } from './train/schedule.ts';
 export { evaluate, type EvalMetrics } from './train/evaluate.ts';

@@ -17,7 +17,11 @@ import type { AdamWInputNames } from './adamw.ts';
 import { writeCheckpointFile, type Hyperparameters, type TrainState } from './checkpoint.ts';
 import { EVAL_OUTPUTS, TRAIN_OUTPUTS, type TensorSpec, type TrainingGraphs } from './training-graph.ts';
 
-export const MANIFEST_FORMAT = 'peanut-onnx-artifacts/1';
+/**
+ * Version 2: the optimizer's scalars are float32 inputs computed per step by the caller
+ * (`adamWScalarFeeds`); version 1 graphs took float64 hyper-parameters and an int64 step.
+ */
+export const MANIFEST_FORMAT = 'peanut-onnx-artifacts/2';
 export const ARTIFACT_FILES = { train: 'train.onnx', eval: 'eval.onnx', checkpoint: 'checkpoint.safetensors', manifest: 'manifest.json' } as const;
 
 /** Defaults for a run (PyTorch AdamW defaults; schedule and learning rate as in HF's Trainer, lr raised for adapters). */
@@ -140,6 +144,11 @@ export function readArtifacts(dir: string): LoadedArtifacts {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
   } catch (err) {
     throw new PeanutError('E_BAD_CONFIG', `${manifestPath} is not valid JSON (${(err as Error).message})`);
+  }
+  if ((manifest.format as string) === 'peanut-onnx-artifacts/1') {
+    // Checkpoints are unaffected: a run of the old artifacts continues with --resume on new ones.
+    const from = manifest.source ? ` ${manifest.source}` : ' <adapted.onnx>';
+    throw new PeanutError('E_BAD_CONFIG', `${dir} holds training artifacts of an earlier peanut-onnx version (float64 optimizer inputs); rebuild them with \`peanut-onnx artifacts${from} --task ${manifest.task} -o ${dir}\` (existing run checkpoints stay valid)`);
   }
   if (manifest.format !== MANIFEST_FORMAT) throw new PeanutError('E_BAD_CONFIG', `${manifestPath} is not a peanut-onnx artifact manifest (format ${JSON.stringify(manifest.format)})`);
   const files = { trainPath: join(dir, ARTIFACT_FILES.train), evalPath: join(dir, ARTIFACT_FILES.eval), checkpointPath: join(dir, ARTIFACT_FILES.checkpoint) };

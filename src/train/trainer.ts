@@ -2,8 +2,8 @@
  * The training loop behind `peanut-onnx train` and the library's `train()`.
  *
  * One optimizer step = one `InferenceSession.run` of the train graph: the batch, θ, the AdamW
- * moments, the step number and the hyper-parameters go in; the loss, the gradient norm, the new θ
- * and the new moments come out. The loop only moves tensors, keeps the schedule, the data order,
+ * moments and the step's optimizer scalars (`adamWScalarFeeds`) go in; the loss, the gradient
+ * norm, the new θ and the new moments come out. The loop only moves tensors, keeps the schedule, the data order,
  * the metrics log and the checkpoints.
  *
  * Exactness of `--resume`: the state after step k is fully described by θ, the moments, k, and
@@ -25,6 +25,7 @@ import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, typ
 import { learningRate, type ScheduleName } from './schedule.ts';
 import { evaluate, type EvalMetrics } from './evaluate.ts';
 import { TRAIN_OUTPUTS, trainingSessionOptions } from './training-graph.ts';
+import { adamWScalarFeeds } from './adamw.ts';
 
 export interface TrainOptions {
   /** Training data (.jsonl or .safetensors). */
@@ -269,14 +270,10 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
     emit({ type: 'checkpoint', step: state.step, path: lastCheckpoint });
   };
 
-  const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
   const hyperNames = manifest.train.inputs.hyperparameters;
-  const constFeeds: Record<string, ort.Tensor> = {
-    [hyperNames.beta1]: scalar(hyper.beta1),
-    [hyperNames.beta2]: scalar(hyper.beta2),
-    [hyperNames.eps]: scalar(hyper.eps),
-    [hyperNames.weightDecay]: scalar(hyper.weightDecay),
-    [hyperNames.maxGradNorm]: scalar(hyper.gradClip ?? Infinity),
+  const optimizerFeeds = (step: number, lr: number): Record<string, ort.Tensor> => {
+    const values = adamWScalarFeeds(hyperNames, { lr, beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps, weightDecay: hyper.weightDecay, maxGradNorm: hyper.gradClip }, step);
+    return Object.fromEntries(Object.entries(values).map(([name, x]) => [name, new ort.Tensor('float32', x, [])]));
   };
 
   const cursor = new BatchCursor({ size: data.size, batchSize: hyper.batchSize, seed: hyper.seed, shuffle: hyper.shuffle }, state.epoch, state.position);
@@ -297,7 +294,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       const step = state.step + 1;
       const lr = learningRate(step, hyper);
       const indices = cursor.next();
-      const feeds: Record<string, ort.Tensor> = { ...constFeeds, [hyperNames.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []), [hyperNames.lr]: scalar(lr) };
+      const feeds = optimizerFeeds(step, lr);
       for (const [name, t] of data.batch(indices, spec)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
       for (const [k, d] of theta) {
         const dims = shapes.get(k)!;
