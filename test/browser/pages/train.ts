@@ -72,7 +72,7 @@ export interface TrainResult {
 }
 
 /** The session (options as `peanut-onnx train`: memory pattern off, optimization all) and the job. */
-async function open(a: TrainArgs): Promise<{ ort: Ort; session: OrtWeb.InferenceSession; job: TrainJob; sessionMs: number }> {
+async function openSession(a: TrainArgs): Promise<{ ort: Ort; session: OrtWeb.InferenceSession; job: TrainJob; sessionMs: number }> {
   const ort = await loadOrt(a.bundle);
   ort.env.wasm.numThreads = a.threads;
   const [graph, job] = await Promise.all([fetchBytes(a.graph), fetchBytes(a.job).then((b) => unpack<TrainJob>(b))]);
@@ -89,7 +89,7 @@ function environment(ort: Ort) {
 
 /** Runs the job's steps (or its first `a.steps`) in a session of its own, released after. */
 export async function train(a: TrainArgs): Promise<TrainResult> {
-  const { ort, session, job, sessionMs } = await open(a);
+  const { ort, session, job, sessionMs } = await openSession(a);
   try {
     const run = await runTrainSteps(ort, session, job, a.steps);
     return { run, sessionMs, ...environment(ort) };
@@ -103,7 +103,7 @@ let current: TrainLoop | undefined;
 /** Opens a session and a run of the job that `trainSteps` advances (for interleaved timing). */
 export async function startTraining(a: TrainArgs): Promise<Omit<TrainResult, 'run'>> {
   if (current) throw new Error('this page already has a training run; reload it first');
-  const { ort, session, job, sessionMs } = await open(a);
+  const { ort, session, job, sessionMs } = await openSession(a);
   current = new TrainLoop(ort, session, job);
   return { sessionMs, ...environment(ort) };
 }
