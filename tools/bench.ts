@@ -116,6 +116,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     const { buildTrainingPlan } = await import('../src/train/plan.ts');
     const { nodeRuntime } = await import('../src/node/onnxruntime.ts');
     const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
+    const { adamWScalarFeeds } = await import('../src/train/adamw.ts');
     let t0 = now();
     const base = loadModel(path);
     const adapted = inject(base, { method, r: RANK, depth: 0, alpha: 2 * RANK, targets: TARGETS, seed: 0 }).model;
@@ -133,7 +134,10 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
     const createMs = now() - t0;
     const m = built.manifest;
     const h = m.train.inputs.hyperparameters;
-    const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
+    const optimizerFeeds = (t: number) =>
+      Object.fromEntries(
+        Object.entries(adamWScalarFeeds(h, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: null }, t)).map(([n, x]) => [n, new ort.Tensor('float32', x, [])]),
+      );
     let theta: Map<string, Float32Array> = new Map([...built.params].map(([k, t]) => [k, t.data as Float32Array]));
     const shapes = new Map([...built.params].map(([k, t]) => [k, t.shape]));
     let mState: Map<string, Float32Array> = new Map([...theta].map(([k, v]) => [k, new Float32Array(v.length)]));
@@ -147,13 +151,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
         ...feedsFor(),
         [m.labels]: labels,
-        [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(stepNo)), []),
-        [h.lr]: scalar(1e-4),
-        [h.beta1]: scalar(0.9),
-        [h.beta2]: scalar(0.999),
-        [h.eps]: scalar(1e-8),
-        [h.weightDecay]: scalar(0.01),
-        [h.maxGradNorm]: scalar(Infinity),
+        ...optimizerFeeds(stepNo),
       };
       for (const [k, d] of theta) {
         feeds[k] = new ort.Tensor('float32', d, shapes.get(k)!);

@@ -48,7 +48,7 @@ export function readArtifacts(dir: string): LoadedArtifacts {
   if (!existsSync(manifestPath)) {
     throw new PeanutError('E_FILE_NOT_FOUND', `${dir} has no ${ARTIFACT_FILES.manifest}; create training artifacts with \`peanut-onnx artifacts <adapted.onnx> --task <task> -o ${dir}\` or pass an adapted .onnx`);
   }
-  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath, dir);
   const files = { trainPath: join(dir, ARTIFACT_FILES.train), evalPath: join(dir, ARTIFACT_FILES.eval), checkpointPath: join(dir, ARTIFACT_FILES.checkpoint) };
   for (const f of Object.values(files)) if (!existsSync(f)) throw new PeanutError('E_FILE_NOT_FOUND', `artifact file missing: ${f} (re-run \`peanut-onnx artifacts\`)`);
   return { dir, manifest, ...files };

@@ -1,7 +1,7 @@
 /**
  * The training loop, on any ONNX Runtime: one optimizer step = one session run of the train
- * graph. The batch, θ, the AdamW moments, the step number and the hyper-parameters go in; the
- * loss, the gradient norm, the new θ and the new moments come out. The loop moves tensors, keeps
+ * graph. The batch, θ, the AdamW moments and the step's optimizer scalars (`adamWScalarFeeds`,
+ * float32) go in; the loss, the gradient norm, the new θ and the new moments come out. The loop moves tensors, keeps
  * the schedule and the data order, and hands checkpoints and metrics lines to its caller (files
  * on Node, memory in a browser).
  *
@@ -15,7 +15,8 @@ import type { SafeTensor } from '../formats/safetensors.ts';
 import type { CollateSpec, ExampleSet } from '../data/example-set.ts';
 import { BatchCursor } from '../data/order.ts';
 import type { Runtime, Session } from '../runtime/session.ts';
-import { f32Tensor, f64Scalar, i64Scalar, type Feeds } from '../runtime/tensors.ts';
+import { f32Tensor, type Feeds } from '../runtime/tensors.ts';
+import { adamWScalarFeeds } from './adamw.ts';
 import type { Hyperparameters, TrainState } from './checkpoint.ts';
 import { evaluate, type EvalMetrics } from './evaluate.ts';
 import type { RunGraphs } from './plan.ts';
@@ -129,12 +130,10 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   };
 
   const hyperNames = manifest.train.inputs.hyperparameters;
-  const constFeeds: Feeds = {
-    [hyperNames.beta1]: f64Scalar(hyper.beta1),
-    [hyperNames.beta2]: f64Scalar(hyper.beta2),
-    [hyperNames.eps]: f64Scalar(hyper.eps),
-    [hyperNames.weightDecay]: f64Scalar(hyper.weightDecay),
-    [hyperNames.maxGradNorm]: f64Scalar(hyper.gradClip ?? Infinity),
+  /** The step's optimizer scalars, computed here in float64 and fed as float32 (no double in the graph). */
+  const optimizerFeeds = (step: number, lr: number): Feeds => {
+    const values = adamWScalarFeeds(hyperNames, { lr, beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps, weightDecay: hyper.weightDecay, maxGradNorm: hyper.gradClip }, step);
+    return Object.fromEntries(Object.entries(values).map(([name, x]) => [name, { type: 'float32', data: x, dims: [] }]));
   };
 
   const cursor = new BatchCursor({ size: data.size, batchSize: hyper.batchSize, seed: hyper.seed, shuffle: hyper.shuffle }, state.epoch, state.position);
@@ -155,7 +154,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
       const step = state.step + 1;
       const lr = learningRate(step, hyper);
       const indices = cursor.next();
-      const feeds: Feeds = { ...constFeeds, [hyperNames.step]: i64Scalar(step), [hyperNames.lr]: f64Scalar(lr) };
+      const feeds: Feeds = optimizerFeeds(step, lr);
       for (const [name, t] of data.batch(indices, spec)) feeds[name] = t;
       for (const [k, d] of theta) {
         const dims = shapes.get(k)!;

@@ -15,7 +15,11 @@ import type { AdamWInputNames } from './adamw.ts';
 import type { Hyperparameters } from './checkpoint.ts';
 import { EVAL_OUTPUTS, TRAIN_OUTPUTS, type TensorSpec, type TrainingGraphs } from './training-graph.ts';
 
-export const MANIFEST_FORMAT = 'peanut-onnx-artifacts/1';
+/**
+ * Version 2: the optimizer's scalars are float32 inputs computed per step by the caller
+ * (`adamWScalarFeeds`); version 1 graphs took float64 hyper-parameters and an int64 step.
+ */
+export const MANIFEST_FORMAT = 'peanut-onnx-artifacts/2';
 export const ARTIFACT_FILES = { train: 'train.onnx', eval: 'eval.onnx', checkpoint: 'checkpoint.safetensors', manifest: 'manifest.json' } as const;
 
 /** Defaults for a run (PyTorch AdamW defaults; schedule and learning rate as in HF's Trainer, lr raised for adapters). */
@@ -83,13 +87,24 @@ export function makeManifest(graphs: TrainingGraphs, o: { task: string; peanut: 
   };
 }
 
-/** Parses and checks a manifest's JSON text (`what` names it in messages). */
-export function parseManifest(text: string, what: string): Manifest {
+/**
+ * Parses and checks a manifest's JSON text (`what` names it in messages; `dir` is the artifact
+ * directory, for the command that rebuilds old artifacts).
+ */
+export function parseManifest(text: string, what: string, dir = '<dir>'): Manifest {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(text) as Manifest;
   } catch (err) {
     throw new PeanutError('E_BAD_CONFIG', `${what} is not valid JSON (${(err as Error).message})`);
+  }
+  if ((manifest?.format as string) === 'peanut-onnx-artifacts/1') {
+    // Checkpoints are unaffected: a run of the old artifacts continues with --resume on new ones.
+    const from = manifest.source ? ` ${manifest.source}` : ' <adapted.onnx>';
+    throw new PeanutError(
+      'E_BAD_CONFIG',
+      `${what} belongs to training artifacts of an earlier peanut-onnx version (float64 optimizer inputs); rebuild them with \`peanut-onnx artifacts${from} --task ${manifest.task} -o ${dir}\` (existing run checkpoints stay valid)`,
+    );
   }
   if (manifest?.format !== MANIFEST_FORMAT) throw new PeanutError('E_BAD_CONFIG', `${what} is not a peanut-onnx artifact manifest (format ${JSON.stringify(manifest?.format)})`);
   return manifest;

@@ -3,14 +3,14 @@
  * and torch.nn.utils.clip_grad_norm_, on random tensors over several steps. The "gradients" are
  * graph inputs here, so the optimizer is checked on its own, independent of autodiff.
  */
-import type { Feeds, Session } from '../../src/runtime/session.ts';
+import type { Session } from '../../src/runtime/session.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { create, ModelProtoSchema, GraphProtoSchema } from '../../src/onnx/proto.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel } from '../../src/onnx/model.ts';
-import { ADAMW_INPUTS, addAdamWInputs, emitAdamW } from '../../src/train/adamw.ts';
+import { ADAMW_INPUTS, adamWScalarFeeds, addAdamWInputs, emitAdamW, type AdamWStepHyper } from '../../src/train/adamw.ts';
 import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { relError } from '../helpers/fixtures.ts';
 
@@ -87,6 +87,13 @@ function toyModel(clip: boolean): Uint8Array {
   return encodeModel(proto);
 }
 
+/** The optimizer's scalar inputs for step `t`, as the trainer feeds them (float32), for the graph's inputs only. */
+function scalarFeeds(session: Pick<Session, 'inputNames'>, h: AdamWStepHyper, t: number): Record<string, ort.Tensor> {
+  const values = adamWScalarFeeds(ADAMW_INPUTS, h, t);
+  const names = new Set(session.inputNames);
+  return Object.fromEntries(Object.entries(values).filter(([n]) => names.has(n)).map(([n, x]) => [n, new ort.Tensor('float32', x, [])]));
+}
+
 describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
   const sessions: Session[] = [];
   afterAll(async () => {
@@ -112,22 +119,13 @@ describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
       let p: Float32Array[] = refP.map((x) => Float32Array.from(x));
       let m: Float32Array[] = refM.map((x) => Float32Array.from(x));
       let v: Float32Array[] = refV.map((x) => Float32Array.from(x));
-      const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
       let clippedAtLeastOnce = false;
       for (let t = 1; t <= 6; t++) {
         // Gradients of varying scale, so clipping bites on some steps and not on others.
         const g = SHAPES.map((s) => fill(s).map((x) => x * (t % 2 ? 0.05 : 1)));
         const gradNorm = referenceStep(refP, g, refM, refV, t, c.hyper);
         if (gradNorm > c.hyper.maxGradNorm) clippedAtLeastOnce = true;
-        const feeds: Feeds = {
-          step: new ort.Tensor('int64', BigInt64Array.of(BigInt(t)), []),
-          lr: scalar(c.hyper.lr),
-          beta1: scalar(c.hyper.beta1),
-          beta2: scalar(c.hyper.beta2),
-          eps: scalar(c.hyper.eps),
-          weight_decay: scalar(c.hyper.weightDecay),
-        };
-        if (c.clip) feeds.max_grad_norm = scalar(c.hyper.maxGradNorm);
+        const feeds = scalarFeeds(session, c.hyper, t);
         SHAPES.forEach((shape, k) => {
           feeds[`p${k}`] = new ort.Tensor('float32', p[k]!, shape);
           feeds[`g${k}`] = new ort.Tensor('float32', Float32Array.from(g[k]!), shape);
@@ -156,11 +154,7 @@ describe('AdamW emitter vs torch.optim.AdamW semantics', () => {
     const p = Float32Array.of(0.5, -0.25, 1, 2);
     const g = Float32Array.of(0.1, -0.2, 0.3, 0.05);
     const zeros = new Float32Array(4);
-    const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
-    const feeds: Feeds = {
-      step: new ort.Tensor('int64', BigInt64Array.of(1n), []),
-      lr: scalar(1e-2), beta1: scalar(0.9), beta2: scalar(0.999), eps: scalar(1e-8), weight_decay: scalar(0),
-    };
+    const feeds = scalarFeeds(session, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: Infinity }, 1);
     SHAPES.forEach((shape, k) => {
       const n = shape.reduce((a, b) => a * b, 1);
       const fill = (src: Float32Array) => Float32Array.from({ length: n }, (_, i) => src[i % 4]!);

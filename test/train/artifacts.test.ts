@@ -4,7 +4,7 @@
  * what `train <adapted.onnx>` computes from the same model.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
@@ -37,7 +37,7 @@ describe('peanut-onnx artifacts', () => {
       ...params,
       ...Object.values(m.train.inputs.moments.m),
       ...Object.values(m.train.inputs.moments.v),
-      h.step, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.maxGradNorm,
+      h.stepSize, h.biasCorrection2Sqrt, h.decay, h.beta1, h.oneMinusBeta1, h.beta2, h.oneMinusBeta2, h.eps, h.maxGradNorm,
     ].sort();
     expect(trainInputs).toEqual(expectedInputs);
     const o = m.train.outputs;
@@ -64,5 +64,31 @@ describe('peanut-onnx artifacts', () => {
     const x = readSafetensors(join(dir, 'r1', 'checkpoints', 'step-3.safetensors')).tensors;
     const y = readSafetensors(join(dir, 'r2', 'checkpoints', 'step-3.safetensors')).tensors;
     for (const [k, t] of x) expect(Buffer.from(y.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
+  }, 120_000);
+
+  it('BAD CALL - artifacts of manifest format 1 (float64 optimizer inputs): one line saying how to rebuild; the run continues on the rebuilt ones', async () => {
+    const f = loadFixture('bert_tiny_opset14');
+    const dir = tempDir();
+    const adapted = join(dir, 'adapted.onnx');
+    expect((await runCli(['inject', f.modelPath, '-o', adapted, '--rank', '2'])).code).toBe(0);
+    const art = join(dir, 'art');
+    expect((await runCli(['artifacts', adapted, '--task', 'seq-cls', '-o', art])).code).toBe(0);
+    const args = ['--data', join(f.dir, 'batch.safetensors'), '--batch-size', '2', '--lr', '1e-2', '--ep', 'cpu', '--threads', '1'];
+    const run = join(dir, 'run');
+    expect((await runCli(['train', art, ...args, '--steps', '2', '-o', run])).code).toBe(0);
+
+    const manifestPath = join(art, 'manifest.json');
+    const current = readFileSync(manifestPath, 'utf8');
+    writeFileSync(manifestPath, current.replace('"peanut-onnx-artifacts/2"', '"peanut-onnx-artifacts/1"'));
+    const old = await runCli(['train', art, ...args, '--steps', '3', '--resume', '-o', run]);
+    expect(old.code).toBe(1);
+    expect(old.stderr.trim().split('\n')).toHaveLength(1);
+    expect(old.stderr).toContain(`peanut-onnx artifacts ${adapted} --task seq-cls -o ${art}`);
+
+    // Rebuilt as the message says, the run's checkpoints (unchanged format) continue.
+    expect((await runCli(['artifacts', adapted, '--task', 'seq-cls', '-o', art])).code).toBe(0);
+    const resumed = await runCli(['train', art, ...args, '--steps', '3', '--resume', '-o', run]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(readSafetensors(join(run, 'checkpoints', 'step-3.safetensors')).metadata.step).toBe('3');
   }, 120_000);
 });

@@ -16,6 +16,7 @@ import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto
 import { floatTensor, numElements, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { momentName } from '../../src/formats/checkpoint-keys.ts';
+import { adamWScalarFeeds } from '../../src/train/adamw.ts';
 import { learningRate, type ScheduleName } from '../../src/train/schedule.ts';
 import { buildTrainingGraphs, EVAL_OUTPUTS, TRAIN_OUTPUTS } from '../../src/train/training-graph.ts';
 import { Random } from '../../src/util/random.ts';
@@ -110,15 +111,11 @@ export async function pretrain(model: OnnxModel, train: readonly Example[], eval
   let m: Map<string, Float32Array> = new Map(names.map((n) => [n, new Float32Array(theta.get(n)!.length)]));
   let v: Map<string, Float32Array> = new Map(names.map((n) => [n, new Float32Array(theta.get(n)!.length)]));
   const tensors = () => new Map(names.map((n) => [n, new ort.Tensor('float32', theta.get(n)!, shapes.get(n)!)]));
-  const scalar = (x: number) => new ort.Tensor('float64', Float64Array.of(x), []);
   const h = graphs.hyperInputs;
-  const constFeeds = {
-    [h.beta1]: scalar(0.9),
-    [h.beta2]: scalar(0.999),
-    [h.eps]: scalar(1e-8),
-    [h.weightDecay]: scalar(o.weightDecay),
-    [h.maxGradNorm]: scalar(o.gradClip ?? Infinity),
-  };
+  const optimizerFeeds = (step: number, lr: number) =>
+    Object.fromEntries(
+      Object.entries(adamWScalarFeeds(h, { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, maxGradNorm: o.gradClip ?? null }, step)).map(([n, x]) => [n, new ort.Tensor('float32', x, [])]),
+    );
   const log: PretrainLog[] = [];
   const emit = (line: Omit<PretrainLog, 'seconds'>) => {
     const full = { ...line, seconds: Number(((performance.now() - started) / 1000).toFixed(2)) };
@@ -135,7 +132,7 @@ export async function pretrain(model: OnnxModel, train: readonly Example[], eval
       if (order.length < o.batchSize) order = [...order, ...rng.shuffle(train.map((_, i) => i))];
       const batch = order.splice(0, o.batchSize).map((i) => train[i]!);
       const lr = learningRate(step, { lr: o.lr, warmup: o.warmup, schedule: o.schedule, totalSteps: o.steps });
-      const feeds: Feeds = { ...constFeeds, ...batchFeeds(batch), [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []), [h.lr]: scalar(lr) };
+      const feeds: Feeds = { ...optimizerFeeds(step, lr), ...batchFeeds(batch) };
       for (const n of names) {
         const dims = shapes.get(n)!;
         feeds[n] = new ort.Tensor('float32', theta.get(n)!, dims);
