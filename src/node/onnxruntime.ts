@@ -127,9 +127,6 @@ export const nodeBackend: RuntimeBackend = {
   tensor: (t: TensorLike) => new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims),
 };
 
-// Quiet by default: ONNX Runtime's own warnings carry terminal colour codes.
-ort.env.logLevel = 'error';
-
 /** ONNX Runtime on Node (onnxruntime-node): CPU, and CUDA where its provider is installed. */
 export const nodeRuntime: Runtime = createRuntime(nodeBackend);
 
