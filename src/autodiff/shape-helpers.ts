@@ -25,6 +25,11 @@ export function hasInput(ctx: GradContext, i: number): boolean {
   return i < ctx.inputCount && ctx.I(i) !== '';
 }
 
+/** Gradient of optional output `i`, or undefined where the node does not have that output. */
+export function optionalGO(ctx: GradContext, i: number): string | undefined {
+  return ctx.node.output[i] ? ctx.GO(i) : undefined;
+}
+
 const shapeCache = new WeakMap<object, Map<string, string>>();
 
 /** Shape of forward value `name` as a 1-D int64 tensor: a constant when fully static. */
