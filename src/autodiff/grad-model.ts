@@ -112,7 +112,7 @@ export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions)
   }
   graph.invalidate();
 
-  const { grads: raw, pathNodes, backwardNodes } = buildGradients({
+  const { grads: raw, pathNodes, backwardNodes, opset: gradOpset } = buildGradients({
     graph,
     opset,
     loss: head.loss,
@@ -121,6 +121,8 @@ export async function buildGradModel(adapted: OnnxModel, opts: GradModelOptions)
     baseDir: adapted.baseDir,
     ...(opts.registry ? { registry: opts.registry } : {}),
   });
+
+  if (gradOpset !== opset) for (const o of proto.opsetImport) if (o.domain === '' || o.domain === 'ai.onnx') o.version = BigInt(gradOpset);
 
   // Name each gradient `<key>.grad` (an Identity, which ORT removes).
   const grads = new Map<string, string>();

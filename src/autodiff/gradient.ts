@@ -12,6 +12,8 @@
  *    at a value are summed with one `Sum` node.
  * 4. Each rule's output is checked: present for every input that needs it, and of the input's
  *    dtype and rank where the builder knows the returned value's type.
+ * Backward nodes are emitted for the model's default-domain opset, or for opset 7 where the
+ * model imports an older one and raising its import provably changes no node (opset-raise.ts).
  */
 import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
@@ -22,7 +24,9 @@ import { create, GraphProtoSchema } from '../onnx/proto.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import { tensorDims, tensorToInts } from '../onnx/tensor.ts';
 import { unbroadcast } from './broadcast.ts';
+import { expandTo } from './ops.ts';
 import type { ShapeTable, ValueShape } from './probe.ts';
+import { gradientOpset } from './opset-raise.ts';
 import { defaultRegistry, type GradRegistry } from './registry.ts';
 import type { GradContext, GradRule, StaticShape } from './rule.ts';
 
@@ -54,6 +58,11 @@ export interface GradientResult {
   pathNodes: NodeProto[];
   /** Nodes appended for the backward pass, in order. */
   backwardNodes: NodeProto[];
+  /**
+   * Default-domain opset the backward nodes are valid at: the given one, or 7 where that was
+   * lower (see opset-raise.ts). The caller sets the model's import to it.
+   */
+  opset: number;
 }
 
 const nodeLabel = (n: NodeProto) => `${n.opType}${n.domain && n.domain !== 'ai.onnx' ? ` (domain '${n.domain}')` : ''} node '${n.name || '<unnamed>'}'`;
@@ -65,7 +74,8 @@ const nodeLabel = (n: NodeProto) => `${n.opType}${n.domain && n.domain !== 'ai.o
  *   E_GRAPH when a parameter does not reach the loss or a rule returns a malformed gradient.
  */
 export function buildGradients(opts: BuildGradientsOptions): GradientResult {
-  const { graph, opset, shapes } = opts;
+  const { graph, shapes } = opts;
+  const opset = opts.checkOnly ? opts.opset : gradientOpset(graph.proto, opts.opset);
   const seeds = opts.seeds ?? new Map<string, string>();
   if (opts.loss === undefined && seeds.size === 0) throw new PeanutError('E_GRAPH', 'buildGradients needs a loss or seeds');
   const loss = opts.loss ?? [...seeds.keys()].join(', ');
@@ -177,7 +187,7 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     }
   }
 
-  if (opts.checkOnly) return { grads: new Map(), pathNodes, backwardNodes: [] };
+  if (opts.checkOnly) return { grads: new Map(), pathNodes, backwardNodes: [], opset };
 
   // 3. reverse walk
   const backwardNodes: NodeProto[] = [];
@@ -205,8 +215,9 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
       const ones = Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => 1);
       seed = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble(ones, dims) : seedBuilder.constFloat(ones, dims, lossMeta.dtype);
     } else {
-      const one = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble([1], []) : seedBuilder.scalar(1, lossMeta.dtype);
-      seed = seedBuilder.op('Expand', [one, seedBuilder.op('Shape', [opts.loss])]);
+      const rank = lossMeta.shape.length;
+      const one = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble([1], new Array<number>(rank).fill(1)) : seedBuilder.constFloat([1], new Array<number>(rank).fill(1), lossMeta.dtype);
+      seed = expandTo({ b: seedBuilder, opset }, one, seedBuilder.op('Shape', [opts.loss]), rank);
     }
     backwardNodes.push(...seedBuilder.emitted);
     contributions.set(opts.loss, [seed]);
@@ -311,7 +322,7 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     grads.set(p, g);
   }
   backwardNodes.push(...accBuilder.emitted.splice(0));
-  return { grads, pathNodes, backwardNodes };
+  return { grads, pathNodes, backwardNodes, opset };
 }
 
 /** The opset of the default domain a model imports. */

@@ -10,9 +10,9 @@
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { normAxis, reduce, unsqueeze } from '../ops.ts';
+import { normAxis, oneHot, reduce, unsqueeze } from '../ops.ts';
 import { dimOf, shapeOf } from '../shape-helpers.ts';
-import { oneHotOf, scatterAddToZeros } from './Gather.ts';
+import { scatterAddToZeros } from './Gather.ts';
 
 export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',
@@ -28,8 +28,8 @@ export const gatherElementsGrad: GradRule = {
     if (ctx.opset >= 16) {
       return [scatterAddToZeros(ctx, 'ScatterElements', shapeOf(ctx, data), ctx.I(1), dY, dt, { axis })];
     }
-    const oneHot = oneHotOf(ctx, b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), dt);
-    const weighted = b.op('Mul', [oneHot, unsqueeze(ctx, dY, [r])]); // indices.shape + [D]
+    const hot = oneHot(ctx, b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), dt);
+    const weighted = b.op('Mul', [hot, unsqueeze(ctx, dY, [r])]); // indices.shape + [D]
     const summed = reduce(ctx, 'ReduceSum', weighted, [axis], 1); // 1 at axis, D last
     const perm = Array.from({ length: r + 1 }, (_, i) => i);
     perm[axis] = r;
