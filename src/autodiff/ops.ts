@@ -21,6 +21,7 @@
 import type { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT, float32ToBytes } from '../onnx/dtype.ts';
 import { makeTensor } from '../onnx/tensor.ts';
+import type { AttrValue } from '../onnx/attributes.ts';
 import { PeanutError } from '../errors.ts';
 
 /** Where backward (or loss) nodes go: a builder and the default-domain opset of the graph. */
@@ -213,6 +214,28 @@ export function oneHot(e: Emitter, indices: string, depth: number | string, dt: 
   const idx = b.op('Reshape', [indices, b.op('Concat', [b.op('Shape', [indices]), b.constInt64([1])], { axis: 0 })]);
   const hit = b.op('Or', [b.op('Equal', [idx, b.constInt64(range)]), b.op('Equal', [idx, b.constInt64(range.map((v) => v - depth))])]);
   return b.op('Cast', [hit], { to: dt });
+}
+
+/**
+ * Gemm(a, b) with the given attributes and no C: C is optional from opset 11; before, a zero
+ * scalar of element type `dt` (unidirectionally broadcast) stands in.
+ */
+export function gemm(e: Emitter, a: string, b: string, attrs: Record<string, AttrValue | undefined>, dt: number): string {
+  return e.b.op('Gemm', e.opset >= 11 ? [a, b] : [a, b, scalarOf(e, 0, dt)], attrs);
+}
+
+/**
+ * Elementwise min/max of int64 tensors: Min/Max take integers from opset 12; before, a 0/1 pick
+ * by a float64 comparison (right for the sizes and the ±2⁶² clamped indices it is used on).
+ */
+export function intMinMax(e: Emitter, op: 'Min' | 'Max', a: string, b: string): string {
+  if (e.opset >= 12) return e.b.op(op, [a, b]);
+  // m = [a < b] compared in float64 (Less takes integers from 9), then picked in int64.
+  const d = (v: string) => e.b.op('Cast', [v], { to: DT.DOUBLE });
+  const m = e.b.op('Cast', [e.b.op('Less', [d(a), d(b)])], { to: DT.INT64 });
+  const notM = e.b.op('Sub', [e.b.constInt64([1], []), m]);
+  const [first, second] = op === 'Min' ? [a, b] : [b, a];
+  return e.b.op('Add', [e.b.op('Mul', [first, m]), e.b.op('Mul', [second, notM])]);
 }
 
 /** Slice with constant starts/ends/axes (unit steps): inputs from opset 10, attributes before. */

@@ -13,7 +13,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
 import { reduce, transpose } from '../ops.ts';
-import { dimsOf, hasInput, unsupported } from '../shape-helpers.ts';
+import { cropToKernel, hasInput, unsupported } from '../shape-helpers.ts';
 import { groupsToBatch } from './Conv.ts';
 
 interface Geometry {
@@ -58,5 +58,5 @@ function weightGrad(ctx: GradContext, dY: string, g: Geometry): string {
   const input = groupsToBatch(ctx, dY, ctx.O(0), g.group); // [Mg, G·N, out…]
   const conv = b.op('Conv', [input, kernel], { strides: g.dilations, dilations: g.strides, pads: g.pads, group: g.group }); // [Mg, C, k'…]
   const dW = transpose(ctx, conv, swap01); // [C, Mg, k'…]
-  return b.op('Slice', [dW, b.constInt64(new Array<number>(nsp).fill(0)), dimsOf(ctx, w, spatial), b.constInt64(spatial)]);
+  return cropToKernel(ctx, dW, w);
 }

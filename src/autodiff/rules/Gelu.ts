@@ -6,7 +6,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { scalarOf, type Emitter } from '../ops.ts';
+import { needsOpset, scalarOf, type Emitter } from '../ops.ts';
 import { PeanutError } from '../../errors.ts';
 
 /** dGelu(x)/dx as a tensor shaped like x (`approximate` none = erf form, tanh = tanh form). */
@@ -14,6 +14,7 @@ export function geluDerivative(e: Emitter, x: string, dt: number, approximate: '
   const b = e.b;
   const k = (v: number) => scalarOf(e, v, dt);
   if (approximate === 'none') {
+    if (e.opset < 9) needsOpset(e, 9, 'the derivative of the exact (erf) GELU (Erf)');
     const cdf = b.op('Mul', [k(0.5), b.op('Add', [k(1), b.op('Erf', [b.op('Mul', [x, k(Math.SQRT1_2)])])])]);
     const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), k(-0.5)])]), k(1 / Math.sqrt(2 * Math.PI))]);
     return b.op('Add', [cdf, b.op('Mul', [x, pdf])]);
