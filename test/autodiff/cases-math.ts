@@ -4,10 +4,21 @@
  * lowest opset each op exists in).
  */
 import { float } from '../../src/onnx/attributes.ts';
+import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
 
 const away0 = (dims: readonly number[]) => randomValues(dims.reduce((a, b) => a * b, 1), 5, -1, 1, [0], 0.05);
 const positive = (dims: readonly number[]) => randomValues(dims.reduce((a, b) => a * b, 1), 9, 0.3, 2);
+
+/** Dropout with a fixed mask: Y = X·mask·(training ? 1/(1 − ratio) : 1), mask output = the mask. */
+export const DROPOUT_MASK = [true, false, true, true, false, true];
+const dropoutComposed: NonNullable<GradCheckCase['composed']> = (b, [x, ratio, tm], [y, mask]) => {
+  const m = b.constBool(DROPOUT_MASK, [2, 3]);
+  const keep = b.op('Sub', [b.constDouble([1], []), ratio ? ratio : b.constDouble([0.5], [])]);
+  const scale = b.op('Where', [tm!, b.op('Reciprocal', [keep]), b.constDouble([1], [])]);
+  b.opN('Mul', [b.op('Mul', [x!, b.op('Cast', [m], { to: DT.DOUBLE })]), scale], {}, { outputs: [y!] });
+  b.opN('Identity', [m], {}, { outputs: [mask!] });
+};
 
 export const MATH_CASES: Array<[string, GradCheckCase]> = [
   // dA = dY, dB = Σ_batch dY  (B broadcast along axis 0 and a leading axis)
@@ -76,6 +87,12 @@ export const MATH_CASES: Array<[string, GradCheckCase]> = [
   ['Min three inputs', { op: 'Min', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }, { name: 'c', dims: [1, 3] }] }],
   ['Where broadcast', { op: 'Where', inputs: [{ name: 'c', dims: [2, 3], type: 'bool', values: [1, 0, 1, 0, 0, 1] }, { name: 'x', dims: [3] }, { name: 'y', dims: [2, 3] }] }],
   ['Dropout inference', { op: 'Dropout', outputs: 1, inputs: [{ name: 'x', dims: [2, 3], altDims: [4, 3] }] }],
+  ['Dropout-13 training_mode constant false', { op: 'Dropout', opset: 13, outputs: 2, skipOutputs: [1], inputs: [{ name: 'x', dims: [2, 3], altDims: [4, 3] }, { name: 'ratio', dims: [], constant: true, values: [0.3] }, { name: 'tm', dims: [], type: 'bool', constant: true, values: [0] }] }],
+  // Training: Y = X·mask/(1 − ratio) with the node's random mask; the finite differences run a
+  // composed forward with a fixed mask (the real kernel draws a new one every run)
+  ['Dropout-13 training, ratio 0.25, mask reused (composed forward)', { op: 'Dropout', opset: 13, outputs: 2, skipOutputs: [1], runComposed: true, composed: dropoutComposed, inputs: [{ name: 'x', dims: [2, 3] }, { name: 'ratio', dims: [], constant: true, values: [0.25] }, { name: 'tm', dims: [], type: 'bool', constant: true, values: [1] }] }],
+  ['Dropout-12 training, default ratio 0.5 (composed forward)', { op: 'Dropout', opset: 12, outputs: 2, skipOutputs: [1], runComposed: true, composed: dropoutComposed, inputs: [{ name: 'x', dims: [2, 3] }, { name: '', dims: [] }, { name: 'tm', dims: [], type: 'bool', constant: true, values: [1] }] }],
+  ['Dropout-13 run-time training_mode and ratio (composed forward)', { op: 'Dropout', opset: 13, outputs: 2, skipOutputs: [1], runComposed: true, composed: dropoutComposed, inputs: [{ name: 'x', dims: [2, 3] }, { name: 'ratio', dims: [], values: [0.4], grad: false }, { name: 'tm', dims: [], type: 'bool', values: [1] }] }],
   // 2-D: dA = dY·Bᵀ, dB = Aᵀ·dY
   ['MatMul 2-D', { op: 'MatMul', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 5] }] }],
   ['MatMul 3-D x 2-D weight, dynamic', { op: 'MatMul', inputs: [{ name: 'a', dims: [2, 3, 4], altDims: [3, 5, 4] }, { name: 'b', dims: [4, 5] }] }],

@@ -197,6 +197,14 @@ export const SHAPE_CASES: ShapeCase[] = [
     { op: 'ScatterND', opset: 13, inputs: [{ name: 'data', dims: [4, 3], altDims: [4, 5] }, i64('idx', [3, 1], [2, 1]), { name: 'upd', dims: [2, 3], altDims: [2, 5] }] },
   ],
   ['ScatterND-16 reduction=add', { op: 'ScatterND', opset: 16, attrs: { reduction: 'add' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0, 0], [2, 1]), { name: 'upd', dims: [2, 2] }] }],
+  // reduction='mul': Y = data·P, P = product of the updates at each position; dU from the others' product
+  ['ScatterND-16 reduction=mul, distinct indices, dynamic columns', { op: 'ScatterND', opset: 16, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [4, 3], altDims: [4, 5] }, i64('idx', [3, 1], [2, 1]), { name: 'upd', dims: [2, 3], altDims: [2, 5] }] }],
+  ['ScatterND-16 reduction=mul, repeated indices', { op: 'ScatterND', opset: 16, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0, 2, 0], [3, 1]), { name: 'upd', dims: [3, 2] }] }],
+  [
+    'ScatterND-18 reduction=mul, repeated indices with zero updates (one zero, two zeros)',
+    { op: 'ScatterND', opset: 18, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [2, 2] }, i64('idx', [0, 0, 1, 1, 1], [5, 1]), { name: 'upd', dims: [5, 2], values: [0, 0.5, 0.7, -1.2, 0, 0, 0.3, 0.9, 0, 1.1] }] },
+  ],
+  ['ScatterND-16 reduction=mul, element indices (k = rank)', { op: 'ScatterND', opset: 16, attrs: { reduction: 'mul' }, inputs: [{ name: 'data', dims: [2, 3] }, i64('idx', [0, 1, 1, 2, 0, 1], [3, 2]), { name: 'upd', dims: [3] }] }],
   [
     'ScatterElements-13 axis=1 data and updates',
     { op: 'ScatterElements', opset: 13, attrs: { axis: 1 }, inputs: [{ name: 'data', dims: [2, 4] }, i64('idx', [3, 0, -1, 1], [2, 2]), { name: 'upd', dims: [2, 2] }] },
@@ -204,6 +212,10 @@ export const SHAPE_CASES: ShapeCase[] = [
   [
     'ScatterElements-18 reduction=add',
     { op: 'ScatterElements', opset: 18, attrs: { axis: 0, reduction: 'add' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [1, 1, 1, 0], [2, 2]), { name: 'upd', dims: [2, 2] }] },
+  ],
+  [
+    'ScatterElements-16 reduction=mul, repeated indices along axis 1',
+    { op: 'ScatterElements', opset: 16, attrs: { axis: 1, reduction: 'mul' }, inputs: [{ name: 'data', dims: [2, 3] }, i64('idx', [2, 2, 0, 1, 1, 1], [2, 3]), { name: 'upd', dims: [2, 3] }] },
   ],
 
   // dX = ScatterElements(zeros, Indices, dValues): the values' positions, distinct per slice
@@ -299,6 +311,36 @@ export const SHAPE_CASES: ShapeCase[] = [
     'BatchNormalization-14 inference, 2-D',
     { op: 'BatchNormalization', opset: 14, inputs: [{ name: 'x', dims: [4, 3] }, { name: 'scale', dims: [3] }, { name: 'bias', dims: [3] }, { name: 'mean', dims: [3], constant: true, values: [0, 1, -1] }, { name: 'var', dims: [3], constant: true, values: [1, 2, 0.5] }] },
   ],
+  // Training mode: batch statistics, x̂ = (X − μ_B)·inv; dX = inv·(g − mean g − x̂·mean(g·x̂)), g = dY·γ
+  [
+    'BatchNormalization-15 training_mode=1, 4-D, dynamic batch and spatial, running stats unweighted',
+    {
+      op: 'BatchNormalization',
+      opset: 15,
+      attrs: { training_mode: 1, epsilon: float(1e-3), momentum: float(0.8) },
+      outputs: 3,
+      skipOutputs: [1, 2],
+      inputs: [
+        { name: 'x', dims: [2, 3, 2, 2], altDims: [3, 3, 2, 3] },
+        { name: 'scale', dims: [3] },
+        { name: 'bias', dims: [3] },
+        { name: 'mean', dims: [3], constant: true, values: [0.1, -0.2, 0.3] },
+        { name: 'var', dims: [3], constant: true, values: [0.5, 1.5, 0.8] },
+      ],
+    },
+  ],
+  [
+    'BatchNormalization-14 training_mode=1, 2-D, frozen scale',
+    { op: 'BatchNormalization', opset: 14, attrs: { training_mode: 1 }, outputs: 3, skipOutputs: [1, 2], inputs: [{ name: 'x', dims: [5, 3], altDims: [7, 3] }, { name: 'scale', dims: [3], grad: false }, { name: 'bias', dims: [3] }, { name: 'mean', dims: [3], constant: true, values: [0, 1, -1] }, { name: 'var', dims: [3], constant: true, values: [1, 2, 0.5] }] },
+  ],
+  [
+    'BatchNormalization-9 training (five outputs), 3-D',
+    { op: 'BatchNormalization', opset: 9, outputs: 5, skipOutputs: [1, 2, 3, 4], inputs: [{ name: 'x', dims: [3, 2, 4] }, { name: 'scale', dims: [2] }, { name: 'bias', dims: [2] }, { name: 'mean', dims: [2], constant: true, values: [0, 0] }, { name: 'var', dims: [2], constant: true, values: [1, 1] }] },
+  ],
+  [
+    'BatchNormalization-7 spatial=0 inference (per-activation statistics, float32)',
+    { op: 'BatchNormalization', opset: 7, dtype: 'float32', attrs: { spatial: 0 }, inputs: [{ name: 'x', dims: [3, 2, 2] }, { name: 'scale', dims: [2, 2] }, { name: 'bias', dims: [2, 2] }, { name: 'mean', dims: [2, 2], constant: true, values: [0, 0.5, -0.5, 1] }, { name: 'var', dims: [2, 2], constant: true, values: [1, 2, 0.5, 1.5] }] },
+  ],
   [
     'GroupNormalization-18 per-group scale and bias',
     { op: 'GroupNormalization', opset: 18, attrs: { num_groups: 2, epsilon: float(1e-3) }, inputs: [{ name: 'x', dims: [2, 4, 3], altDims: [3, 4, 5] }, { name: 'scale', dims: [2] }, { name: 'bias', dims: [2] }] },
@@ -326,6 +368,15 @@ export const SHAPE_CASES: ShapeCase[] = [
     'ConvTranspose 1-D group=2 dilation=2 stride 3 (float32)',
     { op: 'ConvTranspose', dtype: 'float32', attrs: { group: 2, dilations: [2], strides: [3] }, inputs: [{ name: 'x', dims: [2, 4, 3], altDims: [1, 4, 5] }, { name: 'w', dims: [4, 1, 2] }] },
   ],
+  // Implicit crops: total t = (in − 1)·s + op + (k − 1)·d + 1 − out, odd here so the split shows
+  ['ConvTranspose 1-D auto_pad=SAME_UPPER stride 2, odd crop, dynamic length (float32)', { op: 'ConvTranspose', dtype: 'float32', attrs: { strides: [2], auto_pad: 'SAME_UPPER' }, inputs: [{ name: 'x', dims: [1, 2, 4], altDims: [2, 2, 5] }, { name: 'w', dims: [2, 3, 3] }] }],
+  ['ConvTranspose 2-D auto_pad=SAME_LOWER stride 2, odd crop (float32)', { op: 'ConvTranspose', dtype: 'float32', attrs: { strides: [2, 2], auto_pad: 'SAME_LOWER' }, inputs: [{ name: 'x', dims: [1, 2, 3, 3] }, { name: 'w', dims: [2, 2, 3, 2] }, { name: 'bias', dims: [2] }] }],
+  ['ConvTranspose 1-D output_shape, odd crop (float32)', { op: 'ConvTranspose', dtype: 'float32', attrs: { strides: [2], output_shape: [9] }, inputs: [{ name: 'x', dims: [2, 2, 4] }, { name: 'w', dims: [2, 1, 4] }] }],
+  [
+    'ConvTranspose 2-D output_shape with output_padding and dilation, odd crops (float32)',
+    { op: 'ConvTranspose', dtype: 'float32', attrs: { strides: [2, 1], dilations: [1, 2], output_padding: [1, 0], output_shape: [6, 4] }, inputs: [{ name: 'x', dims: [1, 2, 3, 3] }, { name: 'w', dims: [2, 3, 2, 2] }] },
+  ],
+  ['ConvTranspose 1-D output_shape with auto_pad=SAME_UPPER, odd crop (float32)', { op: 'ConvTranspose', dtype: 'float32', attrs: { strides: [3], auto_pad: 'SAME_UPPER', output_shape: [8] }, inputs: [{ name: 'x', dims: [1, 1, 4] }, { name: 'w', dims: [1, 2, 4] }] }],
 
   // ---- elementwise
   ['Sin', { op: 'Sin', inputs: [{ name: 'x', dims: [2, 3], altDims: [2, 5] }] }],
@@ -343,4 +394,11 @@ export const SHAPE_CASES: ShapeCase[] = [
   ['Einsum implicit output, summed-away index (ij,j)', { op: 'Einsum', attrs: { equation: 'ij,j' }, inputs: [{ name: 'a', dims: [2, 3] }, { name: 'v', dims: [3] }] }],
   ['Einsum ij-> (sum of all)', { op: 'Einsum', attrs: { equation: 'ij->' }, inputs: [{ name: 'a', dims: [2, 3], altDims: [2, 5] }] }, { uses: ['Expand'] }],
   ['Einsum ellipsis, index only in one operand', { op: 'Einsum', attrs: { equation: '...ij,...jk->...k' }, inputs: [{ name: 'a', dims: [2, 3, 3], altDims: [2, 5, 3] }, { name: 'b', dims: [2, 3, 2] }] }],
+  // Repeated letters (diagonals): the gradient is put back on the diagonal (identity matrices)
+  ['Einsum ii->i (diagonal), dynamic size', { op: 'Einsum', attrs: { equation: 'ii->i' }, inputs: [{ name: 'a', dims: [3, 3], altDims: [5, 5] }] }, { uses: ['EyeLike'] }],
+  ['Einsum ii-> (trace)', { op: 'Einsum', attrs: { equation: 'ii->' }, inputs: [{ name: 'a', dims: [4, 4] }] }],
+  ['Einsum iij->j, dynamic j', { op: 'Einsum', attrs: { equation: 'iij->j' }, inputs: [{ name: 'a', dims: [2, 2, 3], altDims: [2, 2, 5] }] }],
+  ['Einsum iji->ij (repeat not adjacent)', { op: 'Einsum', attrs: { equation: 'iji->ij' }, inputs: [{ name: 'a', dims: [3, 2, 3] }] }],
+  ['Einsum ij,jj->i (diagonal of the second operand)', { op: 'Einsum', attrs: { equation: 'ij,jj->i' }, inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3, 3] }] }],
+  ['Einsum iii->i (two repeats)', { op: 'Einsum', attrs: { equation: 'iii->i' }, inputs: [{ name: 'a', dims: [3, 3, 3] }] }],
 ];
