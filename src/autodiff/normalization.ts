@@ -17,8 +17,9 @@
  *   dX += (dμ − dinv·inv³·d)/n
  */
 import type { GradContext, StaticShape } from './rule.ts';
+import { attrFloat, attrInt } from '../onnx/attributes.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
-import { expandTo, reduce, scalarOf } from './ops.ts';
+import { expandTo, normAxis, reduce, scalarOf } from './ops.ts';
 import { dimsOf, shapeOf, zerosLike } from './shape-helpers.ts';
 
 export type NormKind = 'standard' | 'rms';
@@ -122,4 +123,25 @@ export function trailingNormGrads(ctx: GradContext, t: TrailingNorm): { dX?: str
     out.dBias = t.dY ? ctx.unbroadcast(to(t.dY, ctx.dtype(t.dY), ctx.dtype(t.bias)), t.bias, xShape) : zerosLike(ctx, t.bias);
   }
   return out;
+}
+
+/**
+ * `trailingNormGrads` for a node normalising input 0 with the attributes of LayerNormalization
+ * and RMSNormalization: axis (−1), epsilon (1e-5), stash_type (1 = float32 for half inputs).
+ */
+export function attributeNormGrads(
+  ctx: GradContext,
+  kind: NormKind,
+  io: Pick<TrailingNorm, 'scale' | 'bias' | 'dY' | 'dMean' | 'dInvStd' | 'need'>,
+): { dX?: string; dScale?: string; dBias?: string } {
+  const x = ctx.I(0);
+  return trailingNormGrads(ctx, {
+    ...io,
+    x,
+    like: x,
+    axis: normAxis(attrInt(ctx.node, 'axis', -1), ctx.rank(x)),
+    eps: attrFloat(ctx.node, 'epsilon', 1e-5),
+    kind,
+    float32ForHalf: attrInt(ctx.node, 'stash_type', 1) === 1,
+  });
 }

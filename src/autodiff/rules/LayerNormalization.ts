@@ -8,12 +8,10 @@
  *   dX += (dμ − dσ⁻¹·σ⁻³·(X − μ)) / n      (∂μ/∂X = 1/n, ∂σ⁻¹/∂X = −σ⁻³·(X − μ)/n)
  * with n the number of normalised elements.
  * With stash_type=1 (the default) and a half-precision X, the arithmetic runs in float32.
- * The math is shared with the other normalisations (normalization.ts, `trailingNormGrads`).
+ * The math is shared with the other normalisations (normalization.ts, `attributeNormGrads`).
  */
 import type { GradRule } from '../rule.ts';
-import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { normAxis } from '../ops.ts';
-import { trailingNormGrads } from '../normalization.ts';
+import { attributeNormGrads } from '../normalization.ts';
 import { hasInput, optionalGO } from '../shape-helpers.ts';
 
 export const layerNormalizationGrad: GradRule = {
@@ -24,15 +22,8 @@ export const layerNormalizationGrad: GradRule = {
     const dMean = optionalGO(ctx, 1);
     const dInvStd = optionalGO(ctx, 2);
     if (!dY && !dMean && !dInvStd) return [];
-    const x = ctx.I(0);
     const bias = hasInput(ctx, 2) ? ctx.I(2) : undefined;
-    const r = trailingNormGrads(ctx, {
-      x,
-      like: x,
-      axis: normAxis(attrInt(ctx.node, 'axis', -1), ctx.rank(x)),
-      eps: attrFloat(ctx.node, 'epsilon', 1e-5),
-      kind: 'standard',
-      float32ForHalf: attrInt(ctx.node, 'stash_type', 1) === 1,
+    const r = attributeNormGrads(ctx, 'standard', {
       scale: ctx.I(1),
       ...(bias ? { bias } : {}),
       ...(dY ? { dY } : {}),

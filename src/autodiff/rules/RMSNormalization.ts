@@ -8,9 +8,7 @@
  * normalization.ts.
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { attrFloat, attrInt } from '../../onnx/attributes.ts';
-import { normAxis } from '../ops.ts';
-import { trailingNormGrads } from '../normalization.ts';
+import { attributeNormGrads } from '../normalization.ts';
 import { optionalGO } from '../shape-helpers.ts';
 
 /** Gradient rule body of RMSNormalization and SimplifiedLayerNormalization (X, scale → Y, inv?). */
@@ -18,14 +16,7 @@ export function rmsNormGrad(ctx: GradContext): Array<string | undefined> {
   const dY = ctx.GO(0);
   const dInvStd = optionalGO(ctx, 1);
   if (!dY && !dInvStd) return [];
-  const x = ctx.I(0);
-  const r = trailingNormGrads(ctx, {
-    x,
-    like: x,
-    axis: normAxis(attrInt(ctx.node, 'axis', -1), ctx.rank(x)),
-    eps: attrFloat(ctx.node, 'epsilon', 1e-5),
-    kind: 'rms',
-    float32ForHalf: attrInt(ctx.node, 'stash_type', 1) === 1,
+  const r = attributeNormGrads(ctx, 'rms', {
     scale: ctx.I(1),
     ...(dY ? { dY } : {}),
     ...(dInvStd ? { dInvStd } : {}),
