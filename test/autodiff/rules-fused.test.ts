@@ -20,7 +20,9 @@
  * are in cases-fused.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { gradCheck, vjpCompare } from '../helpers/gradcheck.ts';
+import { encodeModel } from '../../src/onnx/io.ts';
+import { ort } from '../../src/runtime.ts';
+import { buildOpModel, gradCheck, vjpCompare } from '../helpers/gradcheck.ts';
 import { FUSED_CASES as CASES } from './cases-fused.ts';
 
 /** Largest FD error / tolerance ratio seen, per op (reported by the last test). */
@@ -51,5 +53,17 @@ describe('fused rules match the unfused standard-op computation', () => {
     const tol = (c.dtype === 'float32' ? 1e-4 : 1e-10) * Math.max(1, r.maxAbs);
     expect(r.maxDiff, JSON.stringify(r.perInput)).toBeLessThanOrEqual(tol);
     if (r.forwardDiff !== undefined) expect(r.forwardDiff).toBeLessThanOrEqual(c.dtype === 'float32' ? 1e-4 : 1e-10);
+  });
+});
+
+describe('ONNX Runtime 1.30 CPU kernels the checks above rely on', () => {
+  // BiasAdd and GemmFastGelu are checked through their composed forward because the CPU EP has
+  // no kernel for them; this fails (and the cases should run the real kernel) once it has one.
+  it.each([
+    ['BiasAdd', [[2, 3, 4], [4], [2, 3, 4]]],
+    ['GemmFastGelu', [[2, 4], [4, 3], [3]]],
+  ] as const)('EXPECTED FAILURE - %s has no CPU kernel', async (op, dims) => {
+    const m = buildOpModel({ op, domain: 'com.microsoft', dtype: 'float32', inputs: dims.map((d, i) => ({ name: `x${i}`, dims: [...d] })) }, () => []);
+    await expect(ort.InferenceSession.create(encodeModel(m))).rejects.toThrow(/Could not find an implementation/);
   });
 });

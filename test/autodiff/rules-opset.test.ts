@@ -18,7 +18,10 @@
  * 2e-3 absolute + relative).
  */
 import { describe, expect, it } from 'vitest';
-import { float } from '../../src/onnx/attributes.ts';
+import { float, type AttrValue } from '../../src/onnx/attributes.ts';
+import { Graph } from '../../src/onnx/graph.ts';
+import { create, GraphProtoSchema } from '../../src/onnx/proto.ts';
+import { gradientOpset } from '../../src/autodiff/opset-raise.ts';
 import { encodeModel } from '../../src/onnx/io.ts';
 import { ort } from '../../src/runtime.ts';
 import { RULES } from '../../src/autodiff/rules/index.ts';
@@ -159,5 +162,38 @@ describe("ONNX Runtime's lowest opsets in FIRST", () => {
     let m = buildOpModel(below, (inp, dims) => (typeof inp.values === 'function' ? inp.values(dims) : inp.values ? [...inp.values] : randomValues(numel(dims), 3)));
     if (below.runComposed) m = withComposed(m, below);
     await expect(ort.InferenceSession.create(encodeModel(m))).rejects.toThrow();
+  });
+});
+
+describe('raising an import below opset 7 (opset-raise.ts)', () => {
+  const graphOf = (nodes: Array<{ op: string; domain?: string; sub?: string }>) => {
+    const g = create(GraphProtoSchema, { name: 'g' });
+    const graph = new Graph(g);
+    for (const [i, n] of nodes.entries()) {
+      const attrs: Record<string, AttrValue> = {};
+      if (n.sub) {
+        const body = create(GraphProtoSchema, { name: 'body' });
+        new Graph(body).addNode({ opType: n.sub, inputs: ['a', 'b'], outputs: ['c'], name: 'inner' });
+        attrs['then_branch'] = body;
+        attrs['else_branch'] = body;
+      }
+      graph.addNode({ opType: n.op, domain: n.domain, inputs: ['x'], outputs: [`y${i}`], attrs, name: `n${i}_${n.op}` });
+    }
+    return g;
+  };
+
+  it('raises to 7 when every node resolves to the same version there', () => {
+    expect(gradientOpset(graphOf([{ op: 'Relu' }, { op: 'MatMul' }, { op: 'Softmax' }, { op: 'Attention', domain: 'com.microsoft' }]), 6)).toBe(7);
+    expect(gradientOpset(graphOf([{ op: 'Conv' }, { op: 'MaxPool' }, { op: 'Reshape' }]), 5)).toBe(7);
+    expect(gradientOpset(graphOf([{ op: 'Add' }]), 9)).toBe(9);
+  });
+
+  it.each([
+    ['an Add (broadcast attribute before 7)', [{ op: 'Add' }], 6, /node 'n0_Add' \('Add' resolves to version 6 at opset 6 but to version 7 at opset 7\)/],
+    ['a Relu at opset 5 (consumed_inputs until 6)', [{ op: 'Relu' }], 5, /'Relu' resolves to version 1 at opset 5 but to version 6/],
+    ['a Mul inside an If branch', [{ op: 'If', sub: 'Mul' }], 6, /node 'inner'/],
+    ['an op that does not exist before 7', [{ op: 'Sin' }], 6, /'Sin' has no version at opset 6/],
+  ] as const)('EXPECTED FAILURE - %s', (_label, nodes, opset, message) => {
+    expect(() => gradientOpset(graphOf([...nodes]), opset)).toThrow(message);
   });
 });
