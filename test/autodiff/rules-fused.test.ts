@@ -49,10 +49,12 @@ describe('fused normalisation and activation rules: finite differences through o
 describe('fused rules match the unfused standard-op computation', () => {
   it.each(CASES)('%s', async (_label, c) => {
     const r = await vjpCompare(c);
-    // Both sides in the case's precision: float32 round-off differs between the two graphs.
-    const tol = (c.dtype === 'float32' ? 1e-4 : 1e-10) * Math.max(1, r.maxAbs);
+    // Both sides in the case's precision, round-off differing between the two graphs (measured:
+    // up to 2.1e-7 relative in float32, 3.1e-16 in float64).
+    const tol = (c.dtype === 'float32' ? 1e-5 : 1e-12) * Math.max(1, r.maxAbs);
     expect(r.maxDiff, JSON.stringify(r.perInput)).toBeLessThanOrEqual(tol);
-    if (r.forwardDiff !== undefined) expect(r.forwardDiff).toBeLessThanOrEqual(c.dtype === 'float32' ? 1e-4 : 1e-10);
+    // The fused kernels sum in their own order (measured: up to 2.4e-7 in float32, 9.6e-11 in float64).
+    if (r.forwardDiff !== undefined) expect(r.forwardDiff).toBeLessThanOrEqual(c.dtype === 'float32' ? 1e-5 : 1e-9);
   });
 });
 
