@@ -7,6 +7,8 @@ import { float } from '../../src/onnx/attributes.ts';
 import { randomValues, type GradCheckCase } from '../helpers/gradcheck.ts';
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+/** Distinct values 0.05 apart in a scrambled order (no two within a float32 finite-difference step). */
+const spaced = (dims: readonly number[]) => Array.from({ length: numel(dims) }, (_, i) => (((i * 37) % numel(dims)) - numel(dims) / 2) * 0.05);
 /** Values at least 0.05 from 0 (Abs, LeakyRelu kinks). */
 const away0 = (dims: readonly number[]) => randomValues(numel(dims), 5, -1, 1, [0], 0.05);
 /** Near INT64_MAX and exactly representable as a double (2^63 − 1024). */
@@ -279,6 +281,11 @@ export const SHAPE_CASES: ShapeCase[] = [
   ['MaxPool-13 non-overlapping 2x2', { op: 'MaxPool', opset: 13, attrs: { kernel_shape: [2, 2], strides: [2, 2] }, inputs: [{ name: 'x', dims: [2, 2, 4, 4], altDims: [1, 3, 6, 4] }] }],
   ['MaxPool-18 overlapping windows, pads, dilation', { op: 'MaxPool', opset: 18, attrs: { kernel_shape: [3], strides: [1], pads: [1, 1], dilations: [2] }, inputs: [{ name: 'x', dims: [2, 2, 7], altDims: [2, 3, 9] }] }, { uses: ['ScatterElements'] }],
   ['MaxPool-18 with its Indices output', { op: 'MaxPool', opset: 18, outputs: 2, skipOutputs: [1], attrs: { kernel_shape: [2, 2] }, inputs: [{ name: 'x', dims: [1, 1, 3, 3] }] }, { avoids: ['MaxPool'] }],
+  // Opsets 7 and 8 (no scatter): per-offset sampling and placement; values kept 0.05 apart so the float32 step never swaps a maximum
+  ['MaxPool-1 overlapping 2x2 stride 1 (float32; the backward graph at opset 7)', { op: 'MaxPool', opset: 1, dtype: 'float32', attrs: { kernel_shape: [2, 2], strides: [1, 1] }, inputs: [{ name: 'x', dims: [1, 2, 3, 4], values: spaced }] }],
+  ['MaxPool-7 2-D kernel 2 stride 2, pads (float32)', { op: 'MaxPool', opset: 7, dtype: 'float32', attrs: { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 0, 0, 1] }, inputs: [{ name: 'x', dims: [2, 2, 3, 4], values: spaced }] }],
+  ['MaxPool-8 overlapping 3x2 stride 1, double', { op: 'MaxPool', opset: 8, attrs: { kernel_shape: [3, 2], strides: [1, 1], pads: [1, 1, 1, 0] }, inputs: [{ name: 'x', dims: [1, 2, 4, 3] }] }],
+  ['MaxPool-7 1-D auto_pad=SAME_UPPER stride 2 (float32)', { op: 'MaxPool', opset: 7, dtype: 'float32', attrs: { kernel_shape: [3], strides: [2], auto_pad: 'SAME_UPPER' }, inputs: [{ name: 'x', dims: [2, 1, 7], values: spaced }] }],
   // Overlapping windows before opset 16 (no scatter-add): outputs grouped so no group selects an element twice
   ['MaxPool-13 overlapping windows, 1-D kernel 2 stride 1', { op: 'MaxPool', opset: 13, attrs: { kernel_shape: [2], strides: [1] }, inputs: [{ name: 'x', dims: [1, 2, 6] }] }, { avoids: ['ScatterND'] }],
   [

@@ -48,7 +48,7 @@ const FAMILY = [
 ];
 
 const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [
-  ['MaxPool-8 (no scatter before opset 9)', { op: 'MaxPool', opset: 8, attrs: { kernel_shape: [2], strides: [2] }, inputs: [{ name: 'x', dims: [1, 1, 4] }] }, /needs opset 9/],
+  ['MaxPool-8 with dynamic spatial dims (no scatter before opset 9)', { op: 'MaxPool', opset: 8, attrs: { kernel_shape: [2], strides: [2] }, inputs: [{ name: 'x', dims: [1, 1, 4], altDims: [1, 1, 6] }] }, /needs opset 9/],
   ['Pad reflect mode', { op: 'Pad', opset: 13, attrs: { mode: 'reflect' }, inputs: [{ name: 'x', dims: [2, 3] }, i64('pads', [0, 1, 0, 1])] }, /Pad node .*mode 'reflect'/],
   ['ScatterND reduction=max', { op: 'ScatterND', opset: 18, attrs: { reduction: 'max' }, inputs: [{ name: 'data', dims: [3, 2] }, i64('idx', [0], [1, 1]), { name: 'upd', dims: [1, 2] }] }, /reduction 'max'/],
   [
@@ -61,6 +61,32 @@ const UNSUPPORTED: Array<[string, GradCheckCase, RegExp]> = [
 describe('shape-family rules: unsupported variants fail loudly', () => {
   it.each(UNSUPPORTED)('EXPECTED FAILURE - %s', async (_label, c, message) => {
     await expect(gradCheck(c)).rejects.toMatchObject({ code: 'E_UNSUPPORTED_OP', message: expect.stringMatching(message) });
+  });
+});
+
+describe('MaxPool ties', () => {
+  // Central differences cannot see a tie; the gradient must go where MaxPool's own Indices point
+  // (the first maximum of the window) at every opset, scatter path (11) and sampling path (8) alike.
+  it('the sampling path (opset 8) gives the gradient to the same element as the Indices (opset 11)', async () => {
+    const grads: number[][] = [];
+    for (const opset of [8, 11]) {
+      const g = create(GraphProtoSchema, { name: 'ties' });
+      g.input.push(makeValueInfo('x', DT.FLOAT, [1, 1, 2, 4]), makeValueInfo('dy', DT.FLOAT, [1, 1, 1, 2]));
+      const graph = new Graph(g);
+      graph.addNode({ opType: 'MaxPool', inputs: ['x'], outputs: ['y'], attrs: { kernel_shape: [2, 2], strides: [2, 2] }, name: 'pool' });
+      g.output.push(makeValueInfo('y'));
+      const proto = create(ModelProtoSchema, { irVersion: 8n, graph: g, opsetImport: [{ domain: '', version: BigInt(opset) }] });
+      const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, 3, 5, 5, 3, 1, 5, 5]), [1, 1, 2, 4]), dy: new ort.Tensor('float32', Float32Array.from([10, 20]), [1, 1, 1, 2]) };
+      const shapes = await probeShapes({ proto, baseDir: '.' }, { batches: [feeds, feeds] });
+      const built = buildGradients({ graph, opset, seeds: new Map([['y', 'dy']]), params: ['x'], shapes });
+      g.output = [makeValueInfo(built.grads.get('x')!)];
+      const session = await ort.InferenceSession.create(encodeModel(proto));
+      grads.push(Array.from((await session.run(feeds))[built.grads.get('x')!]!.data as Float32Array));
+      await session.release();
+    }
+    // Window 1 holds 3 twice (row 0 col 1, row 1 col 0): the first; window 2 holds 5 four times.
+    expect(grads[1]).toEqual([0, 10, 20, 0, 0, 0, 0, 0]);
+    expect(grads[0]).toEqual(grads[1]);
   });
 });
 

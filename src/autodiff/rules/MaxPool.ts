@@ -12,13 +12,18 @@
  *   one plain scatter (ScatterElements, or Scatter at 9 and 10) writes dY at g·Size(X) + index
  *   into zeros[G·Size(X)], which is then summed over the G rows. Non-overlapping windows have
  *   G = 1. g is a constant for static output dims, else built with Range and Mod (opset 11).
- * - before opset 9 there is no scatter (and no Indices output before 8): not supported.
+ * - before opset 9 there is no scatter (and no Indices output before 8): for each kernel offset
+ *   κ (row-major), the window elements at offset κ are sampled from X padded with −∞
+ *   (Pad, Slice, Reshape, Gather: Sκ[o] = Xpad[o·s + κ]), the first offset whose element equals
+ *   Y takes the gradient (MaxPool's own choice among ties), and dY·[taken] is put back at
+ *   o·s + κ by the inverse reshapes and pads; the K placements are summed and the padding cut.
+ *   Static spatial dims are needed there (the old Slice and Pad take constants).
  * ceil_mode, dilations, pads and auto_pad need nothing more: the indices account for them.
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
-import { inFloat32, needsOpset, reduce, scatterElements, zerosOfShape } from '../ops.ts';
-import { dimOf, shapeOf, unsupported } from '../shape-helpers.ts';
+import { attrInt, attrInts, attrString, float } from '../../onnx/attributes.ts';
+import { equalFloat, inFloat32, needsOpset, padConst, reduce, scatterElements, sliceConst, unsqueeze, zerosOfShape } from '../ops.ts';
+import { dimOf, isStatic, shapeOf, unsupported, windowAttrs } from '../shape-helpers.ts';
 
 export const maxPoolGrad: GradRule = {
   opType: 'MaxPool',
@@ -26,7 +31,7 @@ export const maxPoolGrad: GradRule = {
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
-    if (ctx.opset < 9) needsOpset(ctx, 9, `MaxPool node '${ctx.node.name}': its gradient (a scatter at the selected indices)`);
+    if (ctx.opset < 9) return [bySampling(ctx, dY)];
     const b = ctx.b;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);
@@ -100,4 +105,62 @@ function groupKey(ctx: GradContext, groups: readonly number[]): string {
     key = key ? b.op('Add', [key, term]) : term;
   }
   return key!;
+}
+
+/**
+ * The gradient of a MaxPool node without a scatter (opsets 7 and 8): see the module comment.
+ * MaxPool there has no dilations or ceil_mode.
+ */
+function bySampling(ctx: GradContext, dY: string): string {
+  const b = ctx.b;
+  const x = ctx.I(0);
+  const y = ctx.O(0);
+  const dt = ctx.dtype(x);
+  const rank = ctx.rank(x);
+  const nsp = rank - 2;
+  const kernel = attrInts(ctx.node, 'kernel_shape') ?? unsupported(ctx, 'no kernel_shape');
+  const w = windowAttrs(ctx, kernel);
+  const xs0 = ctx.shape(x).slice(2);
+  const os0 = ctx.shape(y).slice(2);
+  if (!isStatic(xs0) || !isStatic(os0)) return needsOpset(ctx, 9, `MaxPool node '${ctx.node.name}': its gradient with dynamic spatial dims (a scatter)`);
+  const xs: number[] = [...xs0];
+  const os: number[] = [...os0];
+  const sp = Array.from({ length: nsp }, (_, i) => i);
+  // Padded lengths: begin pads, and enough at the end for every offset's strided sample.
+  const endPad = sp.map((i) => Math.max(w.pads[i + nsp]!, kernel[i]! - 1 + os[i]! * w.strides[i]! - xs[i]! - w.pads[i]!));
+  const padded = sp.map((i) => xs[i]! + w.pads[i]! + endPad[i]!);
+  const lead = [0, 0];
+  const xp = b.op('Pad', [x], { mode: 'constant', pads: [...lead, ...w.pads.slice(0, nsp), ...lead, ...endPad], value: float(-3.4e38) });
+  const offsets: number[][] = [[]];
+  for (const k of kernel) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: k }, (_, j) => [...o, j])));
+  const placed: string[] = [];
+  let seen: string | undefined;
+  for (const off of offsets) {
+    // Sκ[o] = Xpad[o·s + κ]: slice each axis from κ over O·s, split it into [O, s], keep index 0.
+    let sample = xp;
+    sp.forEach((i) => {
+      const axis = 2 + i;
+      sample = sliceConst(ctx, sample, [off[i]!], [off[i]! + os[i]! * w.strides[i]!], [axis]);
+      const dims = [...lead, ...os.slice(0, i), os[i]!, w.strides[i]!, ...padded.slice(i + 1)];
+      sample = b.op('Gather', [b.op('Reshape', [sample, b.constInt64(dims)]), b.constInt64([0], [])], { axis: axis + 1 });
+    });
+    const hit = equalFloat(ctx, sample, y);
+    const taken = seen ? b.op('And', [hit, b.op('Not', [seen])]) : hit;
+    seen = seen ? b.op('Or', [seen, hit]) : hit;
+    // Back to Xpad's layout: each output spread over s positions (value first), shifted by κ.
+    let g = b.op('Mul', [dY, b.op('Cast', [taken], { to: dt })]);
+    for (let i = nsp - 1; i >= 0; i--) {
+      const axis = 2 + i;
+      const spread = padConst(ctx, unsqueeze(ctx, g, [axis + 1]), Array.from({ length: 2 * (rank + 1) }, (_, j) => (j === rank + 1 + axis + 1 ? w.strides[i]! - 1 : 0)));
+      const dims = [...lead, ...os.slice(0, i), os[i]! * w.strides[i]!, ...padded.slice(i + 1)];
+      g = b.op('Reshape', [spread, b.constInt64(dims)]);
+      const pads = new Array<number>(2 * rank).fill(0);
+      pads[axis] = off[i]!;
+      pads[rank + axis] = padded[i]! - off[i]! - os[i]! * w.strides[i]!;
+      g = padConst(ctx, g, pads);
+    }
+    placed.push(g);
+  }
+  const total = placed.length === 1 ? placed[0]! : b.op('Sum', placed);
+  return sliceConst(ctx, total, sp.map((i) => w.pads[i]!), sp.map((i) => w.pads[i]! + xs[i]!), sp.map((i) => 2 + i));
 }
