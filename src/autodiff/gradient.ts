@@ -10,6 +10,8 @@
  *    one `Sum` node.
  * 3. Each rule's output is checked (check.ts): present for every input that needs it, and of the
  *    input's dtype and rank where the builder knows the returned value's type.
+ * Backward nodes are emitted for the model's default-domain opset, or for opset 7 where the
+ * model imports an older one and raising its import provably changes no node (opset-raise.ts).
  */
 import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
@@ -18,7 +20,9 @@ import type { Graph } from '../onnx/graph.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import type { ShapeTable, ValueShape } from '../onnx/shapes.ts';
 import { tensorDims } from '../onnx/tensor.ts';
+import { expandTo } from '../onnx/ops.ts';
 import { checkRuleResult, inferEmitted } from './check.ts';
+import { gradientOpset } from './opset-raise.ts';
 import { constantInts, gradContext } from './context.ts';
 import { findGradientPath, nodeLabel } from './reach.ts';
 import { defaultRegistry, type GradRegistry } from './registry.ts';
@@ -51,6 +55,11 @@ export interface GradientResult {
   pathNodes: NodeProto[];
   /** Nodes appended for the backward pass, in order. */
   backwardNodes: NodeProto[];
+  /**
+   * Default-domain opset the backward nodes are valid at: the given one, or 7 where that was
+   * lower (see opset-raise.ts). The caller sets the model's import to it.
+   */
+  opset: number;
 }
 
 /**
@@ -60,7 +69,8 @@ export interface GradientResult {
  *   E_GRAPH when a parameter does not reach the loss or a rule returns a malformed gradient.
  */
 export function buildGradients(opts: BuildGradientsOptions): GradientResult {
-  const { graph, opset, shapes } = opts;
+  const { graph, shapes } = opts;
+  const opset = opts.checkOnly ? opts.opset : gradientOpset(graph.proto, opts.opset);
   const seeds = opts.seeds ?? new Map<string, string>();
   if (opts.loss === undefined && seeds.size === 0) throw new PeanutError('E_GRAPH', 'buildGradients needs a loss or seeds');
   const loss = opts.loss ?? [...seeds.keys()].join(', ');
@@ -78,7 +88,7 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     return t ? { dtype: t.dataType, shape: tensorDims(t) } : undefined;
   };
   const path = findGradientPath(nodes, { roots, loss, params: opts.params, registry, meta: forwardMeta });
-  if (opts.checkOnly) return { grads: new Map(), pathNodes: path.nodes, backwardNodes: [] };
+  if (opts.checkOnly) return { grads: new Map(), pathNodes: path.nodes, backwardNodes: [], opset };
 
   const backwardNodes: NodeProto[] = [];
   const contributions = new Map<string, string[]>();
@@ -109,8 +119,9 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
       const ones = Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => 1);
       seed = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble(ones, dims) : seedBuilder.constFloat(ones, dims, lossMeta.dtype);
     } else {
-      const one = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble([1], []) : seedBuilder.scalar(1, lossMeta.dtype);
-      seed = seedBuilder.op('Expand', [one, seedBuilder.op('Shape', [opts.loss])]);
+      const rank = lossMeta.shape.length;
+      const one = lossMeta.dtype === DT.DOUBLE ? seedBuilder.constDouble([1], new Array<number>(rank).fill(1)) : seedBuilder.constFloat([1], new Array<number>(rank).fill(1), lossMeta.dtype);
+      seed = expandTo({ b: seedBuilder, opset }, one, seedBuilder.op('Shape', [opts.loss]), rank);
     }
     backwardNodes.push(...seedBuilder.emitted);
     contributions.set(opts.loss, [seed]);
@@ -152,5 +163,5 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
     grads.set(p, g);
   }
   backwardNodes.push(...accBuilder.emitted.splice(0));
-  return { grads, pathNodes: path.nodes, backwardNodes };
+  return { grads, pathNodes: path.nodes, backwardNodes, opset };
 }

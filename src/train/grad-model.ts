@@ -14,7 +14,7 @@ import { PeanutError } from '../errors.ts';
 import { isFloatType } from '../onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../onnx/graph.ts';
 import { defaultOpset, editableCopy, graphOf, type OnnxModel } from '../onnx/model.ts';
-import type { NodeProto, TensorProto } from '../onnx/proto.ts';
+import { create, OperatorSetIdProtoSchema, type NodeProto, type TensorProto } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { paramNames, readAdapterMeta } from '../adapter/adapter-meta.ts';
 import { appendLossHead, type Task } from './loss.ts';
@@ -117,7 +117,7 @@ export async function buildGradModel(runtime: Runtime, adapted: OnnxModel, opts:
   }
   graph.invalidate();
 
-  const { grads: raw, pathNodes, backwardNodes } = buildGradients({
+  const { grads: raw, pathNodes, backwardNodes, opset: gradOpset } = buildGradients({
     graph,
     opset,
     loss: head.loss,
@@ -126,6 +126,8 @@ export async function buildGradModel(runtime: Runtime, adapted: OnnxModel, opts:
     baseDir: adapted.baseDir,
     ...(opts.registry ? { registry: opts.registry } : {}),
   });
+
+  if (gradOpset !== opset) proto.opsetImport = proto.opsetImport.map((o) => (o.domain === '' || o.domain === 'ai.onnx' ? create(OperatorSetIdProtoSchema, { ...o, version: BigInt(gradOpset) }) : o));
 
   // Name each gradient `<key>.grad` (an Identity, which ORT removes).
   const grads = new Map<string, string>();

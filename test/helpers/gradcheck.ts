@@ -12,6 +12,13 @@
  *
  *   const r = await gradCheck({ op: 'Mul', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }] });
  *   expect(r.maxErr).toBeLessThanOrEqual(r.tolerance);
+ *
+ * A case may also give `composed`, the op written in standard ops. With `runComposed` (for ops
+ * onnxruntime has no CPU kernel for, or a random one such as Dropout in training mode) that
+ * subgraph stands in for the node wherever a model is run (finite differences, shape probing,
+ * the backward run), while the gradient is still built by the op's own rule from its own node.
+ * `vjpCompare` runs the rule's gradient against the gradient of the composed graph (built by the
+ * standard-op rules): the equivalence check for fused ops.
  */
 import type { TensorLike } from '../../src/runtime/session.ts';
 import { nodeRuntime } from '../../src/node/onnxruntime.ts';
@@ -21,6 +28,7 @@ import { create, GraphProtoSchema, ModelProtoSchema, type ModelProto } from '../
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
 import { makeTensor } from '../../src/onnx/tensor.ts';
 import type { AttrValue } from '../../src/onnx/attributes.ts';
+import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { probeShapes } from '../../src/runtime/probe.ts';
 import { type Feeds } from '../../src/runtime/tensors.ts';
@@ -36,7 +44,7 @@ export interface GradCheckInput {
   /** Alternative dims for the dynamic-shape run (needs `altDims` on every input that changes). */
   altDims?: number[];
   /** Element type: the case's float type by default; 'int64' / 'int32' / 'bool' for indices and masks. */
-  type?: CheckDtype | 'int64' | 'int32' | 'bool';
+  type?: CheckDtype | 'int64' | 'int32' | 'bool' | 'float32';
   /**
    * Values (default: uniform in [-1, 1], seeded). A function gets the dims and whether this is
    * the run at the alternative dims (for values that depend on other inputs' sizes).
@@ -77,6 +85,13 @@ export interface GradCheckCase {
   maxElements?: number;
   seed?: number;
   registry?: GradRegistry;
+  /**
+   * The op in standard ONNX ops: emits nodes through `b` computing `outputs` (Y0…, exact names:
+   * use `b.opN(…, { outputs: [name] })`) from `inputs` (the case's input names, '' where absent).
+   */
+  composed?: (b: GraphBuilder, inputs: string[], outputs: string[]) => void;
+  /** Run `composed` in place of the node (the op has no usable ORT kernel). */
+  runComposed?: boolean;
 }
 
 export interface GradCheckRun {
@@ -93,6 +108,8 @@ export interface GradCheckResult extends GradCheckRun {
   alt?: GradCheckRun;
   /** Backward node op types, for structure assertions. */
   backwardOps: string[];
+  /** Default-domain opset the backward graph was built for (raised from the case's, if needed). */
+  opset: number;
 }
 
 /** Seeded uniform values in [lo, hi], optionally kept at least `gap` away from `kinks`. */
@@ -172,6 +189,21 @@ export function buildOpModel(c: GradCheckCase, valuesOf: (inp: GradCheckInput, d
   return create(ModelProtoSchema, { irVersion: opset >= 23 ? 11n : 10n, producerName: 'gradcheck', graph: g, opsetImport });
 }
 
+/**
+ * A copy of `proto` in which the case's node is replaced by its `composed` subgraph (same input
+ * and output names), so onnxruntime can run it; `proto` itself is unchanged.
+ */
+export function withComposed(proto: ModelProto, c: GradCheckCase): ModelProto {
+  if (!c.composed) throw new Error(`gradcheck ${c.op}: the case has no composed form`);
+  const g = create(GraphProtoSchema, { ...proto.graph!, node: [...proto.graph!.node], initializer: [...proto.graph!.initializer] });
+  const at = g.node.findIndex((n) => n.name === `node_${c.op}`);
+  if (at < 0) throw new Error(`gradcheck ${c.op}: node_${c.op} not found`);
+  const [node] = g.node.splice(at, 1);
+  const graph = new Graph(g);
+  c.composed(new GraphBuilder(graph, '/composed', g.node[at]), [...node!.input], [...node!.output]);
+  return create(ModelProtoSchema, { ...proto, graph: g });
+}
+
 /** Runs a finite-difference check of the gradient rule(s) for one op. */
 export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const dtype = c.dtype ?? 'float64';
@@ -190,7 +222,8 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   const weighted = Array.from({ length: nOut }, (_, k) => k).filter((k) => !c.skipOutputs?.includes(k));
   const gradInputs = c.inputs.filter((i) => i.name !== '' && (i.grad ?? (!i.constant && (i.type ?? dtype) === dtype)));
 
-  const { session: fwd } = await createSession(encodeModel(fwdProto), { memPattern: false, graphOptimizationLevel: 'disabled' });
+  const runnable = (p: ModelProto) => (c.runComposed ? withComposed(p, c) : p);
+  const { session: fwd } = await createSession(encodeModel(runnable(fwdProto)), { memPattern: false, graphOptimizationLevel: 'disabled' });
 
   const feedsAt = (alt: boolean) => {
     const feeds: Record<string, number[]> = {};
@@ -247,7 +280,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
     gg.input.push(makeValueInfo(`R${k}`, DT_OF[dtype]!, weights[0]![weighted.indexOf(k)]!.dims.map((d, i) => (hasAlt ? `R${k}_d${i}` : d))));
     seeds.set(`Y${k}`, `R${k}`);
   }
-  const model: OnnxModel = { proto: gradProto, baseDir: '.' };
+  const model: OnnxModel = { proto: runnable(gradProto), baseDir: '.' };
   const probeBatches = runs.map((run, ri) => {
     const f = toFeeds(run.feeds, run.dims);
     weighted.forEach((k, j) => (f[`R${k}`] = ortTensor(dtype, weights[ri]![j]!.values, weights[ri]![j]!.dims)));
@@ -256,7 +289,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   // The probe needs every graph input, so R_k is declared before probing.
   const shapes = await probeShapes(nodeRuntime, model, { batches: hasAlt ? probeBatches : [probeBatches[0]!, probeBatches[0]!] });
   const graph = new Graph(gg);
-  const { grads, backwardNodes } = buildGradients({
+  const built = buildGradients({
     graph,
     opset: c.opset ?? 17,
     seeds,
@@ -264,8 +297,11 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
     shapes,
     ...(c.registry ? { registry: c.registry } : {}),
   });
+  const { grads, backwardNodes } = built;
+  const usedOpset = built.opset;
+  setDefaultOpset(gradProto, usedOpset);
   for (const i of gradInputs) gg.output.push(makeValueInfo(grads.get(i.name)!));
-  const { session: bwd } = await createSession(encodeModel(gradProto), { memPattern: false, graphOptimizationLevel: 'disabled' });
+  const { session: bwd } = await createSession(encodeModel(runnable(gradProto)), { memPattern: false, graphOptimizationLevel: 'disabled' });
 
   const check = async (ri: number): Promise<GradCheckRun> => {
     const run = runs[ri]!;
@@ -306,9 +342,114 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckResult> {
   try {
     const main = await check(0);
     const alt = hasAlt ? await check(1) : undefined;
-    return { ...main, ...(alt ? { alt } : {}), backwardOps: backwardNodes.map((n) => n.opType) };
+    return { ...main, ...(alt ? { alt } : {}), backwardOps: backwardNodes.map((n) => n.opType), opset: usedOpset };
   } finally {
     await fwd.release();
     await bwd.release();
   }
+}
+
+/** Sets the default-domain opset a model imports. */
+function setDefaultOpset(proto: ModelProto, opset: number): void {
+  const e = proto.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  if (e) e.version = BigInt(opset);
+}
+
+export interface VjpComparison {
+  /** max |rule − composed| over every element of every input's gradient, per input. */
+  perInput: Record<string, { maxDiff: number; maxAbs: number }>;
+  maxDiff: number;
+  maxAbs: number;
+  /** max |fused − composed| over the forward outputs (when the fused op was run by its kernel). */
+  forwardDiff?: number;
+}
+
+/**
+ * The equivalence check of a fused op: the vector-Jacobian product of the op's rule against the
+ * one of its `composed` graph (differentiated by the standard-op rules), for the same inputs and
+ * output weights, and, where the op has an ORT kernel (no `runComposed`), its outputs against the
+ * composed outputs.
+ */
+export async function vjpCompare(c: GradCheckCase): Promise<VjpComparison> {
+  const dtype = c.dtype ?? 'float64';
+  const seed = c.seed ?? 1;
+  const valuesOf = (inp: GradCheckInput, dims: readonly number[]): number[] => {
+    if (typeof inp.values === 'function') return inp.values(dims, false);
+    if (inp.values) return [...inp.values];
+    return randomValues(numel(dims), seed + [...inp.name].reduce((a, ch) => a * 31 + ch.charCodeAt(0), 7));
+  };
+  const fused = buildOpModel({ ...c, inputs: c.inputs.map(({ altDims: _, ...i }) => i) }, valuesOf);
+  const composed = withComposed(fused, c);
+  const nOut = c.outputs ?? 1;
+  const weighted = Array.from({ length: nOut }, (_, k) => k).filter((k) => !c.skipOutputs?.includes(k));
+  const gradInputs = c.inputs.filter((i) => i.name !== '' && (i.grad ?? (!i.constant && (i.type ?? dtype) === dtype)));
+  const feeds: Feeds = {};
+  for (const inp of c.inputs) if (!inp.constant && inp.name !== '') feeds[inp.name] = ortTensor(inp.type ?? dtype, valuesOf(inp, inp.dims), inp.dims);
+  const run = async (p: ModelProto, f: Feeds) => {
+    const { session } = await createSession(encodeModel(p), { memPattern: false, graphOptimizationLevel: 'disabled' });
+    try {
+      return await session.run(f);
+    } finally {
+      await session.release();
+    }
+  };
+  const outs = await run(composed, feeds);
+  let forwardDiff: number | undefined;
+  if (!c.runComposed) {
+    const fusedOuts = await run(fused, feeds);
+    forwardDiff = Math.max(0, ...weighted.map((k) => maxAbsDiff(fusedOuts[`Y${k}`]!.data as Float64Array, outs[`Y${k}`]!.data as Float64Array)));
+  }
+  const seedFeeds: Feeds = {};
+  weighted.forEach((k, j) => {
+    const y = outs[`Y${k}`] as ort.Tensor;
+    seedFeeds[`R${k}`] = ortTensor(dtype, randomValues(y.data.length, 2000 + j, -1, 1), y.dims);
+  });
+  const gradientOf = async (forward: ModelProto, runForward: (p: ModelProto) => ModelProto) => {
+    const p = create(ModelProtoSchema, { ...forward, graph: create(GraphProtoSchema, { ...forward.graph!, node: [...forward.graph!.node], initializer: [...forward.graph!.initializer], input: [...forward.graph!.input], output: [] }) });
+    const seeds = new Map<string, string>();
+    for (const k of weighted) {
+      p.graph!.input.push(makeValueInfo(`R${k}`, DT_OF[dtype]!, (seedFeeds[`R${k}`] as ort.Tensor).dims.map(Number)));
+      seeds.set(`Y${k}`, `R${k}`);
+    }
+    const all = { ...feeds, ...seedFeeds };
+    const shapes = await probeShapes(nodeRuntime, { proto: runForward(p), baseDir: '.' }, { batches: [all, all] });
+    // Inputs that do not reach a weighted output (β when only a statistic is used) get zeros.
+    const reaches = (name: string) => {
+      const probe = new Graph(create(GraphProtoSchema, { ...p.graph!, node: [...p.graph!.node] }));
+      try {
+        buildGradients({ graph: probe, opset: c.opset ?? 17, seeds, params: [name], shapes, checkOnly: true });
+        return true;
+      } catch (err) {
+        if (/does not reach/.test((err as Error).message)) return false;
+        throw err;
+      }
+    };
+    const params = gradInputs.filter((i) => reaches(i.name)).map((i) => i.name);
+    const graph = new Graph(p.graph!);
+    const built = buildGradients({ graph, opset: c.opset ?? 17, seeds, params, shapes });
+    setDefaultOpset(p, built.opset);
+    for (const name of params) p.graph!.output.push(makeValueInfo(built.grads.get(name)!));
+    const r = await run(runForward(p), all);
+    return new Map(
+      gradInputs.map((i) => [i.name, params.includes(i.name) ? (r[built.grads.get(i.name)!]!.data as Float64Array) : new Float64Array(numel((feeds[i.name] as ort.Tensor).dims as number[]))]),
+    );
+  };
+  const viaRule = await gradientOf(fused, (p) => (c.runComposed ? withComposed(p, c) : p));
+  const viaComposed = await gradientOf(composed, (p) => p);
+  const perInput: VjpComparison['perInput'] = {};
+  for (const i of gradInputs) {
+    const a = viaRule.get(i.name)!;
+    const b = viaComposed.get(i.name)!;
+    perInput[i.name] = { maxDiff: maxAbsDiff(a, b), maxAbs: Math.max(0, ...Array.from(b, Math.abs)) };
+  }
+  const maxDiff = Math.max(0, ...Object.values(perInput).map((p) => p.maxDiff));
+  const maxAbs = Math.max(0, ...Object.values(perInput).map((p) => p.maxAbs));
+  return { perInput, maxDiff, maxAbs, ...(forwardDiff !== undefined ? { forwardDiff } : {}) };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`gradcheck: ${a.length} elements vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
 }

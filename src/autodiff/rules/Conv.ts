@@ -16,7 +16,7 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts } from '../../onnx/attributes.ts';
 import { concatInts, reduce, transpose } from '../../onnx/ops.ts';
-import { dimPiece, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from './shared/helpers.ts';
+import { cropToKernel, dimPiece, dimsOf, fitSpatial, hasInput, type WindowAttrs, windowAttrs } from './shared/helpers.ts';
 
 interface ConvAttrs extends WindowAttrs {
   group: number;
@@ -108,5 +108,5 @@ function weightGrad(ctx: GradContext, dY: string, a: ConvAttrs): string {
     return kk === k;
   });
   if (exact) return dW;
-  return b.op('Slice', [dW, b.constInt64(new Array<number>(nsp).fill(0)), dimsOf(ctx, w, spatial), b.constInt64(spatial)]);
+  return cropToKernel(ctx, dW, w);
 }

@@ -8,12 +8,12 @@
  *   channels, whose channels are the batch, whose kernel is X (channel-major), strides and
  *   dilations swapped, sliced to k; for group G, dY is rearranged to [M/G, G·N, …].
  * - dB = Σ dY over the batch and spatial axes.
- * Not supported: auto_pad SAME_* and output_shape (implicit pads).
+ * With output_shape or auto_pad SAME_* the pads are implicit (`transposePads`).
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt, attrInts, attrString } from '../../onnx/attributes.ts';
 import { reduce, transpose } from '../../onnx/ops.ts';
-import { dimsOf, hasInput, unsupported } from './shared/helpers.ts';
+import { cropToKernel, hasInput, unsupported } from './shared/helpers.ts';
 import { groupsToBatch } from './Conv.ts';
 
 interface Geometry {
@@ -29,14 +29,11 @@ export const convTransposeGrad: GradRule = {
     const dY = ctx.GO(0);
     if (!dY) return [];
     const nsp = ctx.rank(ctx.I(0)) - 2;
-    const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
-    if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') unsupported(ctx, `auto_pad ${autoPad}`);
-    if (attrInts(ctx.node, 'output_shape')) unsupported(ctx, 'output_shape (implicit pads)');
     const ones = new Array<number>(nsp).fill(1);
     const g: Geometry = {
       strides: attrInts(ctx.node, 'strides') ?? ones,
       dilations: attrInts(ctx.node, 'dilations') ?? ones,
-      pads: autoPad === 'VALID' ? new Array<number>(2 * nsp).fill(0) : (attrInts(ctx.node, 'pads') ?? new Array<number>(2 * nsp).fill(0)),
+      pads: transposePads(ctx, nsp),
       group: attrInt(ctx.node, 'group', 1),
     };
     const out: Array<string | undefined> = [];
@@ -46,6 +43,49 @@ export const convTransposeGrad: GradRule = {
     return out;
   },
 };
+
+/**
+ * The crop pads the forward pass used. Explicit `pads` (or none, VALID), unless the node sets
+ * `output_shape` or auto_pad SAME_*: then, as the ConvTranspose spec defines them (and ONNX
+ * Runtime 1.30 computes them: checked by the tests with odd crops), the total crop is
+ *   t = (in − 1)·s + output_padding + (k − 1)·d + 1 − out
+ * with out = output_shape, or in·s for SAME_* without it; SAME_UPPER puts ⌊t/2⌋ at the start
+ * and the rest at the end, anything else the larger half at the start. (For SAME_* without
+ * output_shape, t does not depend on `in`, so the input may be dynamic.)
+ */
+function transposePads(ctx: GradContext, nsp: number): number[] {
+  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  const outputShape = attrInts(ctx.node, 'output_shape');
+  const same = autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER';
+  if (!outputShape && !same) return autoPad === 'VALID' ? new Array<number>(2 * nsp).fill(0) : (attrInts(ctx.node, 'pads') ?? new Array<number>(2 * nsp).fill(0));
+  const ones = new Array<number>(nsp).fill(1);
+  const strides = attrInts(ctx.node, 'strides') ?? ones;
+  const dilations = attrInts(ctx.node, 'dilations') ?? ones;
+  const outPad = attrInts(ctx.node, 'output_padding') ?? new Array<number>(nsp).fill(0);
+  const kernel = attrInts(ctx.node, 'kernel_shape') ?? ctx.shape(ctx.I(1)).slice(2);
+  const xs = ctx.shape(ctx.I(0)).slice(2);
+  const begin: number[] = [];
+  const end: number[] = [];
+  for (let i = 0; i < nsp; i++) {
+    const k = kernel[i];
+    if (typeof k !== 'number') unsupported(ctx, 'output_shape or auto_pad with a dynamic kernel');
+    const ext = (k - 1) * dilations[i]! + 1 + outPad[i]!;
+    let total: number;
+    if (outputShape) {
+      const n = xs[i];
+      if (typeof n !== 'number') unsupported(ctx, 'output_shape with dynamic spatial input dims (the crop depends on them)');
+      total = (n - 1) * strides[i]! + ext - outputShape[outputShape.length - nsp + i]!;
+    } else {
+      total = ext - strides[i]!; // (in − 1)·s + ext − in·s
+    }
+    if (total < 0) unsupported(ctx, `an output larger than the full transposed convolution along spatial axis ${i}`);
+    const small = Math.floor(total / 2);
+    const head = autoPad === 'SAME_UPPER' ? small : total - small;
+    begin.push(head);
+    end.push(total - head);
+  }
+  return [...begin, ...end];
+}
 
 function weightGrad(ctx: GradContext, dY: string, g: Geometry): string {
   const b = ctx.b;
@@ -58,5 +98,5 @@ function weightGrad(ctx: GradContext, dY: string, g: Geometry): string {
   const input = groupsToBatch(ctx, dY, ctx.O(0), g.group); // [Mg, G·N, out…]
   const conv = b.op('Conv', [input, kernel], { strides: g.dilations, dilations: g.strides, pads: g.pads, group: g.group }); // [Mg, C, k'…]
   const dW = transpose(ctx, conv, swap01); // [C, Mg, k'…]
-  return b.op('Slice', [dW, b.constInt64(new Array<number>(nsp).fill(0)), dimsOf(ctx, w, spatial), b.constInt64(spatial)]);
+  return cropToKernel(ctx, dW, w);
 }

@@ -4,12 +4,14 @@
  * gradient is constant along them, so they are left out of that Einsum and put back with
  * Unsqueeze + Expand(Shape(Xᵢ)). "..." is rewritten to fresh letters when every operand's
  * ellipsis covers the same static dims (no size-1 broadcasting inside the ellipsis).
- * Not supported: an operand with a repeated letter (a diagonal) that needs a gradient.
+ * An operand with a repeated letter reads a diagonal ("ii->i", the trace "ii->", "iij->j"): its
+ * gradient is computed over its distinct letters, then put back on the diagonal by an Einsum with
+ * one identity matrix (EyeLike) per repeat, e.g. for "iij": g[i, j] → "ij,ia->iaj".
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrString } from '../../onnx/attributes.ts';
-import { unsqueeze } from '../../onnx/ops.ts';
-import { shapeOf, unsupported } from './shared/helpers.ts';
+import { unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
+import { dimOf, dimsOf, unsupported } from './shared/helpers.ts';
 
 interface Parsed {
   inputs: string[];
@@ -51,20 +53,38 @@ export const einsumGrad: GradRule = {
     if (!dY) return [];
     const b = ctx.b;
     const { inputs, output } = parse(ctx);
+    const used = new Set((attrString(ctx.node, 'equation') ?? '') + inputs.join('') + output);
+    const fresh = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'].filter((c) => !used.has(c));
     return inputs.map((term, i) => {
       if (!ctx.needsGrad(i)) return undefined;
-      if (new Set(term).size !== term.length) unsupported(ctx, `operand ${i} ('${term}') has a repeated index (a diagonal)`);
+      const x = ctx.I(i);
+      // The operand's distinct letters, in first-occurrence order, and where each first occurs.
+      const unique = [...new Set(term)].join('');
+      const first = [...unique].map((c) => term.indexOf(c));
       const others = inputs.filter((_, j) => j !== i);
       const elsewhere = new Set(output + others.join(''));
-      const target = [...term].filter((c) => elsewhere.has(c)).join('');
+      const target = [...unique].filter((c) => elsewhere.has(c)).join('');
       const operands = [dY, ...ctx.node.input.filter((_, j) => j !== i)];
-      const eq = `${[output, ...others].join(',')}->${target}`;
-      let g = b.op('Einsum', operands, { equation: eq });
-      if (target.length !== term.length) {
-        const missing = [...term].flatMap((c, k) => (elsewhere.has(c) ? [] : [k]));
-        g = b.op('Expand', [unsqueeze(ctx, g, missing), shapeOf(ctx, ctx.I(i))]);
+      let g = b.op('Einsum', operands, { equation: `${[output, ...others].join(',')}->${target}` });
+      if (target.length !== unique.length) {
+        const missing = [...unique].flatMap((c, k) => (elsewhere.has(c) ? [] : [k]));
+        g = b.op('Expand', [unsqueeze(ctx, g, missing), dimsOf(ctx, x, first)]);
       }
-      return g;
+      if (unique.length === term.length) return g;
+      // Repeated letters (a diagonal): put g on the diagonal, one identity matrix per repeat.
+      let next = 0;
+      const eyes: string[] = [];
+      const eyeTerms: string[] = [];
+      const primed = [...term].map((c, k) => {
+        if (term.indexOf(c) === k) return c;
+        const f = fresh[next++];
+        if (!f) unsupported(ctx, `too many repeated letters in '${term}'`);
+        const d = dimOf(ctx, x, k);
+        eyes.push(b.op('EyeLike', [zerosOfShape(ctx, b.op('Concat', [d, d], { axis: 0 }), ctx.dtype(x), 2)]));
+        eyeTerms.push(`${c}${f}`);
+        return f;
+      });
+      return b.op('Einsum', [g, ...eyes], { equation: `${unique},${eyeTerms.join(',')}->${primed.join('')}` });
     });
   },
 };

@@ -7,7 +7,8 @@
  *    transpose dY to indices.shape + pre + post.
  * 2. Opset ≥ 16: ScatterND(zeros, Unsqueeze(indices, -1), dYᵀ, reduction='add'), with negative
  *    indices wrapped by +D. Before 16, ScatterND cannot add repeated indices, so use
- *    OneHot(indices, D)ᵀ · dYᵀ as one MatMul ([D, N] · [N, rest]); OneHot wraps negatives itself.
+ *    OneHot(indices, D)ᵀ · dYᵀ as one MatMul ([D, N] · [N, rest]); the one-hot wraps negatives
+ *    itself (before opset 9 it is an Equal against a constant range, so D must be static).
  * 3. Transpose back.
  * Scalar indices (rank 0) work the same way (N = 1, no index axes in dY).
  * The scatter-add helpers below serve GatherElements and GatherND too.
@@ -15,8 +16,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { inFloat32, invertPerm, normAxis, transpose, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
-import { dimOf, dimsOf } from './shared/helpers.ts';
+import { inFloat32, invertPerm, normAxis, oneHot, transpose, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
+import { dimOf, dimPiece, dimsOf } from './shared/helpers.ts';
 
 export const gatherGrad: GradRule = {
   opType: 'Gather',
@@ -24,35 +25,43 @@ export const gatherGrad: GradRule = {
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
-    const b = ctx.b;
     const data = ctx.I(0);
-    const dt = ctx.dtype(data);
     const r = ctx.rank(data);
     const axis = normAxis(attrInt(ctx.node, 'axis', 0), r);
-    const q = ctx.rank(ctx.O(0)) - r + 1; // rank of indices
-    const rest = [...Array(r).keys()].filter((i) => i !== axis);
-    const dataPerm = [axis, ...rest];
-    const dyPerm = [
-      ...Array.from({ length: q }, (_, i) => axis + i),
-      ...Array.from({ length: axis }, (_, i) => i),
-      ...Array.from({ length: r - 1 - axis }, (_, i) => axis + q + i),
-    ];
-    const dyT = transpose(ctx, dY, dyPerm);
-    const shapeT = dimsOf(ctx, data, dataPerm);
-    const D = dimOf(ctx, data, axis);
-    const indices = b.op('Cast', [ctx.I(1)], { to: DT.INT64 });
-
-    let accT: string;
-    if (ctx.opset >= 16) {
-      const dScalar = b.op('Reshape', [D, b.constInt64([], [0])]); // keeps scalar indices scalar
-      const idx = unsqueeze(ctx, wrapNegative(ctx, indices, dScalar), [-1]);
-      accT = scatterAddToZeros(ctx, 'ScatterND', shapeT, idx, dyT, dt);
-    } else {
-      accT = b.op('Reshape', [oneHotRowSum(ctx, indices, D, dyT, dimsOf(ctx, data, rest), dt), shapeT]);
-    }
-    return [transpose(ctx, accT, invertPerm(dataPerm))];
+    return [gatherDataGrad(ctx, data, ctx.I(1), ctx.rank(ctx.O(0)) - r + 1, dY, axis)];
   },
 };
+
+/**
+ * The gradient of forward value `data` for Gather(data, indices, axis) reached by dY (shape
+ * pre + indices.shape + post): the three steps above. `indices` (any integer type, rank q) may
+ * be a backward value (EmbedLayerNormalization's position ids).
+ */
+export function gatherDataGrad(ctx: GradContext, data: string, indices: string, q: number, dY: string, axis: number): string {
+  const b = ctx.b;
+  const dt = ctx.dtype(data);
+  const r = ctx.rank(data);
+  const rest = [...Array(r).keys()].filter((i) => i !== axis);
+  const dataPerm = [axis, ...rest];
+  const dyPerm = [
+    ...Array.from({ length: q }, (_, i) => axis + i),
+    ...Array.from({ length: axis }, (_, i) => i),
+    ...Array.from({ length: r - 1 - axis }, (_, i) => axis + q + i),
+  ];
+  const dyT = transpose(ctx, dY, dyPerm);
+  const shapeT = dimsOf(ctx, data, dataPerm);
+  const idx64 = b.op('Cast', [indices], { to: DT.INT64 });
+
+  let accT: string;
+  if (ctx.opset >= 16) {
+    const dScalar = b.op('Reshape', [dimOf(ctx, data, axis), b.constInt64([], [0])]); // keeps scalar indices scalar
+    const idx = unsqueeze(ctx, wrapNegative(ctx, idx64, dScalar), [-1]);
+    accT = scatterAddToZeros(ctx, 'ScatterND', shapeT, idx, dyT, dt);
+  } else {
+    accT = b.op('Reshape', [oneHotRowSum(ctx, idx64, dimPiece(ctx, data, axis), dyT, dimsOf(ctx, data, rest), dt), shapeT]);
+  }
+  return transpose(ctx, accT, invertPerm(dataPerm));
+}
 
 /** `idx` (int64) with negative entries wrapped by +`bound` (broadcast against idx). */
 export function wrapNegative(ctx: GradContext, idx: string, bound: string): string {
@@ -68,25 +77,17 @@ export function scatterAddToZeros(ctx: GradContext, op: 'ScatterND' | 'ScatterEl
   return inFloat32(ctx, dt, [updates], ([u], ct) => ctx.b.op(op, [zerosOfShape(ctx, shape, ct), indices, u!], { ...attrs, reduction: 'add' }));
 }
 
-/** OneHot(indices, depth) along a new last axis as 0/1 of type `dt`. */
-export function oneHotOf(ctx: GradContext, indices: string, depth: string, dt: number): string {
-  const b = ctx.b;
-  // OneHot's CPU kernels output float32 (no float64/float16): cast the 0/1 tensor after.
-  const oneHot32 = b.op('OneHot', [indices, depth, b.constFloat([0, 1], [2])], { axis: -1 });
-  return dt === DT.FLOAT ? oneHot32 : b.op('Cast', [oneHot32], { to: dt });
-}
-
 /**
  * The scatter-add before opset 16, where ScatterND cannot add repeated indices: `rows`
  * (shape indices.shape + rest, the index axes folded into N) summed into `depth` slots by index,
  * as one MatMul OneHot(indices, depth)ᵀ · rows ([depth, N] · [N, Π rest]). `restDims` holds the
  * rest dims. Result [depth, Π rest]. OneHot wraps negative indices itself.
  */
-export function oneHotRowSum(ctx: GradContext, indices: string, depth: string, rows: string, restDims: string, dt: number): string {
+export function oneHotRowSum(ctx: GradContext, indices: string, depth: number | string, rows: string, restDims: string, dt: number): string {
   const b = ctx.b;
   // OneHot needs rank ≥ 1: flatten the indices.
-  const oneHot = oneHotOf(ctx, b.op('Reshape', [indices, b.constInt64([-1])]), depth, dt); // [N, depth]
+  const hot = oneHot(ctx, b.op('Reshape', [indices, b.constInt64([-1])]), depth, dt); // [N, depth]
   const rowsN = b.op('Reshape', [rows, b.op('Concat', [b.constInt64([-1]), restDims], { axis: 0 })]);
   const rows2 = b.op('Reshape', [rowsN, b.constInt64([0, -1])]); // [N, Π rest]
-  return b.op('MatMul', [b.op('Transpose', [oneHot], { perm: [1, 0] }), rows2]); // [depth, Π rest]
+  return b.op('MatMul', [b.op('Transpose', [hot], { perm: [1, 0] }), rows2]); // [depth, Π rest]
 }

@@ -7,12 +7,12 @@
  *   oh[…, k, …, j] = (indices[…, k, …] == j), sum dY·oh over the gathered axis and move the
  *   new axis into its place. Needs indices' other dims equal to data's.
  */
-import type { GradRule } from '../rule.ts';
+import type { GradContext, GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { normAxis, reduce, unsqueeze } from '../../onnx/ops.ts';
-import { dimOf, shapeOf } from './shared/helpers.ts';
-import { oneHotOf, scatterAddToZeros } from './Gather.ts';
+import { normAxis, oneHot, reduce, unsqueeze } from '../../onnx/ops.ts';
+import { dimPiece, shapeOf } from './shared/helpers.ts';
+import { scatterAddToZeros } from './Gather.ts';
 
 export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',
@@ -20,7 +20,6 @@ export const gatherElementsGrad: GradRule = {
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
-    const b = ctx.b;
     const data = ctx.I(0);
     const dt = ctx.dtype(data);
     const r = ctx.rank(data);
@@ -28,13 +27,27 @@ export const gatherElementsGrad: GradRule = {
     if (ctx.opset >= 16) {
       return [scatterAddToZeros(ctx, 'ScatterElements', shapeOf(ctx, data), ctx.I(1), dY, dt, { axis })];
     }
-    const oneHot = oneHotOf(ctx, b.op('Cast', [ctx.I(1)], { to: DT.INT64 }), dimOf(ctx, data, axis), dt);
-    const weighted = b.op('Mul', [oneHot, unsqueeze(ctx, dY, [r])]); // indices.shape + [D]
-    const summed = reduce(ctx, 'ReduceSum', weighted, [axis], 1); // 1 at axis, D last
-    const perm = Array.from({ length: r + 1 }, (_, i) => i);
-    perm[axis] = r;
-    perm[r] = axis;
-    const moved = b.op('Transpose', [summed], { perm });
-    return [b.op('Reshape', [moved, shapeOf(ctx, data)])];
+    return [oneHotScatterAdd(ctx, data, ctx.I(1), dY, axis)];
   },
 };
+
+/**
+ * `updates` (shaped like `indices`) added into zeros shaped like forward value `data` at
+ * `indices` along `axis`, without a scatter op: one-hot the indices along a new last axis,
+ * oh[…, k, …, j] = (indices[…, k, …] == j), sum updates·oh over `axis` and move the new axis
+ * into its place. Indices' other dims must equal data's. Valid at every opset from 7 (the
+ * one-hot needs a static dim along `axis` before 9).
+ */
+export function oneHotScatterAdd(ctx: GradContext, data: string, indices: string, updates: string, axis: number): string {
+  const b = ctx.b;
+  const dt = ctx.dtype(data);
+  const r = ctx.rank(data);
+  const hot = oneHot(ctx, b.op('Cast', [indices], { to: DT.INT64 }), dimPiece(ctx, data, axis), dt);
+  const weighted = b.op('Mul', [hot, unsqueeze(ctx, updates, [r])]); // indices.shape + [D]
+  const summed = reduce(ctx, 'ReduceSum', weighted, [axis], 1); // 1 at axis, D last
+  const perm = Array.from({ length: r + 1 }, (_, i) => i);
+  perm[axis] = r;
+  perm[r] = axis;
+  const moved = b.op('Transpose', [summed], { perm });
+  return b.op('Reshape', [moved, shapeOf(ctx, data)]);
+}

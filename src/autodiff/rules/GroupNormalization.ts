@@ -11,7 +11,7 @@ import type { GradRule } from '../rule.ts';
 import { attrFloat, attrInt } from '../../onnx/attributes.ts';
 import { reduce, unsqueeze } from '../../onnx/ops.ts';
 import { reshapeLike } from './shared/helpers.ts';
-import { standardize, standardizedGrad } from './LayerNormalization.ts';
+import { normalize, normalizedGrad } from './shared/normalization.ts';
 
 export const groupNormalizationGrad: GradRule = {
   opType: 'GroupNormalization',
@@ -27,14 +27,14 @@ export const groupNormalizationGrad: GradRule = {
     const grouped = b.constInt64([0, groups, -1]);
     const xg = b.op('Reshape', [x, grouped]);
     const dYg = b.op('Reshape', [dY, grouped]);
-    const s = standardize(ctx, xg, [2], attrFloat(ctx.node, 'epsilon', 1e-5), dt);
+    const s = normalize(ctx, xg, [2], attrFloat(ctx.node, 'epsilon', 1e-5), dt);
     const xhat = s.xhat;
     const spatial = Array.from({ length: r - 2 }, (_, i) => i + 2);
     const channelView = (v: string) => unsqueeze(ctx, v, spatial.map((i) => i - 1)); // [C] -> [C, 1, …]
     const out: Array<string | undefined> = [];
     if (ctx.needsGrad(0)) {
       const g = perChannel ? b.op('Reshape', [b.op('Mul', [dY, channelView(ctx.I(1))]), grouped]) : b.op('Mul', [dYg, unsqueeze(ctx, ctx.I(1), [1])]);
-      out[0] = reshapeLike(ctx, standardizedGrad(ctx, s, g), x);
+      out[0] = reshapeLike(ctx, normalizedGrad(ctx, s, g), x);
     }
     if (ctx.needsGrad(1)) {
       out[1] = perChannel

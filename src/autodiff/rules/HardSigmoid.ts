@@ -1,7 +1,7 @@
 /** HardSigmoid: Y = max(0, min(1, αX + β));  dX = dY · α where 0 < αX + β < 1, else 0. */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../../onnx/ops.ts';
+import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 
 export const hardSigmoidGrad: GradRule = {
   opType: 'HardSigmoid',
@@ -15,6 +15,6 @@ export const hardSigmoidGrad: GradRule = {
     const beta = attrFloat(ctx.node, 'beta', 0.5);
     const z = b.op('Add', [b.op('Mul', [x, scalarOf(ctx, alpha, dt)]), scalarOf(ctx, beta, dt)]);
     const inside = b.op('And', [b.op('Greater', [z, scalarOf(ctx, 0, dt)]), b.op('Less', [z, scalarOf(ctx, 1, dt)])]);
-    return [b.op('Where', [inside, b.op('Mul', [dY, scalarOf(ctx, alpha, dt)]), scalarOf(ctx, 0, dt)])];
+    return [maskGrad(ctx, inside, b.op('Mul', [dY, scalarOf(ctx, alpha, dt)]), dt, true)];
   },
 };

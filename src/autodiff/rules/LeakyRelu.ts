@@ -1,7 +1,7 @@
 /** LeakyRelu: dX = dY where X > 0, else alpha · dY (alpha defaults to 0.01). */
 import type { GradRule } from '../rule.ts';
 import { attrFloat } from '../../onnx/attributes.ts';
-import { scalarOf } from '../../onnx/ops.ts';
+import { scalarOf, select } from '../../onnx/ops.ts';
 
 export const leakyReluGrad: GradRule = {
   opType: 'LeakyRelu',
@@ -13,6 +13,6 @@ export const leakyReluGrad: GradRule = {
     const dt = ctx.dtype(x);
     const alpha = attrFloat(ctx.node, 'alpha', 0.01);
     const positive = b.op('Greater', [x, scalarOf(ctx, 0, dt)]);
-    return [b.op('Where', [positive, dY, b.op('Mul', [dY, scalarOf(ctx, alpha, dt)])])];
+    return [select(ctx, positive, dY, b.op('Mul', [dY, scalarOf(ctx, alpha, dt)]), dt)];
   },
 };

@@ -14,7 +14,7 @@
  */
 import type { GradContext, GradRule, StaticShape } from '../rule.ts';
 import { unbroadcast } from '../broadcast.ts';
-import { squeeze, swapLast2, unsqueeze } from '../../onnx/ops.ts';
+import { gemm, squeeze, swapLast2, unsqueeze } from '../../onnx/ops.ts';
 
 export const matMulGrad: GradRule = {
   opType: 'MatMul',
@@ -47,6 +47,7 @@ export interface MatMulOperands {
 export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | undefined, string | undefined] {
   const { b, opset } = ctx;
   const { needA, needB } = m;
+  const dt = ctx.dtype(ctx.O(0)); // the product's element type (the rules calling this all output it)
   const ra0 = m.aShape.length;
   const rb0 = m.bShape.length;
   if (ra0 === 1 && rb0 === 1) {
@@ -79,8 +80,8 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
   let dA: string | undefined;
   let dB: string | undefined;
   if (ra === 2 && rb === 2) {
-    if (needA) dA = b.op('Gemm', [dY, bb], { transB: 1 });
-    if (needB) dB = b.op('Gemm', [a, dY], { transA: 1 });
+    if (needA) dA = gemm(ctx, dY, bb, { transB: 1 }, dt);
+    if (needB) dB = gemm(ctx, a, dY, { transA: 1 }, dt);
   } else {
     if (needA) {
       const g = b.op('MatMul', [dY, swapLast2(ctx, bb, rb)]);
@@ -90,7 +91,7 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
       if (rb === 2 && typeof K === 'number' && typeof N === 'number') {
         const a2 = b.op('Reshape', [a, b.constInt64([-1, K])]);
         const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
-        dB = b.op('Gemm', [a2, dY2], { transA: 1 });
+        dB = gemm(ctx, a2, dY2, { transA: 1 }, dt);
       } else {
         const g = b.op('MatMul', [swapLast2(ctx, a, ra), dY]);
         dB = unbroadcast(b, opset, g, [...yShape.slice(0, -2), K, N], bShape);

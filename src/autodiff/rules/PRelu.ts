@@ -3,7 +3,7 @@
  *   dX = dY · (X > 0 ? 1 : slope)          dslope = unbroadcast(dY · (X > 0 ? 0 : X), slope)
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../../onnx/ops.ts';
+import { scalarOf, select } from '../../onnx/ops.ts';
 
 export const preluGrad: GradRule = {
   opType: 'PRelu',
@@ -16,8 +16,8 @@ export const preluGrad: GradRule = {
     const dt = ctx.dtype(x);
     const zero = scalarOf(ctx, 0, dt);
     const positive = b.op('Greater', [x, zero]);
-    const dX = ctx.needsGrad(0) ? ctx.unbroadcast(b.op('Mul', [dY, b.op('Where', [positive, scalarOf(ctx, 1, dt), slope])]), x) : undefined;
-    const dS = ctx.needsGrad(1) ? ctx.unbroadcast(b.op('Mul', [dY, b.op('Where', [positive, zero, x])]), slope) : undefined;
+    const dX = ctx.needsGrad(0) ? ctx.unbroadcast(b.op('Mul', [dY, select(ctx, positive, scalarOf(ctx, 1, dt), slope, dt)]), x) : undefined;
+    const dS = ctx.needsGrad(1) ? ctx.unbroadcast(b.op('Mul', [dY, select(ctx, positive, zero, x, dt)]), slope) : undefined;
     return [dX, dS];
   },
 };

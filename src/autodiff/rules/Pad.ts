@@ -3,11 +3,13 @@
  * forward pass is cropping in the backward pass and vice versa. With constant, non-negative pads
  * dX is the middle of dY, a Slice; otherwise dX = Pad(dY, −pads) with zeros: positive pads crop
  * dY, negative pads (forward cropping) give zeros back. The axes
- * input (opset 18) is passed through unchanged. Reflect/edge/wrap modes are not supported.
+ * input (opset 18) is passed through unchanged. Before opset 11 the pads are the `pads` attribute
+ * (constant): the same Slice, or a Pad attribute form. Reflect/edge/wrap modes are not supported.
  */
 import type { GradRule } from '../rule.ts';
 import { attrInts, attrString } from '../../onnx/attributes.ts';
 import { hasInput, unsupported } from './shared/helpers.ts';
+import { padConst, sliceConst } from '../../onnx/ops.ts';
 
 export const padGrad: GradRule = {
   opType: 'Pad',
@@ -17,9 +19,10 @@ export const padGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const mode = attrString(ctx.node, 'mode', 'constant');
     if (mode !== 'constant') unsupported(ctx, `mode '${mode}' has no gradient rule (only 'constant')`);
-    if (ctx.opset < 11) unsupported(ctx, 'Pad takes pads as an input only from opset 11');
     const b = ctx.b;
-    const attrPads = ctx.inputCount < 2 ? attrInts(ctx.node, 'pads') : undefined;
+    // Pads: the `pads` attribute before opset 11 (`paddings` in Pad-1), input 1 from 11.
+    const attrPads = ctx.opset < 11 ? (attrInts(ctx.node, 'pads') ?? attrInts(ctx.node, 'paddings')) : undefined;
+    if (ctx.opset < 11 && !attrPads) unsupported(ctx, 'no pads attribute');
     const constPads = attrPads ?? ctx.constInts(ctx.I(1));
     let axes: number[] | undefined;
     if (hasInput(ctx, 3)) axes = ctx.constInts(ctx.I(3));
@@ -32,8 +35,9 @@ export const padGrad: GradRule = {
       const used = axes.flatMap((a, i) => (constPads[i]! || constPads[i + n]! ? [i] : []));
       const starts = used.map((i) => constPads[i]!);
       const ends = used.map((i) => (constPads[i + n]! > 0 ? -constPads[i + n]! : 2 ** 62));
-      return [b.op('Slice', [dY, b.constInt64(starts), b.constInt64(ends), b.constInt64(used.map((i) => axes[i]!))])];
+      return [sliceConst(ctx, dY, starts, ends, used.map((i) => axes[i]!))];
     }
+    if (attrPads) return [padConst(ctx, dY, attrPads.map((p) => -p))];
     let neg: string;
     if (constPads) {
       if (constPads.every((p) => p === 0)) return [dY];

@@ -4,6 +4,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
+import { sign } from '../../onnx/ops.ts';
 
 export const reduceL1Grad: GradRule = {
   opType: 'ReduceL1',
@@ -11,6 +12,7 @@ export const reduceL1Grad: GradRule = {
   grad(ctx) {
     const dY = ctx.GO(0);
     if (!dY || !ctx.needsGrad(0)) return [];
-    return [ctx.b.op('Mul', [ctx.b.op('Sign', [ctx.I(0)]), keepdimsGrad(ctx, dY, reduceAxes(ctx))])];
+    const x = ctx.I(0);
+    return [ctx.b.op('Mul', [sign(ctx, x, ctx.dtype(x)), keepdimsGrad(ctx, dY, reduceAxes(ctx))])];
   },
 };

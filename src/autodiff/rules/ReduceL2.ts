@@ -3,7 +3,7 @@
  * norm at zero). Yk, dYk: Y and dY with the reduced axes kept. Axes: attribute < 18, input ≥ 18.
  */
 import type { GradRule } from '../rule.ts';
-import { scalarOf } from '../../onnx/ops.ts';
+import { equalFloat, scalarOf, select } from '../../onnx/ops.ts';
 import { keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceL2Grad: GradRule = {
@@ -18,10 +18,10 @@ export const reduceL2Grad: GradRule = {
     const axes = reduceAxes(ctx);
     const yk = keepdimsGrad(ctx, ctx.O(0), axes);
     const zero = scalarOf(ctx, 0, dt);
-    const isZero = b.op('Equal', [yk, zero]);
+    const isZero = equalFloat(ctx, yk, zero);
     // Divide by 1 where the norm is 0, then zero those entries: no 0/0 is ever formed.
-    const safe = b.op('Where', [isZero, scalarOf(ctx, 1, dt), yk]);
-    const ratio = b.op('Where', [isZero, zero, b.op('Div', [keepdimsGrad(ctx, dY, axes), safe])]);
+    const safe = select(ctx, isZero, scalarOf(ctx, 1, dt), yk, dt);
+    const ratio = select(ctx, isZero, zero, b.op('Div', [keepdimsGrad(ctx, dY, axes), safe]), dt);
     return [b.op('Mul', [x, ratio])];
   },
 };

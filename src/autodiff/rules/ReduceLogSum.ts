@@ -4,6 +4,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
+import { expandTo } from '../../onnx/ops.ts';
 
 export const reduceLogSumGrad: GradRule = {
   opType: 'ReduceLogSum',
@@ -14,6 +15,6 @@ export const reduceLogSumGrad: GradRule = {
     const b = ctx.b;
     const axes = reduceAxes(ctx);
     const share = b.op('Div', [keepdimsGrad(ctx, dY, axes), b.op('Exp', [keepdimsGrad(ctx, ctx.O(0), axes)])]);
-    return [b.op('Expand', [share, shapeOf(ctx, ctx.I(0))])];
+    return [expandTo(ctx, share, shapeOf(ctx, ctx.I(0)), ctx.rank(ctx.I(0)))];
   },
 };

@@ -8,7 +8,7 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { reduce, type ReduceArg } from '../../onnx/ops.ts';
+import { equalFloat, reduce, type ReduceArg } from '../../onnx/ops.ts';
 import { keepdimsGrad, reduceArg, reduceAxes } from './shared/helpers.ts';
 
 /** Gradient rule body of ReduceMax and ReduceMin. */
@@ -31,7 +31,7 @@ export function tiedShare(ctx: GradContext, x: string, yk: string, dYk: string, 
   // Compare in float32 for half types (not every execution provider has a half Equal).
   const half = dt === DT.FLOAT16 || dt === DT.BFLOAT16;
   const f32 = (v: string) => (half ? b.op('Cast', [v], { to: DT.FLOAT }) : v);
-  const mask = b.op('Cast', [b.op('Equal', [f32(x), f32(yk)])], { to: dt });
+  const mask = b.op('Cast', [equalFloat(ctx, f32(x), f32(yk))], { to: dt });
   const ties = reduce(ctx, 'ReduceSum', mask, axes, 1);
   return b.op('Mul', [mask, b.op('Div', [dYk, ties])]);
 }

@@ -5,7 +5,7 @@
  * GlobalAveragePool shares the spreading (`meanGrad`).
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { scalarOf } from '../../onnx/ops.ts';
+import { expandTo, scalarOf } from '../../onnx/ops.ts';
 import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
 
 export const reduceMeanGrad: GradRule = {
@@ -30,7 +30,7 @@ export function meanGrad(ctx: GradContext, dYk: string, reduced: readonly number
   const b = ctx.b;
   const x = ctx.I(0);
   const dt = ctx.dtype(x);
-  const expanded = b.op('Expand', [dYk, shapeOf(ctx, x)]);
+  const expanded = expandTo(ctx, dYk, shapeOf(ctx, x), ctx.rank(x));
   const shape = ctx.shape(x);
   const dims = reduced?.map((a) => shape[a]);
   if (dims && dims.every((d) => typeof d === 'number')) {

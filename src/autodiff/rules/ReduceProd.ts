@@ -7,7 +7,7 @@
  * Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { reduce, scalarOf } from '../../onnx/ops.ts';
+import { equalFloat, reduce, scalarOf, select } from '../../onnx/ops.ts';
 import { keepdimsGrad, reduceArg, reduceAxes } from './shared/helpers.ts';
 
 export const reduceProdGrad: GradRule = {
@@ -22,14 +22,14 @@ export const reduceProdGrad: GradRule = {
     const axes = reduceAxes(ctx);
     const zero = scalarOf(ctx, 0, dt);
     const one = scalarOf(ctx, 1, dt);
-    const isZero = b.op('Equal', [x, zero]);
-    const safeX = b.op('Where', [isZero, one, x]);
+    const isZero = equalFloat(ctx, x, zero);
+    const safeX = select(ctx, isZero, one, x, dt);
     const p = b.op('Mul', [reduce(ctx, 'ReduceProd', safeX, reduceArg(axes), 1), keepdimsGrad(ctx, dY, axes)]); // dYk · P
     const zeros = reduce(ctx, 'ReduceSum', b.op('Cast', [isZero], { to: dt }), reduceArg(axes), 1);
     const noZero = b.op('Div', [p, safeX]);
-    const oneZero = b.op('Where', [isZero, p, zero]);
-    const none = b.op('Equal', [zeros, zero]);
-    const single = b.op('Equal', [zeros, one]);
-    return [b.op('Where', [none, noZero, b.op('Where', [single, oneZero, zero])])];
+    const oneZero = select(ctx, isZero, p, zero, dt);
+    const none = equalFloat(ctx, zeros, zero);
+    const single = equalFloat(ctx, zeros, one);
+    return [select(ctx, none, noZero, select(ctx, single, oneZero, zero, dt), dt)];
   },
 };

@@ -5,6 +5,7 @@
  */
 import type { GradRule } from '../rule.ts';
 import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
+import { expandTo } from '../../onnx/ops.ts';
 
 export const reduceSumGrad: GradRule = {
   opType: 'ReduceSum',
@@ -14,6 +15,6 @@ export const reduceSumGrad: GradRule = {
     if (!dY || !ctx.needsGrad(0)) return [];
     const axes = reduceAxes(ctx);
     if (axes.kind === 'none') return [dY];
-    return [ctx.b.op('Expand', [keepdimsGrad(ctx, dY, axes), shapeOf(ctx, ctx.I(0))])];
+    return [expandTo(ctx, keepdimsGrad(ctx, dY, axes), shapeOf(ctx, ctx.I(0)), ctx.rank(ctx.I(0)))];
   },
 };

@@ -3,7 +3,8 @@
  *   dUpdates = GatherElements(dY, indices, axis)
  *   dData    = dY with the written elements zeroed (ScatterElements of zeros), or dY itself for
  *              reduction='add'.
- * Reductions 'mul', 'max' and 'min' are not supported. Same form as ScatterND (see ScatterND.ts).
+ * reduction='mul' as in ScatterND; 'max' and 'min' are not supported. Same form as ScatterND
+ * (see ScatterND.ts).
  */
 import type { GradRule } from '../rule.ts';
 import { attrInt } from '../../onnx/attributes.ts';

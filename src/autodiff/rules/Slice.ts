@@ -5,7 +5,8 @@
  * - Steps all 1 and axes known at build time: dX = Pad(dY, pads), with
  *   pads_begin[a] = clamp(start, 0, D) (a negative start counts from the end) and
  *   pads_end[a] = D − pads_begin[a] − len(dY, a). Works with dynamic dims and dynamic starts;
- *   ends are never read (INT_MAX and clamped ends need no care).
+ *   ends are never read (INT_MAX and clamped ends need no care). Run-time pads before opset 11
+ *   (no pads input) become Concats with zeros (`padZeros`).
  * - Otherwise (other steps, dynamic steps or axes): slice a tensor of flat element indices
  *   with the very same inputs, then ScatterND dY into flat zeros at those indices. Slice never
  *   takes an element twice, so no reduction is needed.
@@ -13,8 +14,8 @@
 import type { GradContext, GradRule } from '../rule.ts';
 import { attrInts } from '../../onnx/attributes.ts';
 import { DataType as DT } from '../../onnx/dtype.ts';
-import { concatInts, normAxis, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
-import { dimPiece, hasInput, reshapeLike, unsupported } from './shared/helpers.ts';
+import { intMinMax, needsOpset, normAxis, unsqueeze, zerosOfShape } from '../../onnx/ops.ts';
+import { dimPiece, hasInput, padZeros, reshapeLike, unsupported } from './shared/helpers.ts';
 
 /** int64 constants stay well inside the int64 range (INT_MAX-style values arrive as 2^63). */
 const BIG = 2 ** 62;
@@ -47,13 +48,12 @@ function padBack(ctx: GradContext, dY: string, axesIn: readonly number[], starts
   const b = ctx.b;
   const x = ctx.I(0);
   const rank = ctx.rank(x);
-  if (ctx.opset < 11) unsupported(ctx, 'Pad takes pads as an input only from opset 11');
   const arith = (op: 'Add' | 'Sub' | 'Min' | 'Max', p: Int, q: Int): Int => {
     if (typeof p === 'number' && typeof q === 'number') {
       return op === 'Add' ? p + q : op === 'Sub' ? p - q : op === 'Min' ? Math.min(p, q) : Math.max(p, q);
     }
     const t = (v: Int) => (typeof v === 'number' ? b.constInt64([clampBig(v)]) : v);
-    return b.op(op, [t(p), t(q)]);
+    return op === 'Min' || op === 'Max' ? intMinMax(ctx, op, t(p), t(q)) : b.op(op, [t(p), t(q)]);
   };
   let dyShape: string | undefined;
   const begin: Int[] = new Array<Int>(rank).fill(0);
@@ -83,19 +83,19 @@ function padBack(ctx: GradContext, dY: string, axesIn: readonly number[], starts
     begin[a] = start;
     end[a] = arith('Sub', arith('Sub', D, start), L);
   });
-  const pads = concatInts(ctx, [...begin, ...end]);
-  if ([...begin, ...end].every((p) => p === 0)) return dY;
-  return b.op('Pad', [dY, pads], { mode: 'constant' });
+  const all = Array.from({ length: rank }, (_, i) => i);
+  return padZeros(ctx, dY, ctx.dtype(x), rank, all, begin, end);
 }
 
 function scatterBack(ctx: GradContext, dY: string): string {
   const b = ctx.b;
+  if (ctx.opset < 11) needsOpset(ctx, 11, `Slice node '${ctx.node.name}': the gradient of a slice with steps or run-time axes (Range, ScatterND)`);
   const x = ctx.I(0);
   const size = b.op('Size', [x]);
   const flat = b.op('Range', [b.constInt64([0], []), size, b.constInt64([1], [])]);
   const index = reshapeLike(ctx, flat, x);
   const taken = b.op('Slice', [index, ...ctx.node.input.slice(1)]);
-  const zeros = zerosOfShape(ctx, b.op('Reshape', [size, b.constInt64([1])]), ctx.dtype(x));
+  const zeros = zerosOfShape(ctx, b.op('Reshape', [size, b.constInt64([1])]), ctx.dtype(x), 1);
   const scattered = b.op('ScatterND', [zeros, unsqueeze(ctx, taken, [-1]), dY]);
   return reshapeLike(ctx, scattered, x);
 }

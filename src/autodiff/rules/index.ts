@@ -29,7 +29,10 @@ import { sqrtGrad } from './Sqrt.ts';
 import { subGrad } from './Sub.ts';
 import { tanhGrad } from './Tanh.ts';
 import { whereGrad } from './Where.ts';
-import { biasGeluGrad, fastGeluGrad, msGeluGrad, quickGeluGrad } from './com.microsoft/Gelu.ts';
+import { biasGeluGrad, fastGeluGrad, gemmFastGeluGrad, msGeluGrad, quickGeluGrad } from './com.microsoft/Gelu.ts';
+import { biasAddGrad } from './com.microsoft/BiasAdd.ts';
+import { embedLayerNormalizationGrad } from './com.microsoft/EmbedLayerNormalization.ts';
+import { skipLayerNormalizationGrad, skipSimplifiedLayerNormalizationGrad } from './com.microsoft/SkipLayerNormalization.ts';
 import { fusedMatMulGrad } from './com.microsoft/FusedMatMul.ts';
 import { celuGrad } from './Celu.ts';
 import { eluGrad } from './Elu.ts';
@@ -91,8 +94,10 @@ import { depthToSpaceGrad } from './DepthToSpace.ts';
 import { spaceToDepthGrad } from './SpaceToDepth.ts';
 import { convTransposeGrad } from './ConvTranspose.ts';
 import { groupNormalizationGrad } from './GroupNormalization.ts';
+import { rmsNormalizationGrad } from './RMSNormalization.ts';
+import { simplifiedLayerNormalizationGrad } from './SimplifiedLayerNormalization.ts';
 
-// Attention family (fused forward kept; backward recomputes the probabilities, attention-common.ts).
+// Attention family (fused forward kept; backward recomputes the probabilities, rules/shared/attention.ts).
 import { rotaryEmbeddingGradOnnx } from './RotaryEmbedding.ts';
 import { msRotaryEmbeddingGrad } from './com.microsoft/RotaryEmbedding.ts';
 import { tensorScatterGrad } from './TensorScatter.ts';
@@ -176,12 +181,21 @@ export const RULES: readonly GradRule[] = [
   spaceToDepthGrad,
   convTransposeGrad,
   groupNormalizationGrad,
+  rmsNormalizationGrad,
+  // ONNX Runtime's RMSNorm in the default domain (transformer optimizer, genai model builder).
+  simplifiedLayerNormalizationGrad,
   // com.microsoft GELU family (ORT-optimized exports), differentiated in standard ops.
   msGeluGrad,
   biasGeluGrad,
   fastGeluGrad,
   quickGeluGrad,
   fusedMatMulGrad,
+  gemmFastGeluGrad,
+  // com.microsoft fused normalisations and residual adds.
+  skipLayerNormalizationGrad,
+  skipSimplifiedLayerNormalizationGrad,
+  embedLayerNormalizationGrad,
+  biasAddGrad,
   // More activations.
   eluGrad,
   seluGrad,

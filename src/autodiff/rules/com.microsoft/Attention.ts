@@ -20,13 +20,14 @@ import { attrFloat, attrInt, attrInts } from '../../../onnx/attributes.ts';
 import { reduce, scalarOf } from '../../../onnx/ops.ts';
 import { hasInput, split, unsupported } from '../shared/helpers.ts';
 import { matMulGrads } from '../MatMul.ts';
-import { additiveMask, attentionCoreGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, hasOutput, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, type ScoreTerm } from '../shared/attention.ts';
+import { additiveMask, attentionCoreGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, hasOutput, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, requireAttentionOpset, type ScoreTerm } from '../shared/attention.ts';
 
 export const msAttentionGrad: GradRule = {
   opType: 'Attention',
   domain: 'com.microsoft',
   differentiableInputs: [0, 1, 2, 5],
   grad(ctx) {
+    requireAttentionOpset(ctx);
     const dY = ctx.GO(0);
     const dPresent = hasOutput(ctx, 1) ? ctx.GO(1) : undefined;
     if (!dY && !dPresent) return [];

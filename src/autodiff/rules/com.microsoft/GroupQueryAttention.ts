@@ -42,6 +42,7 @@ import {
   type RotarySpec,
   type RotaryTables,
   type ScoreTerm,
+  requireAttentionOpset,
 } from '../shared/attention.ts';
 
 export const msGroupQueryAttentionGrad: GradRule = {
@@ -49,6 +50,7 @@ export const msGroupQueryAttentionGrad: GradRule = {
   domain: 'com.microsoft',
   differentiableInputs: [0, 1, 2, 10, 11],
   grad(ctx) {
+    requireAttentionOpset(ctx);
     const { dY, dPresentK, dPresentV, dScores: dQK, any } = attentionOutputGrads(ctx, { presentK: 1, presentV: 2, scores: 3 });
     if (!any) return [];
     const packed = !hasInput(ctx, 1);

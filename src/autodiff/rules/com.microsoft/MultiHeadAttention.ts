@@ -23,13 +23,14 @@ import { reduce, scalarOf } from '../../../onnx/ops.ts';
 import { hasInput, split, unsupported } from '../shared/helpers.ts';
 import { makeTensor } from '../../../onnx/tensor.ts';
 import { dtypeSize } from '../../../onnx/dtype.ts';
-import { additiveMask, allKeys, attentionCoreGrads, attentionOutputGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, type ScoreTerm } from '../shared/attention.ts';
+import { additiveMask, allKeys, attentionCoreGrads, attentionOutputGrads, CAUSAL_FILL, contribMaskTerm, dimScalar, mergeHeads, newKeysGrad, positionMask, splitHeads, staticDim, requireAttentionOpset, type ScoreTerm } from '../shared/attention.ts';
 
 export const msMultiHeadAttentionGrad: GradRule = {
   opType: 'MultiHeadAttention',
   domain: 'com.microsoft',
   differentiableInputs: [0, 1, 2, 3, 5],
   grad(ctx) {
+    requireAttentionOpset(ctx);
     const { dY, dPresentK, dPresentV, dScores: dQK, any } = attentionOutputGrads(ctx, { presentK: 1, presentV: 2, scores: 3 });
     if (!any) return [];
     const need = { q: ctx.needsGrad(0), k: ctx.needsGrad(1), v: ctx.needsGrad(2), bias: hasInput(ctx, 3) && ctx.needsGrad(3), attnBias: hasInput(ctx, 5) && ctx.needsGrad(5) };

@@ -26,7 +26,7 @@
  */
 import type { GradContext } from '../../rule.ts';
 import { DataType as DT } from '../../../onnx/dtype.ts';
-import { concatInts, reduce, scalarOf, squeeze, swapLast2, transpose, unsqueeze } from '../../../onnx/ops.ts';
+import { concatInts, needsOpset, range, reduce, scalarOf, squeeze, swapLast2, transpose, unsqueeze } from '../../../onnx/ops.ts';
 import { dimOf, split, unsupported } from './helpers.ts';
 import { makeTensor } from '../../../onnx/tensor.ts';
 
@@ -108,8 +108,8 @@ function positionGrid(ctx: GradContext, S: string, T: string): { i: string; j: s
   const { b } = ctx;
   const zero = int64Scalar(ctx, 0);
   const one = int64Scalar(ctx, 1);
-  const i = b.op('Reshape', [b.op('Range', [zero, S, one]), b.constInt64([1, 1, -1, 1])]);
-  const j = b.op('Reshape', [b.op('Range', [zero, T, one]), b.constInt64([1, 1, 1, -1])]);
+  const i = b.op('Reshape', [range(ctx, zero, S, one), b.constInt64([1, 1, -1, 1])]);
+  const j = b.op('Reshape', [range(ctx, zero, T, one), b.constInt64([1, 1, 1, -1])]);
   return { i, j };
 }
 
@@ -406,7 +406,7 @@ export function unsqueezeTables(ctx: GradContext, t: RotaryTables, axes: number[
 export function sequentialPositions(ctx: GradContext, S: string, start: string): string {
   const { b } = ctx;
   const s0 = b.op('Reshape', [start, b.constInt64([], [0])]);
-  return unsqueeze(ctx, b.op('Range', [s0, b.op('Add', [s0, S]), int64Scalar(ctx, 1)]), [0]);
+  return unsqueeze(ctx, range(ctx, s0, b.op('Add', [s0, S]), int64Scalar(ctx, 1)), [0]);
 }
 
 /** Casts an integer index tensor to int64 (a no-op for int64). */
@@ -462,4 +462,17 @@ export function contribMaskTerm(ctx: GradContext, mask: string, q: { batch: stri
 
 function makeInt64Zero() {
   return makeTensor('value', DT.INT64, [1], new Uint8Array(8));
+}
+
+/**
+ * The lowest default-domain opset the attention-family gradients are written for: their masks and
+ * positions need Range, ConstantOfShape, integer comparisons and input-form Slice (opset 11).
+ * ONNX Runtime's fused attention ops come from its transformer optimizer, which runs on opset 11
+ * and newer exports.
+ */
+export const ATTENTION_MIN_OPSET = 11;
+
+/** Refuses a graph older than `ATTENTION_MIN_OPSET` with a clear error naming the op. */
+export function requireAttentionOpset(ctx: GradContext): void {
+  if (ctx.opset < ATTENTION_MIN_OPSET) needsOpset(ctx, ATTENTION_MIN_OPSET, `the gradient of ${ctx.node.domain ? `${ctx.node.domain} ` : ''}${ctx.node.opType}`);
 }

@@ -10,7 +10,7 @@
 import type { GradContext, GradRule, StaticShape } from '../../rule.ts';
 import { attrInts, attrInt, attrString } from '../../../onnx/attributes.ts';
 import { PeanutError } from '../../../errors.ts';
-import { concatInts, normAxis, unsqueeze, zerosOfShape, type ReduceArg } from '../../../onnx/ops.ts';
+import { concatInts, needsOpset, normAxis, padConst, sliceConst, unsqueeze, zerosOfShape, type ReduceArg } from '../../../onnx/ops.ts';
 
 export function isStatic(shape: StaticShape): shape is readonly number[] {
   return shape.every((d) => d !== null);
@@ -23,6 +23,11 @@ export function unsupported(ctx: GradContext, why: string): never {
 /** Whether optional input `i` is present. */
 export function hasInput(ctx: GradContext, i: number): boolean {
   return i < ctx.inputCount && ctx.I(i) !== '';
+}
+
+/** Gradient of optional output `i`, or undefined where the node does not have that output. */
+export function optionalGO(ctx: GradContext, i: number): string | undefined {
+  return ctx.node.output[i] ? ctx.GO(i) : undefined;
 }
 
 const shapeCache = new WeakMap<object, Map<string, string>>();
@@ -63,7 +68,7 @@ export function dimsOf(ctx: GradContext, name: string, axes: readonly number[]):
 
 /** Zeros shaped and typed like forward value `name`. */
 export function zerosLike(ctx: GradContext, name: string): string {
-  return zerosOfShape(ctx, shapeOf(ctx, name), ctx.dtype(name));
+  return zerosOfShape(ctx, shapeOf(ctx, name), ctx.dtype(name), ctx.rank(name));
 }
 
 /** Reshape `x` to the shape of forward value `like`. */
@@ -130,14 +135,61 @@ export function reduceArg(axes: ReduceAxes): ReduceArg {
   }
 }
 
-/** Split `x` along `axis` into pieces of `sizes` (a 1-D int64 tensor name, or numbers). */
+/**
+ * Split `x` along `axis` into pieces of `sizes` (a 1-D int64 tensor name, or numbers): sizes as
+ * an input from opset 13, the `split` attribute before (static sizes); run-time sizes before 13
+ * become one Slice per piece (run-time starts and ends need opset 10).
+ */
 export function split(ctx: GradContext, x: string, axis: number, sizes: ReadonlyArray<number | string>): string[] {
   const n = sizes.length;
-  if (ctx.opset < 13) {
-    if (!sizes.every((s) => typeof s === 'number')) unsupported(ctx, 'split sizes must be static before opset 13');
-    return ctx.b.opN('Split', [x], { axis, split: sizes as number[] }, { outputs: n });
+  const b = ctx.b;
+  if (ctx.opset >= 13) return b.opN('Split', [x, concatInts(ctx, sizes)], { axis }, { outputs: n });
+  if (sizes.every((v) => typeof v === 'number')) return b.opN('Split', [x], { axis, split: sizes as number[] }, { outputs: n });
+  if (ctx.opset < 10) needsOpset(ctx, 10, `${ctx.node.opType} node '${ctx.node.name}': splitting its gradient at run-time sizes (Slice)`);
+  const asTensor = (v: number | string) => (typeof v === 'number' ? b.constInt64([v]) : v);
+  const parts: string[] = [];
+  let start: number | string = 0;
+  for (const size of sizes) {
+    const end: number | string = typeof start === 'number' && typeof size === 'number' ? start + size : b.op('Add', [asTensor(start), asTensor(size)]);
+    parts.push(b.op('Slice', [x, asTensor(start), asTensor(end), b.constInt64([axis])]));
+    start = end;
   }
-  return ctx.b.opN('Split', [x, concatInts(ctx, sizes)], { axis }, { outputs: n });
+  return parts;
+}
+
+/**
+ * `x` (of element type `dt` and rank `rank`) zero-padded before and after each of `axes` by
+ * `before[i]` / `after[i]` (numbers, or int64 tensors of shape [1]; none negative): one Pad
+ * (constant pads at any opset, run-time pads from opset 11), else Concats with zeros of run-time
+ * shape along each padded axis.
+ */
+export function padZeros(ctx: GradContext, x: string, dt: number, rank: number, axes: readonly number[], before: ReadonlyArray<number | string>, after: ReadonlyArray<number | string>): string {
+  const b = ctx.b;
+  const all = [...before, ...after];
+  if (all.every((a) => a === 0)) return x;
+  const full = (amounts: ReadonlyArray<number | string>) => {
+    const out: Array<number | string> = new Array<number | string>(rank).fill(0);
+    axes.forEach((a, i) => (out[a] = amounts[i]!));
+    return out;
+  };
+  if (all.every((a) => typeof a === 'number')) return padConst(ctx, x, [...full(before), ...full(after)] as number[]);
+  if (ctx.opset >= 11) return b.op('Pad', [x, concatInts(ctx, [...full(before), ...full(after)])], { mode: 'constant' });
+  let out = x;
+  const zerosAlong = (axis: number, amount: number | string) => {
+    const shape = b.op('Shape', [out]);
+    const dims = Array.from({ length: rank }, (_, j) => (j === axis ? amount : b.op('Gather', [shape, b.constInt64([j])], { axis: 0 })));
+    return zerosOfShape(ctx, concatInts(ctx, dims), dt, rank);
+  };
+  axes.forEach((a, i) => {
+    const pieces = [...(before[i] === 0 ? [] : [zerosAlong(a, before[i]!)]), out, ...(after[i] === 0 ? [] : [zerosAlong(a, after[i]!)])];
+    if (pieces.length > 1) out = b.op('Concat', pieces, { axis: a });
+  });
+  return out;
+}
+
+/** `x` zero-padded at the end of each of `axes` (see `padZeros`). */
+export function padEnd(ctx: GradContext, x: string, dt: number, rank: number, axes: readonly number[], amounts: ReadonlyArray<number | string>): string {
+  return padZeros(ctx, x, dt, rank, axes, axes.map(() => 0), amounts);
 }
 
 /** Geometry of a sliding-window op (Conv, pooling), with auto_pad resolved to explicit pads. */
@@ -182,19 +234,45 @@ export function windowAttrs(ctx: GradContext, kernel: Array<number | null>): Win
 }
 
 /**
- * The part of `full` (a ConvTranspose result computed without end cropping) that lies over
- * forward value `x`'s spatial extent: cut to X's size, then zero-padded at the end where the
- * forward windows never reached. Only non-negative pads, which every execution provider takes.
+ * `dW` (a weight gradient whose spatial dims may exceed the kernel's) cut to the spatial dims of
+ * forward weight `w`: a constant Slice where the kernel is static (always, in exported models),
+ * a run-time one from opset 10.
  */
-export function fitSpatial(ctx: GradContext, full: string, x: string): string {
-  const b = ctx.b;
-  const nsp = ctx.rank(x) - 2;
+export function cropToKernel(ctx: GradContext, dW: string, w: string): string {
+  const nsp = ctx.rank(w) - 2;
   const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
+  const k = ctx.shape(w).slice(2);
+  const zeros = new Array<number>(nsp).fill(0);
+  if (isStatic(k)) return sliceConst(ctx, dW, zeros, k, spatial);
+  if (ctx.opset < 10) needsOpset(ctx, 10, `${ctx.node.opType} node '${ctx.node.name}': a weight gradient for a run-time kernel size (Slice)`);
+  return ctx.b.op('Slice', [dW, ctx.b.constInt64(zeros), dimsOf(ctx, w, spatial), ctx.b.constInt64(spatial)]);
+}
+
+/**
+ * The part of `full` (a ConvTranspose result computed without end cropping, spatial dims
+ * `fullDims` where known) that lies over forward value `x`'s spatial extent: cut to X's size,
+ * then zero-padded at the end where the forward windows never reached. Constant slices and pads
+ * where both sizes are static; run-time ones (Slice inputs, opset 10) otherwise.
+ */
+export function fitSpatial(ctx: GradContext, full: string, x: string, fullDims: ReadonlyArray<number | null> = []): string {
+  const b = ctx.b;
+  const rank = ctx.rank(x);
+  const nsp = rank - 2;
+  const spatial = Array.from({ length: nsp }, (_, i) => i + 2);
+  const xs = ctx.shape(x).slice(2);
+  if (xs.every((d) => typeof d === 'number') && spatial.every((_, i) => typeof fullDims[i] === 'number')) {
+    const want = xs as number[];
+    const have = fullDims as number[];
+    const cutAxes = spatial.filter((_, i) => have[i]! > want[i]!);
+    const cut = cutAxes.length ? sliceConst(ctx, full, cutAxes.map(() => 0), cutAxes.map((a) => want[a - 2]!), cutAxes) : full;
+    return padEnd(ctx, cut, ctx.dtype(x), rank, spatial, spatial.map((_, i) => Math.max(0, want[i]! - have[i]!)));
+  }
+  if (ctx.opset < 10) needsOpset(ctx, 10, `${ctx.node.opType} node '${ctx.node.name}': fitting its input gradient to run-time spatial sizes (Slice)`);
   const xDims = dimsOf(ctx, x, spatial);
   const cut = b.op('Slice', [full, b.constInt64(new Array<number>(nsp).fill(0)), xDims, b.constInt64(spatial)]);
   const missing = b.op('Sub', [xDims, b.op('Gather', [b.op('Shape', [cut]), b.constInt64(spatial)], { axis: 0 })]);
-  const pads = concatInts(ctx, [...new Array<number>(nsp + 4).fill(0), missing]);
-  return b.op('Pad', [cut, pads], { mode: 'constant' });
+  const amounts = spatial.map((_, i) => b.op('Gather', [missing, b.constInt64([i])], { axis: 0 }));
+  return padEnd(ctx, cut, ctx.dtype(x), rank, spatial, amounts);
 }
 
 /**
