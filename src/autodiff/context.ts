@@ -59,6 +59,11 @@ export function gradContext(node: NodeProto, src: ContextSources): GradContext {
       }
       return goCache.get(i);
     },
+    get dY() {
+      const g = this.GO(0);
+      if (g === undefined) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} read the gradient of output 0, which received none (use GO(i) for ops with several outputs)`);
+      return g;
+    },
     needsGrad: src.needs,
     shape: shapeOf,
     rank: (name) => shapeOf(name).length,

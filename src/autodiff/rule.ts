@@ -6,6 +6,7 @@
  * Vocabulary (after ONNX Runtime's gradient builders):
  *   I(i)  forward input name          O(i)  forward output name
  *   GO(i) gradient of output i, or undefined when no gradient reaches that output
+ *   dY    gradient of output 0 (what a one-output, one-input op's rule needs)
  *   needsGrad(i)  whether input i needs a gradient (skip the work otherwise)
  */
 import type { NodeProto } from '../onnx/proto.ts';
@@ -26,6 +27,12 @@ export interface GradContext {
   /** Number of inputs the node actually has (trailing optional inputs may be absent). */
   readonly inputCount: number;
   GO(i: number): string | undefined;
+  /**
+   * The gradient of output 0. The tape calls a rule only when some output of its node received a
+   * gradient and some input needs one, so for a one-output, one-input op this is always there and
+   * the rule needs no check of its own (for other ops use GO(i) and needsGrad(i)).
+   */
+  readonly dY: string;
   needsGrad(i: number): boolean;
   /** Shape of a forward value, from shape probing; every value on the gradient path has one. */
   shape(name: string): StaticShape;

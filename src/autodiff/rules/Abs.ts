@@ -5,8 +5,7 @@ import { sign } from '../../onnx/ops.ts';
 export const absGrad: GradRule = {
   opType: 'Abs',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     return [ctx.b.op('Mul', [dY, sign(ctx, ctx.I(0), ctx.dtype(ctx.I(0)))])];
   },
 };

@@ -21,8 +21,7 @@ import { dimPiece, dimsOf, fitSpatial, shapeOf, unsupported, windowAttrs } from 
 export const averagePoolGrad: GradRule = {
   opType: 'AveragePool',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const y = ctx.O(0);

@@ -7,8 +7,7 @@ import type { GradRule } from '../rule.ts';
 export const castGrad: GradRule = {
   opType: 'Cast',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const from = ctx.dtype(ctx.I(0));
     return [from === ctx.dtype(ctx.O(0)) ? dY : ctx.b.op('Cast', [dY], { to: from })];
   },

@@ -11,8 +11,7 @@ export const clipGrad: GradRule = {
   opType: 'Clip',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

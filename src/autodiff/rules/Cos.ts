@@ -4,8 +4,7 @@ import type { GradRule } from '../rule.ts';
 export const cosGrad: GradRule = {
   opType: 'Cos',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     return [ctx.b.op('Neg', [ctx.b.op('Mul', [dY, ctx.b.op('Sin', [ctx.I(0)])])])];
   },
 };

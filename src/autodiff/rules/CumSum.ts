@@ -10,8 +10,7 @@ export const cumSumGrad: GradRule = {
   opType: 'CumSum',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const reverse = attrInt(ctx.node, 'reverse', 0) === 1 ? 0 : 1;
     return [ctx.b.op('CumSum', [dY, ctx.I(1)], { exclusive: attrInt(ctx.node, 'exclusive', 0), reverse })];
   },

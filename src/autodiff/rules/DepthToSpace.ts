@@ -24,8 +24,7 @@ export const depthToSpaceGrad: GradRule = {
  * transposed back and reshaped to X.
  */
 export function blockShuffleGrad(ctx: GradContext, perm: number[], dims: (x: string, y: string, bs: number) => Array<number | string>): Array<string | undefined> {
-  const dY = ctx.GO(0);
-  if (!dY || !ctx.needsGrad(0)) return [];
+  const dY = ctx.dY;
   const b = ctx.b;
   const x = ctx.I(0);
   if (ctx.rank(x) !== 4) unsupported(ctx, 'input of rank other than 4');

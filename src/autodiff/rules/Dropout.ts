@@ -19,8 +19,7 @@ export const dropoutGrad: GradRule = {
   opType: 'Dropout',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     if (ctx.opset < 12 || !hasInput(ctx, 2)) return [dY];
     const b = ctx.b;
     const mode = ctx.constInts(ctx.I(2));

@@ -8,8 +8,7 @@ export const expandGrad: GradRule = {
   opType: 'Expand',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     return [ctx.unbroadcast(dY, ctx.I(0))];
   },
 };

@@ -23,8 +23,7 @@ export const gatherGrad: GradRule = {
   opType: 'Gather',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const data = ctx.I(0);
     const r = ctx.rank(data);
     const axis = normAxis(attrInt(ctx.node, 'axis', 0), r);

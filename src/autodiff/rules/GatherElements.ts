@@ -18,8 +18,7 @@ export const gatherElementsGrad: GradRule = {
   opType: 'GatherElements',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const data = ctx.I(0);
     const dt = ctx.dtype(data);
     const r = ctx.rank(data);

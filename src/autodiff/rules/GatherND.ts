@@ -19,8 +19,7 @@ export const gatherNDGrad: GradRule = {
   opType: 'GatherND',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const data = ctx.I(0);
     const r = ctx.rank(data);

@@ -43,8 +43,7 @@ export function tanhGeluDerivative(e: Emitter, x: string, dt: number, a: number,
 export const geluGrad: GradRule = {
   opType: 'Gelu',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const approximate = attrString(ctx.node, 'approximate', 'none');
     if (approximate !== 'none' && approximate !== 'tanh') {
       throw new PeanutError('E_UNSUPPORTED_OP', `Gelu node '${ctx.node.name}' has unknown approximate='${approximate}' (expected none or tanh)`);

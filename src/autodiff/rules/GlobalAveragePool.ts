@@ -9,8 +9,7 @@ import { meanGrad } from './ReduceMean.ts';
 export const globalAveragePoolGrad: GradRule = {
   opType: 'GlobalAveragePool',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const spatial = Array.from({ length: ctx.rank(ctx.I(0)) - 2 }, (_, i) => i + 2);
     return [meanGrad(ctx, dY, spatial)];
   },

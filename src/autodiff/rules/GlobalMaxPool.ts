@@ -9,8 +9,7 @@ import { tiedShare } from './ReduceMax.ts';
 export const globalMaxPoolGrad: GradRule = {
   opType: 'GlobalMaxPool',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const x = ctx.I(0);
     const spatial = Array.from({ length: ctx.rank(x) - 2 }, (_, i) => i + 2);
     return [tiedShare(ctx, x, ctx.O(0), dY, spatial)];

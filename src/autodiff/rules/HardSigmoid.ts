@@ -6,8 +6,7 @@ import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 export const hardSigmoidGrad: GradRule = {
   opType: 'HardSigmoid',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

@@ -6,8 +6,7 @@ import { scalarOf, select } from '../../onnx/ops.ts';
 export const leakyReluGrad: GradRule = {
   opType: 'LeakyRelu',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

@@ -9,8 +9,7 @@ import { softmaxAxes } from './Softmax.ts';
 export const logSoftmaxGrad: GradRule = {
   opType: 'LogSoftmax',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const s = reduce(ctx, 'ReduceSum', dY, softmaxAxes(ctx), 1);
     return [b.op('Sub', [dY, b.op('Mul', [b.op('Exp', [ctx.O(0)]), s])])];

@@ -29,8 +29,7 @@ export const maxPoolGrad: GradRule = {
   opType: 'MaxPool',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     if (ctx.opset < 9) return [bySampling(ctx, dY)];
     const b = ctx.b;
     const x = ctx.I(0);

@@ -4,8 +4,7 @@ import type { GradRule } from '../rule.ts';
 export const negGrad: GradRule = {
   opType: 'Neg',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     return [ctx.b.op('Neg', [dY])];
   },
 };

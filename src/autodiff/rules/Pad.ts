@@ -15,8 +15,7 @@ export const padGrad: GradRule = {
   opType: 'Pad',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const mode = attrString(ctx.node, 'mode', 'constant');
     if (mode !== 'constant') unsupported(ctx, `mode '${mode}' has no gradient rule (only 'constant')`);
     const b = ctx.b;

@@ -4,8 +4,7 @@ import type { GradRule } from '../rule.ts';
 export const reciprocalGrad: GradRule = {
   opType: 'Reciprocal',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const y = ctx.O(0);
     return [b.op('Neg', [b.op('Mul', [dY, b.op('Mul', [y, y])])])];

@@ -10,8 +10,7 @@ export const reduceL1Grad: GradRule = {
   opType: 'ReduceL1',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const x = ctx.I(0);
     return [ctx.b.op('Mul', [sign(ctx, x, ctx.dtype(x)), keepdimsGrad(ctx, dY, reduceAxes(ctx))])];
   },

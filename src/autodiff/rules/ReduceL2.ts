@@ -10,8 +10,7 @@ export const reduceL2Grad: GradRule = {
   opType: 'ReduceL2',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

@@ -10,8 +10,7 @@ export const reduceLogSumGrad: GradRule = {
   opType: 'ReduceLogSum',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const axes = reduceAxes(ctx);
     const share = b.op('Div', [keepdimsGrad(ctx, dY, axes), b.op('Exp', [keepdimsGrad(ctx, ctx.O(0), axes)])]);

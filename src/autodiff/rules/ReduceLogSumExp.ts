@@ -9,8 +9,7 @@ export const reduceLogSumExpGrad: GradRule = {
   opType: 'ReduceLogSumExp',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const axes = reduceAxes(ctx);
     const softmax = b.op('Exp', [b.op('Sub', [ctx.I(0), keepdimsGrad(ctx, ctx.O(0), axes)])]);

@@ -13,8 +13,7 @@ import { keepdimsGrad, reduceArg, reduceAxes } from './shared/helpers.ts';
 
 /** Gradient rule body of ReduceMax and ReduceMin. */
 export function reduceExtremumGrad(ctx: GradContext): Array<string | undefined> {
-  const dY = ctx.GO(0);
-  if (!dY || !ctx.needsGrad(0)) return [];
+  const dY = ctx.dY;
   const axes = reduceAxes(ctx);
   if (axes.kind === 'none') return [dY];
   const yk = keepdimsGrad(ctx, ctx.O(0), axes);

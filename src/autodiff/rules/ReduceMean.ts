@@ -12,8 +12,7 @@ export const reduceMeanGrad: GradRule = {
   opType: 'ReduceMean',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const axes = reduceAxes(ctx);
     if (axes.kind === 'none') return [dY];
     const rank = ctx.rank(ctx.I(0));

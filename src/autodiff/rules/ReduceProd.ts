@@ -14,8 +14,7 @@ export const reduceProdGrad: GradRule = {
   opType: 'ReduceProd',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

@@ -11,8 +11,7 @@ export const reduceSumGrad: GradRule = {
   opType: 'ReduceSum',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const axes = reduceAxes(ctx);
     if (axes.kind === 'none') return [dY];
     return [expandTo(ctx, keepdimsGrad(ctx, dY, axes), shapeOf(ctx, ctx.I(0)), ctx.rank(ctx.I(0)))];

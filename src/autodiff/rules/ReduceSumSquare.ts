@@ -10,8 +10,7 @@ export const reduceSumSquareGrad: GradRule = {
   opType: 'ReduceSumSquare',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const twoX = b.op('Mul', [x, scalarOf(ctx, 2, ctx.dtype(x))]);

@@ -5,8 +5,7 @@ import { maskGrad, scalarOf } from '../../onnx/ops.ts';
 export const reluGrad: GradRule = {
   opType: 'Relu',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const dt = ctx.dtype(ctx.I(0));
     const positive = b.op('Greater', [ctx.I(0), scalarOf(ctx, 0, dt)]);

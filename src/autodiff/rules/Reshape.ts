@@ -8,8 +8,7 @@ import { reshapeLike } from './shared/helpers.ts';
 
 /** Gradient rule body of an op that only reshapes input 0: dY reshaped to X's shape. */
 export function reshapeBack(ctx: GradContext): Array<string | undefined> {
-  const dY = ctx.GO(0);
-  if (!dY || !ctx.needsGrad(0)) return [];
+  const dY = ctx.dY;
   return [reshapeLike(ctx, dY, ctx.I(0))];
 }
 

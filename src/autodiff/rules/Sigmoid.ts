@@ -5,8 +5,7 @@ import { scalarOf } from '../../onnx/ops.ts';
 export const sigmoidGrad: GradRule = {
   opType: 'Sigmoid',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const y = ctx.O(0);
     const one = scalarOf(ctx, 1, ctx.dtype(y));

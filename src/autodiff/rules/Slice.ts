@@ -27,8 +27,7 @@ export const sliceGrad: GradRule = {
   opType: 'Slice',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const attrForm = ctx.inputCount === 1;
     const startsC = attrForm ? attrInts(ctx.node, 'starts') : ctx.constInts(ctx.I(1));
     const nAxes = startsC?.length ?? ctx.shape(ctx.I(1))[0] ?? null;

@@ -19,8 +19,7 @@ export function softmaxAxes(ctx: GradContext): number[] {
 export const softmaxGrad: GradRule = {
   opType: 'Softmax',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const y = ctx.O(0);
     const s = reduce(ctx, 'ReduceSum', b.op('Mul', [dY, y]), softmaxAxes(ctx), 1);

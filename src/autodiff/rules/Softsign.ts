@@ -5,8 +5,7 @@ import { scalarOf } from '../../onnx/ops.ts';
 export const softsignGrad: GradRule = {
   opType: 'Softsign',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const x = ctx.I(0);
     const d = b.op('Add', [scalarOf(ctx, 1, ctx.dtype(x)), b.op('Abs', [x])]);

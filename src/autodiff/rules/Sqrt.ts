@@ -5,8 +5,7 @@ import { scalarOf } from '../../onnx/ops.ts';
 export const sqrtGrad: GradRule = {
   opType: 'Sqrt',
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     return [b.op('Div', [b.op('Mul', [dY, scalarOf(ctx, 0.5, ctx.dtype(ctx.I(0)))]), ctx.O(0)])];
   },

@@ -13,8 +13,7 @@ export const tileGrad: GradRule = {
   opType: 'Tile',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const b = ctx.b;
     const x = ctx.I(0);
     const r = ctx.rank(x);

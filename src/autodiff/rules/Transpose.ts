@@ -9,8 +9,7 @@ export const transposeGrad: GradRule = {
   opType: 'Transpose',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const rank = ctx.rank(ctx.I(0));
     const perm = attrInts(ctx.node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
     return [transpose(ctx, dY, invertPerm(perm))];

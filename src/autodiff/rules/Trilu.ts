@@ -10,8 +10,7 @@ export const triluGrad: GradRule = {
   opType: 'Trilu',
   differentiableInputs: [0],
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const inputs = hasInput(ctx, 1) ? [dY, ctx.I(1)] : [dY];
     return [ctx.b.op('Trilu', inputs, { upper: attrInt(ctx.node, 'upper', 1) })];
   },

@@ -48,8 +48,7 @@ export const quickGeluGrad: GradRule = {
   opType: 'QuickGelu',
   domain: MS,
   grad(ctx) {
-    const dY = ctx.GO(0);
-    if (!dY || !ctx.needsGrad(0)) return [];
+    const dY = ctx.dY;
     const { b } = ctx;
     const x = ctx.I(0);
     const dt = ctx.dtype(x);

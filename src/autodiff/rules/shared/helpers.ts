@@ -283,8 +283,7 @@ export function elementwiseRule(opType: string, local: (ctx: GradContext, x: str
   return {
     opType,
     grad(ctx) {
-      const dY = ctx.GO(0);
-      if (!dY || !ctx.needsGrad(0)) return [];
+      const dY = ctx.dY;
       const x = ctx.I(0);
       return [ctx.b.op('Mul', [dY, local(ctx, x, ctx.dtype(x))])];
     },
