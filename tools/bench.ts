@@ -146,7 +146,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
       stepNo++;
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
         ...feedsFor(),
-        [m.labels]: labels,
+        [m.labels[0]!.name]: labels,
         [h.step]: new ort.Tensor('int64', BigInt64Array.of(BigInt(stepNo)), []),
         [h.lr]: scalar(1e-4),
         [h.beta1]: scalar(0.9),
