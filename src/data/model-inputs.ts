@@ -19,15 +19,19 @@
  * | `past_length`           | Attention / MultiHeadAttention past_sequence_length               | 0                                               |
  * | `static_cache`          | TensorScatter past_cache                                          | zeros of the cache's size                       |
  * | `cache_write_index`     | TensorScatter write_indices                                       | 0 (every row writes at position 0)              |
- * | `kv_valid_length`       | ONNX Attention nonpad_kv_seqlen; 1-D mask_index / key_padding_mask | each row's length                              |
+ * | `kv_valid_length`       | nonpad_kv_seqlen of a non-causal ONNX Attention; 1-D mask_index / key_padding_mask | each row's length               |
+ * | `written_length`        | nonpad_kv_seqlen of a causal ONNX Attention (a static cache)      | T, the tokens written (see below)               |
  * | `seqlens_k`             | GroupQueryAttention seqlens_k                                     | each row's length − 1                           |
  * | `total_sequence_length` | GroupQueryAttention total_sequence_length                         | T                                               |
  * | `use_cache_branch`      | If condition; name                                                | false                                           |
  * | `data`                  | anything else (pixel values, hidden states, cross-attention caches) | — (the data must carry it)                    |
  *
  * A training step starts without a cache: with past length 0 the attention mask covers the T
- * tokens of the batch, and a static cache gets the batch written at position 0. Cross-attention
- * caches (encoder keys and values) hold real values and are never filled.
+ * tokens of the batch, and a static cache gets the batch written at position 0. A causal ONNX
+ * Attention aligns its causal mask to the end of the valid keys (query i sees keys up to
+ * i + nonpad_kv_seqlen − S, as ONNX Runtime computes it), so its valid length is every row's T
+ * tokens written: a real token never sees the padding after it, and padded positions carry no
+ * loss. Cross-attention caches (encoder keys and values) hold real values and are never filled.
  *
  * The same graph walk finds the bounds data is checked against before training (`modelBounds`):
  * the vocabulary (rows of the table `input_ids` is gathered from), the positions (rows of the
@@ -50,6 +54,7 @@ export type InputRole =
   | 'static_cache'
   | 'cache_write_index'
   | 'kv_valid_length'
+  | 'written_length'
   | 'seqlens_k'
   | 'total_sequence_length'
   | 'use_cache_branch'
@@ -190,7 +195,9 @@ function structuralRole(use: { node: NodeProto; index: number }, spec: InputSpec
     }
     if (n.opType === 'Attention') {
       if (i === 4 || i === 5) return { role: 'past', seqAxis: 2, batchAxis: 0 };
-      if (i === 6) return { role: 'kv_valid_length' };
+      // A causal Attention aligns its mask to the end of the valid keys (query i sees keys up to
+      // i + nonpad_kv_seqlen − S), so with the batch written at 0 every row's valid length is T.
+      if (i === 6) return { role: attrInt(n, 'is_causal', 0) ? 'written_length' : 'kv_valid_length' };
     }
     if (n.opType === 'If' && i === 0 && spec.elemType === DT.BOOL) return { role: 'use_cache_branch' };
     return undefined;
@@ -286,7 +293,7 @@ export function withRole(spec: InputSpec, all: readonly InputSpec[] = [spec]): I
 // ---- filling --------------------------------------------------------------------------------------
 
 /** The roles collation fills itself when the data lacks them. */
-const FILLED = new Set<InputRole>(['attention_mask', 'token_type_ids', 'position_ids', 'cache_position', 'past', 'past_length', 'static_cache', 'cache_write_index', 'kv_valid_length', 'seqlens_k', 'total_sequence_length', 'use_cache_branch']);
+const FILLED = new Set<InputRole>(['attention_mask', 'token_type_ids', 'position_ids', 'cache_position', 'past', 'past_length', 'static_cache', 'cache_write_index', 'kv_valid_length', 'written_length', 'seqlens_k', 'total_sequence_length', 'use_cache_branch']);
 
 /** Whether collation can fill this input when the data does not carry it. */
 export function canFill(spec: InputSpec): boolean {
@@ -371,6 +378,8 @@ export function fillInput(spec: InputSpec, shape: BatchShape, mask?: ArrayLike<n
       return { dims: rowDims(s, B) };
     case 'kv_valid_length':
       return { dims: rowDims(s, B), values: lengths() };
+    case 'written_length':
+      return { dims: rowDims(s, B), values: new Array<number>(B).fill(T) };
     case 'seqlens_k':
       return { dims: rowDims(s, B), values: lengths().map((n) => n - 1) };
     case 'total_sequence_length':
