@@ -10,7 +10,7 @@
  *
  * | role                    | found by                                                          | filled with (when the data lacks it)            |
  * |-------------------------|-------------------------------------------------------------------|-------------------------------------------------|
- * | `input_ids`             | EmbedLayerNormalization input 0; Gather indices into a table; name | — (the data must carry it)                      |
+ * | `input_ids`             | EmbedLayerNormalization input 0; name; the one unnamed int input that indexes an embedding table | — (the data must carry it) |
  * | `attention_mask`        | Attention mask_index / key_padding_mask [B, L]; EmbedLayerNorm 7; name (`attention_mask`, `input_mask`, …) | 1 on real tokens, 0 on padding |
  * | `token_type_ids`        | EmbedLayerNormalization input 1; name (`token_type_ids`, `segment_ids`, …) | 0                                    |
  * | `position_ids`          | GroupQueryAttention / EmbedLayerNormalization position_ids; name  | cumsum(mask) − 1, masked positions 1 (HF)       |
@@ -35,7 +35,7 @@
  *
  * The same graph walk finds the bounds data is checked against before training (`modelBounds`):
  * the vocabulary (rows of the table `input_ids` is gathered from), the positions (rows of the
- * position table, or a static sequence dim) and the token types.
+ * position table, a static sequence dim, or a static cache's length) and the token types.
  */
 import { DataType as DT, isFloatType } from '../onnx/dtype.ts';
 import { attrInt, subgraphsOf } from '../onnx/attributes.ts';
@@ -265,12 +265,17 @@ export function describeInputs(graph: GraphProto, exclude?: ReadonlySet<string>)
     });
   const ix = indexGraph(graph);
   const batchSym = batchSymbol(base);
+  // An int input named like nothing known that indexes an embedding table is the token input,
+  // when it is the only one (keras2onnx's `input_1`, a torch.onnx export's own names).
+  const unnamedTokens = base.filter((s) => isIntLike(s.elemType) && roleFromName(s) === 'data' && tableRows(ix, s.name).length > 0);
+  const hasTokens = base.some((s) => roleFromName(s) === 'input_ids');
   return base.map((spec) => {
     let found: Pick<InputSpec, 'role' | 'seqAxis' | 'batchAxis'> | undefined;
     for (const use of readers(ix, spec.name)) {
       found = structuralRole(use, spec);
       if (found) break;
     }
+    if (!found && !hasTokens && unnamedTokens.length === 1 && unnamedTokens[0] === spec) found = { role: 'input_ids' };
     const role = found?.role ?? roleFromName(spec);
     const out: InputSpec = { ...spec, role };
     if (role === 'past' || role === 'static_cache') {
@@ -521,7 +526,13 @@ export function modelBounds(graph: GraphProto, inputs: readonly InputSpec[]): Mo
     ? positionIds.flatMap((n) => [...tableRows(ix, n), ...embedLayerNormRows(ix, n, 8, 3)])
     : [...computedPositionBounds(ix, graph), ...ids.flatMap((n) => embedLayerNormRows(ix, n, 0, 3))];
   const staticLen = staticSequenceLength(inputs);
-  const positions = minOf([...positionRows, ...(staticLen ? [staticLen] : [])]);
+  // A static cache holds at most its length: the batch is written into it at position 0.
+  const cacheLengths = inputs
+    .map((i) => withRole(i, inputs))
+    .filter((i) => i.role === 'static_cache' && i.seqAxis !== undefined)
+    .map((i) => i.dims?.[i.seqAxis!])
+    .filter((d): d is number => typeof d === 'number' && d > 0);
+  const positions = minOf([...positionRows, ...(staticLen ? [staticLen] : []), ...cacheLengths]);
   return {
     ...(vocab !== undefined ? { vocab } : {}),
     ...(positions !== undefined ? { positions } : {}),

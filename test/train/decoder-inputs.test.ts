@@ -32,6 +32,7 @@ import { exampleSetFromRows } from '../../src/data/example-set.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { create, GraphProtoSchema } from '../../src/onnx/proto.ts';
+import { floatTensor } from '../../src/onnx/tensor.ts';
 import type { OnnxModel } from '../../src/onnx/model.ts';
 import { buildGpt2, buildLlama, type Gpt2Config, type LlamaConfig } from '../../tools/lib/transformers.ts';
 import { toHalfPrecision } from '../../tools/lib/half.ts';
@@ -110,11 +111,26 @@ describe('roles of extra inputs, from the graph', () => {
       'past_key_values.0.key': ['past', 2, 0],
       'past_key_values.0.value': ['past', 2, 0],
     });
-    expect(roles(buildLlama({ ...cfg, intermediateSize: 32, cache: 'static', cacheLength: 8 }))).toMatchObject({
+    const llama = buildLlama({ ...cfg, intermediateSize: 32, cache: 'static', cacheLength: 8 });
+    expect(roles(llama)).toMatchObject({
       'past_key_values.0.key': ['static_cache', 2, 0],
       write_indices: ['cache_write_index', undefined, undefined],
       nonpad_kv_seqlen: ['written_length', undefined, undefined],
     });
+    // the rotary table has 32 rows, the cache 8
+    expect(modelBounds(llama.proto.graph!, describeInputs(llama.proto.graph!))).toEqual({ vocab: 64, positions: 8 });
+  });
+
+  it('an int input with a name of its own that indexes an embedding table is the token input', () => {
+    const g = create(GraphProtoSchema, { name: 'keras' });
+    g.input.push(makeValueInfo('input_1', DT.INT32, ['N', 5]), makeValueInfo('attention_mask_1', DT.INT32, ['N', 5]));
+    const graph = new Graph(g);
+    graph.addInitializer(floatTensor('emb', [30, 4], new Float32Array(120)));
+    graph.addNode({ opType: 'Cast', inputs: ['input_1'], outputs: ['ids64'], attrs: { to: DT.INT64 } });
+    graph.addNode({ opType: 'Gather', inputs: ['emb', 'ids64'], outputs: ['h'] });
+    const inputs = describeInputs(g);
+    expect(inputs.map((i) => i.role)).toEqual(['input_ids', 'attention_mask']);
+    expect(modelBounds(g, inputs)).toEqual({ vocab: 30, positions: 5 });
   });
 });
 
