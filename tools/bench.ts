@@ -150,7 +150,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number): 
       stepNo++;
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
         ...feedsFor(),
-        [m.labels]: labels,
+        [m.labels[0]!.name]: labels,
         ...optimizerFeeds(stepNo),
       };
       for (const [k, d] of theta) {

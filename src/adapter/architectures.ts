@@ -217,10 +217,17 @@ export function defaultTargets(
   const found = discovery ? discovery.architecture : detectArchitecture(candidates.map((c) => c.module));
   if (!found) {
     const structure = discovery?.structure;
-    const list = candidates.map((c) => c.module).join(', ') || '(none)';
+    const list = candidateList(candidates, '(none)');
     const seen = structure && structure.layers > 0 ? ` (graph structure: ${describeStructure(structure)}; no known architecture has this layout)` : '';
     const hint = structure && structure.attention + structure.crossAttention > 0 ? `, e.g. --targets query,value for the attention query and value projections` : '';
     throw new PeanutError('E_NO_TARGETS', `cannot tell the model's architecture${seen}, so there are no default targets; pass --targets (names, a regex or all-linear${hint}). Candidate modules: ${list}`);
   }
   return { targets: found.architecture.targets, detected: found };
+}
+
+/** Candidate module paths for an error message: the first dozen and how many there are in all. */
+export function candidateList(candidates: readonly { module: string }[], none: string): string {
+  if (candidates.length === 0) return none;
+  const shown = candidates.slice(0, 12).map((c) => c.module).join(', ');
+  return candidates.length > 12 ? `${shown}, … (${candidates.length} in all; \`peanut-onnx inspect\` lists them)` : shown;
 }

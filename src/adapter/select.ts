@@ -3,7 +3,7 @@
  * candidates, with an error that lists what could have matched.
  */
 import { PeanutError } from '../errors.ts';
-import { defaultTargets, type DetectedArchitecture } from './architectures.ts';
+import { candidateList, defaultTargets, type DetectedArchitecture } from './architectures.ts';
 import { describeTargets, moduleMatches, parseTargets, selectCandidates, type Candidate, type Discovery, type TargetSpec } from './targets.ts';
 
 export interface Selection {
@@ -35,7 +35,7 @@ export function selectTargets(discovery: Discovery, targets?: string | readonly 
   }
   const selected = selectCandidates(candidates, spec);
   if (selected.length === 0) {
-    const list = candidates.map((c) => c.module).join(', ') || '(none: the model has no adaptable MatMul/Gemm layer)';
+    const list = candidateList(candidates, '(none: the model has no adaptable MatMul/Gemm layer)');
     const blocked = skipped.filter((s) => s.module && spec.kind !== 'all-linear' && moduleMatches(s.module, spec));
     const shown = blocked.slice(0, 3).map((s) => `${s.module} is skipped: ${s.reason}`);
     if (blocked.length > 3) shown.push(`${blocked.length - 3} more skipped`);

@@ -48,6 +48,32 @@ function edges(registry: GradRegistry, meta: (name: string) => ValueShape | unde
 
 const hasSubgraphs = (n: NodeProto) => n.attribute.some((a) => a.g || a.graphs.length);
 
+/** The values with a differentiable path to `roots` (walking `nodes`, in topological order, backward). */
+function backwardReach(nodes: readonly NodeProto[], roots: readonly string[], e: Pick<ReturnType<typeof edges>, 'isFloatValue' | 'diffEdge' | 'diffOutput'>): Set<string> {
+  const bwd = new Set<string>(roots);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (!n.output.some((o) => bwd.has(o) && e.diffOutput(n, o))) continue;
+    n.input.forEach((name, i) => {
+      if (e.diffEdge(n, i)) bwd.add(name);
+    });
+    if (hasSubgraphs(n)) for (const name of implicitInputs(n)) if (e.isFloatValue(name)) bwd.add(name);
+  }
+  return bwd;
+}
+
+/**
+ * Which of `params` reach the loss through differentiable ops (the rest would get no gradient):
+ * the same backward walk `findGradientPath` makes, without its errors.
+ */
+export function paramsReachingLoss(
+  nodes: readonly NodeProto[],
+  opts: { roots: readonly string[]; params: readonly string[]; registry: GradRegistry; meta: (name: string) => ValueShape | undefined },
+): string[] {
+  const bwd = backwardReach(nodes, opts.roots, edges(opts.registry, opts.meta));
+  return opts.params.filter((p) => bwd.has(p));
+}
+
 /**
  * Finds the nodes between `params` and `roots` (in topological order `nodes`).
  *
@@ -87,16 +113,7 @@ export function findGradientPath(
       }
     }
   }
-  // Backward reach from the loss.
-  const bwd = new Set<string>(roots);
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const n = nodes[k]!;
-    if (!n.output.some((o) => bwd.has(o) && diffOutput(n, o))) continue;
-    n.input.forEach((name, i) => {
-      if (diffEdge(n, i)) bwd.add(name);
-    });
-    if (hasSubgraphs(n)) for (const name of implicitInputs(n)) if (isFloatValue(name)) bwd.add(name);
-  }
+  const bwd = backwardReach(nodes, roots, { isFloatValue, diffEdge, diffOutput });
   for (const r of roots) {
     if (!meta(r)) throw new PeanutError('E_GRAPH', `loss '${r}' is not a value of the graph`);
     if (!isFloatValue(r)) throw new PeanutError('E_DTYPE', `loss '${r}' is ${dtypeName(meta(r)!.dtype)}, not a floating value`);

@@ -71,6 +71,9 @@ export function createProgress(out: NodeJS.WriteStream = process.stderr, tty = B
         case 'checkpoint':
           if (!bar) out.write(`checkpoint: ${e.path}\n`);
           break;
+        case 'warning':
+          line(e.message);
+          break;
       }
     },
     stop() {

@@ -4,33 +4,104 @@
  * Sources (DESIGN.md section 3):
  *  - safetensors: one tensor per field, first dim = examples; batches are row gathers (the file
  *    is already padded, so shapes are kept as stored);
- *  - JSONL: one example a line with `input_ids` (+ `attention_mask`, `token_type_ids`, `labels`),
+ *  - JSONL: one example a line with `input_ids` (+ `attention_mask`, `token_type_ids`, labels),
  *    or `text` (+ `text_pair`) and a tokenizer. Sequences are right-padded per batch to the
- *    longest example in that batch (dynamic padding), as Hugging Face's collators do.
+ *    longest example in that batch (dynamic padding), as Hugging Face's collators do, or to the
+ *    model's sequence length when its graph fixes one.
  *
- * Missing model inputs are filled the way transformers does: `attention_mask` = 1 on real tokens,
- * `token_type_ids` = 0, and causal-LM `labels` = `input_ids` with −100 on padding.
+ * Inputs the data does not carry are filled by src/data/model-inputs.ts (attention mask, token
+ * types, position ids, empty caches, …); causal-LM `labels` default to `input_ids` with −100 on
+ * padding, and per-token labels are padded with −100. `check` tests every example against the
+ * model before training starts (src/data/check-examples.ts).
  */
 import { PeanutError } from '../errors.ts';
 import { parseSafetensors, type SafeTensor } from '../formats/safetensors.ts';
-import { DataType as DT, dtypeName } from '../onnx/dtype.ts';
+import { DataType as DT, bf16BitsToFloat, dtypeName, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from '../onnx/dtype.ts';
 import type { TextTokenizer } from './tokenize.ts';
-import { IGNORE_INDEX } from './tasks.ts';
+import { IGNORE_INDEX, TASK_INFO, isTask, perTokenLabels, type LabelInput } from './tasks.ts';
+import { fillInput, staticSequenceLength, withRole, type InputRole, type InputSpec } from './model-inputs.ts';
+import { checkRows, checkTensors } from './check-examples.ts';
+import type { CheckSpec, CollateSpec } from './batch-spec.ts';
 
-/** One batch tensor, ready to wrap in an ort.Tensor. */
+export type { InputSpec };
+
+/** Element types a batch tensor can have (onnxruntime's names). */
+export type BatchType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'bool' | 'uint8';
+
+/** One batch tensor, ready to wrap in an ort.Tensor (float16/bfloat16 as raw Uint16 bits). */
 export interface BatchTensor {
-  type: 'float32' | 'int64' | 'int32';
+  type: BatchType;
   dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array;
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint16Array | Uint8Array;
 }
 
-/** What the model wants for one graph input. */
-export interface InputSpec {
-  name: string;
-  /** ONNX element type. */
-  elemType: number;
-  /** Declared dims, when known: a per-example value is reshaped to the declared rank ([B] → [B, 1]). */
-  dims?: ReadonlyArray<number | string | null>;
+export type { CheckSpec, CollateSpec };
+
+export interface ExampleSet {
+  readonly size: number;
+  readonly fields: readonly string[];
+  /** Gathers `indices` into one batch shaped for `spec`. */
+  batch(indices: readonly number[], spec: CollateSpec): Map<string, BatchTensor>;
+  /**
+   * Checks every example against the model: fields present, ids and labels of the right kind
+   * and in range, sequences that fit. @throws PeanutError E_DATA naming the example (`file:line`).
+   */
+  check(spec: CheckSpec): void;
+}
+
+/** The data field names an input may be given under: its own, and its role's usual name. */
+const ROLE_FIELDS: Partial<Record<InputRole, string>> = { input_ids: 'input_ids', attention_mask: 'attention_mask', token_type_ids: 'token_type_ids', position_ids: 'position_ids' };
+
+/** Fields that hold one value per token, padded with `pad` (labels: −100). */
+const SEQUENCE_ROLES = new Set<InputRole>(['input_ids', 'attention_mask', 'token_type_ids', 'position_ids']);
+
+/** The element type of a batch tensor for a graph input's ONNX type. */
+export function batchTypeFor(elemType: number, name: string): BatchType {
+  switch (elemType) {
+    case DT.FLOAT:
+      return 'float32';
+    case DT.FLOAT16:
+      return 'float16';
+    case DT.BFLOAT16:
+      return 'bfloat16';
+    case DT.DOUBLE:
+      return 'float64';
+    case DT.INT64:
+      return 'int64';
+    case DT.INT32:
+      return 'int32';
+    case DT.BOOL:
+      return 'bool';
+    case DT.UINT8:
+      return 'uint8';
+    default:
+      throw new PeanutError('E_DTYPE', `model input '${name}' has element type ${dtypeName(elemType)}; data inputs must be float32/16, bfloat16, float64, int64, int32, bool or uint8`);
+  }
+}
+
+/** A batch array of `type` holding `values` (zeros of length `n` when `values` is absent). */
+function makeData(type: BatchType, values: ArrayLike<number> | undefined, n = values?.length ?? 0): BatchTensor['data'] {
+  switch (type) {
+    case 'float32':
+      return values ? Float32Array.from(values) : new Float32Array(n);
+    case 'float64':
+      return values ? Float64Array.from(values) : new Float64Array(n);
+    case 'int32':
+      return values ? Int32Array.from(values, Math.trunc) : new Int32Array(n);
+    case 'bool':
+    case 'uint8':
+      return values ? Uint8Array.from(values, (v) => (type === 'bool' ? (v ? 1 : 0) : v)) : new Uint8Array(n);
+    case 'float16':
+    case 'bfloat16': {
+      const conv = type === 'float16' ? floatToHalfBits : floatToBf16Bits;
+      return values ? Uint16Array.from(values, (v) => conv(v)) : new Uint16Array(n);
+    }
+    case 'int64': {
+      const out = new BigInt64Array(n);
+      if (values) for (let i = 0; i < n; i++) out[i] = BigInt(Math.trunc(values[i]!));
+      return out;
+    }
+  }
 }
 
 /** [B] → [B, 1] (or [B, …, 1]) when the graph declares a higher rank with trailing 1s. */
@@ -41,50 +112,57 @@ function fitRank(dims: number[], spec: InputSpec): number[] {
   return extra.every((d) => d === 1) ? [...dims, ...extra.map(() => 1)] : dims;
 }
 
-export interface CollateSpec {
-  /** Every data input of the graph (the labels input included). */
-  inputs: readonly InputSpec[];
-  /** Name of the labels input. */
-  labels: string;
-  task: string;
-  /** Truncate sequences to this many tokens. */
-  maxLength?: number;
+const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+
+/** The label input a graph input is, if any. */
+const labelOf = (spec: CollateSpec, name: string) => spec.labels.find((l) => l.name === name);
+
+/** The data fields a label may be given under (`labels` also as `label` where the task allows). */
+export function labelFields(task: string, label: LabelInput): string[] {
+  const aliases = isTask(task) && TASK_INFO[task].labelFields.length === 1 ? TASK_INFO[task].labelAliases : [];
+  return [label.field, ...(label.field === 'labels' ? aliases : [])];
 }
 
-export interface ExampleSet {
-  readonly size: number;
-  readonly fields: readonly string[];
-  /** Gathers `indices` into one batch shaped for `spec`. */
-  batch(indices: readonly number[], spec: CollateSpec): Map<string, BatchTensor>;
+/** The data fields an input may be given under. */
+function inputFields(spec: CollateSpec, input: InputSpec): string[] {
+  const label = labelOf(spec, input.name);
+  if (label) return labelFields(spec.task, label);
+  const alias = ROLE_FIELDS[withRole(input, spec.inputs).role!];
+  return alias && alias !== input.name ? [input.name, alias] : [input.name];
 }
 
-const LABEL_ALIASES = ['labels', 'label'];
-
-function typeFor(elemType: number, name: string): BatchTensor['type'] {
-  if (elemType === DT.FLOAT) return 'float32';
-  if (elemType === DT.INT64) return 'int64';
-  if (elemType === DT.INT32) return 'int32';
-  throw new PeanutError('E_DTYPE', `model input '${name}' has element type ${dtypeName(elemType)}; data inputs must be float32, int64 or int32`);
+function missing(name: string, fields: readonly string[]): PeanutError {
+  return new PeanutError('E_DATA', `the data has no field '${name}', which the model needs (fields found: ${fields.join(', ') || 'none'})`);
 }
 
-function makeData(type: BatchTensor['type'], values: ArrayLike<number>): BatchTensor['data'] {
-  if (type === 'float32') return Float32Array.from(values);
-  if (type === 'int32') return Int32Array.from(values);
-  const out = new BigInt64Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = BigInt(Math.trunc(values[i]!));
-  return out;
+// ---- safetensors data ----------------------------------------------------------------------------
+
+const numberCache = new WeakMap<SafeTensor, ArrayLike<number>>();
+
+/** A stored tensor's values as numbers (int64 and half precision converted, once). */
+export function safeToNumbers(t: SafeTensor): ArrayLike<number> {
+  let hit = numberCache.get(t);
+  if (hit) return hit;
+  if (t.data instanceof BigInt64Array) hit = Float64Array.from(t.data, Number);
+  else if (t.dtype === 'F16') hit = Float32Array.from(t.data as Uint16Array, halfBitsToFloat);
+  else if (t.dtype === 'BF16') hit = Float32Array.from(t.data as Uint16Array, bf16BitsToFloat);
+  else return t.data as ArrayLike<number>;
+  numberCache.set(t, hit);
+  return hit;
 }
 
-/**
- * Rows `indices` of `t` as a batch array of `type`: a block copy when the stored type already is
- * the wanted one (the common case: F32 features, I64 ids), else converted value by value.
- */
-function gatherRows(t: SafeTensor, indices: readonly number[], type: BatchTensor['type']): BatchTensor['data'] {
-  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  const same = (type === 'float32' && t.data instanceof Float32Array) || (type === 'int64' && t.data instanceof BigInt64Array) || (type === 'int32' && t.data instanceof Int32Array);
-  if (same) {
-    const src = t.data as Float32Array | BigInt64Array | Int32Array;
-    const out = new (src.constructor as Float32ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor)(indices.length * per);
+/** Whether a stored tensor already holds `type`'s representation (then rows are block copies). */
+function storedAs(t: SafeTensor, type: BatchType): boolean {
+  const want: Record<BatchType, SafeTensor['dtype'][]> = { float32: ['F32'], float16: ['F16'], bfloat16: ['BF16'], float64: ['F64'], int64: ['I64'], int32: ['I32'], bool: ['BOOL'], uint8: ['U8'] };
+  return want[type].includes(t.dtype);
+}
+
+/** Rows `indices` of `t` as a batch array of `type`. */
+function gatherRows(t: SafeTensor, indices: readonly number[], type: BatchType): BatchTensor['data'] {
+  const per = numel(t.shape.slice(1));
+  if (storedAs(t, type)) {
+    const src = t.data as BatchTensor['data'];
+    const out = new (src.constructor as new (n: number) => BatchTensor['data'])(indices.length * per);
     indices.forEach((i, b) => out.set(src.subarray(i * per, (i + 1) * per) as never, b * per));
     return out;
   }
@@ -96,112 +174,94 @@ function gatherRows(t: SafeTensor, indices: readonly number[], type: BatchTensor
   return makeData(type, values);
 }
 
-const numberCache = new WeakMap<SafeTensor, ArrayLike<number>>();
-
-function safeToNumbers(t: SafeTensor): ArrayLike<number> {
-  if (t.data instanceof BigInt64Array) {
-    let hit = numberCache.get(t);
-    if (!hit) numberCache.set(t, (hit = Float64Array.from(t.data, Number)));
-    return hit;
-  }
-  if (t.dtype === 'F16' || t.dtype === 'BF16') throw new PeanutError('E_DTYPE', `half-precision data tensors are not supported; store data as F32/I64`);
-  return t.data as ArrayLike<number>;
-}
-
 /** safetensors data: every tensor has the examples along its first dim. */
 class TensorExampleSet implements ExampleSet {
   readonly size: number;
   readonly fields: string[];
   constructor(
     readonly tensors: Map<string, SafeTensor>,
-    path: string,
+    readonly path: string,
   ) {
     this.fields = [...tensors.keys()];
     const sizes = new Set([...tensors.values()].map((t) => t.shape[0] ?? 1));
-    if (sizes.size !== 1) throw new PeanutError('E_DATA', `${path}: tensors disagree on the number of examples (first dims ${[...sizes].join(', ')})`);
+    if (sizes.size !== 1) throw new PeanutError('E_DATA', `${path}: tensors disagree on the number of examples (first dims ${[...sizes].join(', ')}); every tensor holds one row per example`);
     this.size = [...sizes][0] ?? 0;
+    if (this.size === 0) throw new PeanutError('E_DATA', `${path} holds no examples (its tensors have 0 rows); write one row per example`);
   }
 
-  #rows(t: SafeTensor, indices: readonly number[]): { values: number[]; dims: number[] } {
-    const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  #field(input: InputSpec, spec: CollateSpec): SafeTensor | undefined {
+    for (const f of inputFields(spec, input)) {
+      const t = this.tensors.get(f);
+      if (t) return t;
+    }
+    return undefined;
+  }
+
+  #rows(t: SafeTensor, indices: readonly number[]): number[] {
+    const per = numel(t.shape.slice(1));
     const src = safeToNumbers(t);
     const values: number[] = [];
     for (const i of indices) for (let j = 0; j < per; j++) values.push(src[i * per + j]!);
-    return { values, dims: [indices.length, ...t.shape.slice(1)] };
+    return values;
   }
 
   batch(indices: readonly number[], spec: CollateSpec): Map<string, BatchTensor> {
     const out = new Map<string, BatchTensor>();
-    const get = (name: string) => this.tensors.get(name) ?? (name === spec.labels ? LABEL_ALIASES.map((a) => this.tensors.get(a)).find(Boolean) : undefined);
     const ids = this.tensors.get('input_ids');
+    const B = indices.length;
+    const T = ids?.shape[1] ?? 1;
+    const maskT = this.tensors.get('attention_mask');
+    const mask = maskT && maskT.shape[1] === T ? this.#rows(maskT, indices) : undefined;
+    const lengths = Array.from({ length: B }, (_, b) => (mask ? mask.slice(b * T, (b + 1) * T).reduce((a, v) => a + v, 0) : T));
     for (const input of spec.inputs) {
-      const type = typeFor(input.elemType, input.name);
-      const t = get(input.name);
+      const type = batchTypeFor(input.elemType, input.name);
+      const t = this.#field(input, spec);
       if (t) {
-        const dims = fitRank([indices.length, ...t.shape.slice(1)], input);
-        out.set(input.name, { type, dims, data: gatherRows(t, indices, type) });
+        out.set(input.name, { type, dims: fitRank([B, ...t.shape.slice(1)], input), data: gatherRows(t, indices, type) });
         continue;
       }
-      const fill = defaultFor(input.name, spec, ids ? this.#rows(ids, indices) : undefined, () => {
-        const mask = this.tensors.get('attention_mask');
-        return mask ? this.#rows(mask, indices).values : undefined;
-      });
-      if (!fill) throw missing(input.name, this.fields);
-      out.set(input.name, { type, dims: fill.dims, data: makeData(type, fill.values) });
+      const label = labelOf(spec, input.name);
+      if (label && spec.task === 'causal-lm' && ids) {
+        const values = this.#rows(ids, indices).map((v, i) => (mask && mask[i] === 0 ? IGNORE_INDEX : v));
+        out.set(input.name, { type, dims: [B, T], data: makeData(type, values) });
+        continue;
+      }
+      const fill = label || !ids ? undefined : fillInput(withRole(input, spec.inputs), { B, T, lengths }, mask);
+      if (!fill) throw missing(label?.field ?? input.name, this.fields);
+      out.set(input.name, { type, dims: fill.dims, data: makeData(type, fill.values, numel(fill.dims)) });
     }
     return out;
   }
+
+  check(spec: CheckSpec): void {
+    checkTensors(this.tensors, this.path, spec, (input) => this.#field(input, spec));
+  }
 }
 
-function missing(name: string, fields: readonly string[]): PeanutError {
-  return new PeanutError('E_DATA', `the data has no field '${name}', which the model needs (fields found: ${fields.join(', ') || 'none'})`);
-}
-
-/** Values for an input the data does not carry, when transformers has a convention for it. */
-function defaultFor(
-  name: string,
-  spec: CollateSpec,
-  ids: { values: number[]; dims: number[] } | undefined,
-  mask: () => number[] | undefined,
-): { values: number[]; dims: number[] } | undefined {
-  if (!ids) return undefined;
-  if (name === 'attention_mask') return { values: ids.values.map(() => 1), dims: ids.dims };
-  if (name === 'token_type_ids' || name === 'position_ids') {
-    if (name === 'position_ids') {
-      const per = ids.dims[1] ?? 1;
-      return { values: ids.values.map((_, i) => i % per), dims: ids.dims };
-    }
-    return { values: ids.values.map(() => 0), dims: ids.dims };
-  }
-  if (name === spec.labels && spec.task === 'causal-lm') {
-    const m = mask();
-    return { values: ids.values.map((v, i) => (m && m[i] === 0 ? IGNORE_INDEX : v)), dims: ids.dims };
-  }
-  return undefined;
-}
+// ---- JSONL data ----------------------------------------------------------------------------------
 
 /** A JSONL example after tokenization: sequences and other values by field. */
-type Row = Record<string, number | number[] | unknown>;
+export type Row = Record<string, unknown>;
 
-function flatten(v: unknown, dims: number[], out: number[], depth = 0): void {
+function flatten(v: unknown, dims: number[], out: number[], where: string, field: string, depth = 0): void {
   if (Array.isArray(v)) {
     if (dims.length <= depth) dims.push(v.length);
-    else if (dims[depth] !== v.length) throw new PeanutError('E_DATA', 'a nested array field is ragged; every example must have the same shape except the sequence length');
-    for (const x of v) flatten(x, dims, out, depth + 1);
+    else if (dims[depth] !== v.length) throw new PeanutError('E_DATA', `${where}: field '${field}' is ragged; every example must have the same shape except the sequence length`);
+    for (const x of v) flatten(x, dims, out, where, field, depth + 1);
   } else if (typeof v === 'number' || typeof v === 'boolean') {
     out.push(Number(v));
   } else {
-    throw new PeanutError('E_DATA', `expected a number or an array of numbers, got ${JSON.stringify(v)?.slice(0, 40)}`);
+    throw new PeanutError('E_DATA', `${where}: field '${field}' holds ${JSON.stringify(v)?.slice(0, 40)}; expected a number or an array of numbers`);
   }
 }
-
-const SEQUENCE_FIELDS = new Set(['input_ids', 'attention_mask', 'token_type_ids', 'position_ids']);
 
 /** JSONL data: padded per batch. */
 class RowExampleSet implements ExampleSet {
   readonly fields: string[];
   constructor(
     readonly rows: Row[],
+    /** Where each row came from (`file:line`), for messages. */
+    readonly where: string[],
     readonly padId: number,
   ) {
     const f = new Set<string>();
@@ -220,45 +280,56 @@ class RowExampleSet implements ExampleSet {
       return spec.maxLength ? Math.min(n, spec.maxLength) : n;
     };
     const lengths = rows.map(seqLen);
-    const T = Math.max(1, ...lengths);
+    const T = staticSequenceLength(spec.inputs) ?? Math.max(1, ...lengths);
     const B = rows.length;
-    const padded = (field: string, pad: number, fallback?: (r: Row, t: number) => number) => {
+    if (lengths.some((n) => n > T)) {
+      const b = lengths.findIndex((n) => n > T);
+      throw new PeanutError('E_DATA', `${this.where[indices[b]!]}: the example has ${lengths[b]} tokens; the model takes ${T}; pass --max-length ${T} to truncate`);
+    }
+    const padded = (field: string, pad: number) => {
       const values: number[] = new Array(B * T).fill(pad);
       rows.forEach((r, b) => {
         const src = r[field];
-        for (let t = 0; t < lengths[b]!; t++) {
-          const v = Array.isArray(src) ? src[t] : fallback?.(r, t);
-          values[b * T + t] = Number(v ?? pad);
-        }
+        if (!Array.isArray(src)) return;
+        for (let t = 0; t < lengths[b]!; t++) values[b * T + t] = Number(src[t] ?? pad);
       });
       return { values, dims: [B, T] };
     };
+    const present = (f: string) => rows.every((r) => r[f] !== undefined);
+    const maskField = rows.length && present('attention_mask') ? 'attention_mask' : undefined;
+    const mask = maskField ? padded(maskField, 0).values : undefined;
     const out = new Map<string, BatchTensor>();
     for (const input of spec.inputs) {
-      const type = typeFor(input.elemType, input.name);
+      const type = batchTypeFor(input.elemType, input.name);
       const name = input.name;
-      const isLabels = name === spec.labels;
-      const field = isLabels ? [name, ...LABEL_ALIASES].find((k) => rows.every((r) => r[k] !== undefined)) : rows.every((r) => r[name] !== undefined) ? name : undefined;
-      let res: { values: number[]; dims: number[] };
-      if (name === 'input_ids') res = padded('input_ids', this.padId);
-      else if (field && (SEQUENCE_FIELDS.has(name) || (isLabels && spec.task === 'causal-lm' && Array.isArray(rows[0]![field])))) {
-        res = padded(field, isLabels ? IGNORE_INDEX : 0);
+      const label = labelOf(spec, name);
+      const role = withRole(input, spec.inputs).role!;
+      const field = inputFields(spec, input).find(present);
+      let res: { values?: number[]; dims: number[] } | undefined;
+      if (role === 'input_ids' && field) res = padded(field, this.padId);
+      else if (field && (SEQUENCE_ROLES.has(role) || (label && perTokenLabels(spec.task) && Array.isArray(rows[0]![field])))) {
+        res = padded(field, label ? IGNORE_INDEX : 0);
       } else if (field) {
         const values: number[] = [];
         const dims: number[] = [];
-        for (const r of rows) {
+        rows.forEach((r, b) => {
           const d: number[] = [];
-          flatten(r[field], d, values);
-          if (dims.length === 0) dims.push(...d);
-        }
+          flatten(r[field], d, values, this.where[indices[b]!]!, field);
+          if (b === 0) dims.push(...d);
+        });
         res = { values, dims: [B, ...dims] };
-      } else if (name === 'attention_mask') res = padded('attention_mask', 0, () => 1);
-      else if (name === 'token_type_ids' || name === 'position_ids') res = padded(name, 0, (_r, t) => (name === 'position_ids' ? t : 0));
-      else if (isLabels && spec.task === 'causal-lm') res = padded('input_ids', IGNORE_INDEX);
-      else throw missing(name, this.fields);
-      out.set(name, { type, dims: fitRank(res.dims, input), data: makeData(type, res.values) });
+      } else if (label && spec.task === 'causal-lm') {
+        const ids = padded('input_ids', IGNORE_INDEX);
+        res = { dims: ids.dims, values: ids.values.map((v, i) => (mask && mask[i] === 0 ? IGNORE_INDEX : v)) };
+      } else if (!label) res = fillInput(withRole(input, spec.inputs), { B, T, lengths }, mask);
+      if (!res) throw missing(label?.field ?? name, this.fields);
+      out.set(name, { type, dims: fitRank(res.dims, input), data: makeData(type, res.values, numel(res.dims)) });
     }
     return out;
+  }
+
+  check(spec: CheckSpec): void {
+    checkRows(this.rows, this.where, spec, (input) => inputFields(spec, input));
   }
 }
 
@@ -270,15 +341,16 @@ function parseJsonl(text: string, what: string): Array<{ row: unknown; line: num
     try {
       out.push({ row: JSON.parse(line), line: i + 1 });
     } catch (err) {
-      throw new PeanutError('E_DATA', `${what}:${i + 1}: not valid JSON (${(err as Error).message})`);
+      throw new PeanutError('E_DATA', `${what}:${i + 1}: not valid JSON (${(err as Error).message}); each line must be one JSON object`);
     }
   });
   return out;
 }
 
 /** Checks example objects and tokenizes those given as `text` (`where(i)` names example i in errors). */
-function prepareRows(items: ReadonlyArray<{ row: unknown; line: number }>, what: string, where: (line: number) => string, tokenizer?: TextTokenizer): Row[] {
+function prepareRows(items: ReadonlyArray<{ row: unknown; line: number }>, what: string, where: (line: number) => string, tokenizer?: TextTokenizer): { rows: Row[]; where: string[] } {
   const rows: Row[] = [];
+  const places: string[] = [];
   for (const { row: value, line } of items) {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PeanutError('E_DATA', `${where(line)}: each example must be a JSON object`);
     let row = value as Row;
@@ -290,9 +362,10 @@ function prepareRows(items: ReadonlyArray<{ row: unknown; line: number }>, what:
       delete row.text_pair;
     }
     rows.push(row);
+    places.push(where(line));
   }
-  if (rows.length === 0) throw new PeanutError('E_DATA', `${what} holds no examples`);
-  return rows;
+  if (rows.length === 0) throw new PeanutError('E_DATA', `${what} holds no examples; write one JSON example a line, e.g. {"input_ids": [101, 2023, 102], "labels": 1}`);
+  return { rows, where: places };
 }
 
 /**
@@ -300,33 +373,36 @@ function prepareRows(items: ReadonlyArray<{ row: unknown; line: number }>, what:
  * path: errors say `<what>:<line>`).
  */
 export function exampleSetFromJsonl(text: string, what: string, opts: { tokenizer?: TextTokenizer } = {}): ExampleSet {
-  const rows = prepareRows(parseJsonl(text, what), what, (line) => `${what}:${line}`, opts.tokenizer);
-  return new RowExampleSet(rows, opts.tokenizer?.padId ?? 0);
+  const { rows, where } = prepareRows(parseJsonl(text, what), what, (line) => `${what}:${line}`, opts.tokenizer);
+  return new RowExampleSet(rows, where, opts.tokenizer?.padId ?? 0);
 }
 
 /** Examples from example objects (the rows of a JSONL file, already parsed). */
 export function exampleSetFromRows(rows: readonly unknown[], what: string, opts: { tokenizer?: TextTokenizer } = {}): ExampleSet {
   const prepared = prepareRows(rows.map((row, i) => ({ row, line: i + 1 })), what, (i) => `${what}[${i - 1}]`, opts.tokenizer);
-  return new RowExampleSet(prepared, opts.tokenizer?.padId ?? 0);
+  return new RowExampleSet(prepared.rows, prepared.where, opts.tokenizer?.padId ?? 0);
 }
 
 /** Examples from a safetensors file's bytes: one tensor per field, examples along the first dim. */
 export function exampleSetFromSafetensors(bytes: Uint8Array, what: string): ExampleSet {
   const { tensors } = parseSafetensors(bytes, what);
-  if (tensors.size === 0) throw new PeanutError('E_DATA', `${what} holds no tensors`);
+  if (tensors.size === 0) throw new PeanutError('E_DATA', `${what} holds no tensors; write one tensor per field (input_ids, labels, …) with one row per example`);
   return new TensorExampleSet(tensors, what);
 }
 
 /**
- * How many label positions a batch's loss averages over: for causal LM the shifted labels that
- * are not −100, otherwise the number of examples. Used to weight per-batch losses in evaluation.
+ * How many label positions a batch's loss averages over: the counted tokens for per-token tasks
+ * (shifted for causal LM), otherwise the number of examples. Used to weight per-batch losses in
+ * evaluation.
  */
 export function lossWeight(batch: Map<string, BatchTensor>, spec: CollateSpec): number {
-  const labels = batch.get(spec.labels);
+  const first = spec.labels[0];
+  const labels = first ? batch.get(first.name) : undefined;
   if (!labels) return 0;
-  if (spec.task !== 'causal-lm') return labels.dims[0] ?? 0;
+  if (!perTokenLabels(spec.task)) return labels.dims[0] ?? 0;
   const [B = 0, T = 0] = labels.dims;
+  const from = spec.task === 'causal-lm' ? 1 : 0;
   let n = 0;
-  for (let b = 0; b < B; b++) for (let t = 1; t < T; t++) if (Number(labels.data[b * T + t]) !== IGNORE_INDEX) n++;
+  for (let b = 0; b < B; b++) for (let t = from; t < T; t++) if (Number(labels.data[b * T + t]) !== IGNORE_INDEX) n++;
   return n;
 }

@@ -11,6 +11,7 @@ import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type Tr
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { externalDataFiles, loadModel, saveModel } from './model-files.ts';
 import { nodeRuntime } from './onnxruntime.ts';
+import { headList } from './gradients.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
 
 /** Writes the artifact directory (each file atomically). */
@@ -26,10 +27,14 @@ export function writeArtifacts(dir: string, plan: TrainingPlan): void {
   writeFileAtomic(join(dir, ARTIFACT_FILES.manifest), new TextEncoder().encode(`${JSON.stringify(plan.manifest, null, 2)}\n`));
 }
 
-/** `peanut-onnx artifacts`: builds the plan of an adapted model file and writes its directory. */
-export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string }): Promise<Manifest> {
+/**
+ * `peanut-onnx artifacts`: builds the plan of an adapted model file and writes its directory.
+ * The manifest's `warnings` name the targets left out (they do not reach the head's loss).
+ */
+export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string; head?: string | readonly string[] }): Promise<Manifest> {
   assertNotInput(outDir, adaptedPath);
-  const plan = await buildTrainingPlan(nodeRuntime, loadModel(adaptedPath), opts);
+  const heads = headList(opts.head);
+  const plan = await buildTrainingPlan(nodeRuntime, loadModel(adaptedPath), { ...(opts.task !== undefined ? { task: opts.task } : {}), ...(heads ? { heads } : {}) });
   writeArtifacts(resolve(outDir), plan);
   return plan.manifest;
 }
@@ -58,16 +63,19 @@ export function readArtifacts(dir: string): LoadedArtifacts {
  * What `train <source>` runs: an artifact directory's files, or the plan of an adapted .onnx built
  * in memory (never written to disk; frozen weights in external data stay in their files).
  */
-export async function loadRunGraphs(source: string, task: string | undefined): Promise<RunGraphs> {
+export async function loadRunGraphs(source: string, task: string | undefined, heads?: readonly string[]): Promise<RunGraphs> {
   if (!existsSync(source)) throw new PeanutError('E_FILE_NOT_FOUND', `not found: ${source} (pass an artifact directory or an adapted .onnx)`);
   if (statSync(source).isDirectory()) {
     const a = readArtifacts(source);
     if (task && task !== a.manifest.task) {
       throw new PeanutError('E_BAD_CONFIG', `--task ${task} does not match the artifacts, which were built for '${a.manifest.task}'; rebuild them with \`peanut-onnx artifacts --task ${task}\``);
     }
+    if (heads?.length && a.manifest.heads.length && heads.join() !== a.manifest.heads.join()) {
+      throw new PeanutError('E_BAD_CONFIG', `--head ${heads.join(',')} does not match the artifacts, which read ${a.manifest.heads.join(',')}; rebuild them with \`peanut-onnx artifacts --head ${heads.join(',')}\``);
+    }
     return { manifest: a.manifest, train: a.trainPath, eval: a.evalPath, init: loadCheckpoint(a.checkpointPath) };
   }
   const adapted = loadModel(source);
-  const plan = await buildTrainingPlan(nodeRuntime, adapted, { task });
+  const plan = await buildTrainingPlan(nodeRuntime, adapted, { ...(task !== undefined ? { task } : {}), ...(heads?.length ? { heads } : {}) });
   return planToRun(plan, externalDataFiles(adapted));
 }

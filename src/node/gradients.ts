@@ -9,6 +9,7 @@ import type { Task } from '../data/tasks.ts';
 import { buildGradModel, type GradModel } from '../train/grad-model.ts';
 import { runGradModel } from '../train/grad-run.ts';
 import { readBatches } from './batches.ts';
+import { openExampleSet } from './data-files.ts';
 import { writeSafetensors } from './safetensors-files.ts';
 import { externalDataFiles } from './model-files.ts';
 import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
@@ -17,8 +18,8 @@ export interface GradientsOptions {
   /** The data file holding the batch (.jsonl or .safetensors). */
   data: string;
   task: Task;
-  /** The graph output holding the predictions (default: logits). */
-  head?: string;
+  /** The graph output(s) holding the predictions: names, or one comma-separated string (default: the task's, e.g. logits). */
+  head?: string | readonly string[];
   /** Use only the first N examples. */
   batchSize?: number;
   ep?: EpChoice;
@@ -28,18 +29,28 @@ export interface GradientsOptions {
 
 export interface GradientsResult {
   loss: number;
-  /** `loss` and `<key>.grad` for every tweaker parameter, as `grad` writes them. */
+  /** `loss` and `<key>.grad` for every tweaker parameter that reaches the loss, as `grad` writes them. */
   tensors: Map<string, SafeTensor>;
   /** Examples in the batch. */
   examples: number;
   params: string[];
+  /** Tweaker parameters left out because they do not reach the loss, and one warning line per target. */
+  dropped: string[];
+  warnings: string[];
+}
+
+/** `a,b` or a list as head names (none: the task's default). */
+export function headList(head: string | readonly string[] | undefined): string[] | undefined {
+  if (head === undefined) return undefined;
+  const list = (typeof head === 'string' ? head.split(',') : [...head]).map((h) => h.trim()).filter(Boolean);
+  return list.length ? list : undefined;
 }
 
 /** Loss and gradients of an adapted model on the batch in `opts.data`. */
 export async function computeGradients(model: OnnxModel, opts: GradientsOptions): Promise<GradientsResult> {
   const readOpts = { task: opts.task, ...(opts.batchSize ? { limit: opts.batchSize } : {}) };
-  const readBatch = (m: OnnxModel, exclude?: ReadonlySet<string>, labels?: string) => readBatches(opts.data, m, { ...readOpts, ...(exclude ? { exclude } : {}), ...(labels ? { labels } : {}) })[0]!;
-  const head = opts.head !== undefined ? { output: opts.head } : {};
+  const heads = headList(opts.head);
+  const head = heads ? { heads } : {};
   let gm: GradModel;
   try {
     gm = await buildGradModel(nodeRuntime, model, { task: opts.task, ...head });
@@ -47,10 +58,12 @@ export async function computeGradients(model: OnnxModel, opts: GradientsOptions)
     // Synthetic probe batches cannot run this model (input dims tied to each other): probe
     // with the real batch instead; the graph is then built for this batch's shapes.
     if (!(err instanceof PeanutError && err.code === 'E_PROBE')) throw err;
-    const real = readBatch(model);
+    const real = readBatches(opts.data, model, readOpts)[0]!;
     gm = await buildGradModel(nodeRuntime, model, { task: opts.task, ...head, batch: real, staticShapes: true });
   }
-  const batch = readBatch(gm.model, new Set(gm.params), gm.labels);
+  // Every example is checked against the model before anything runs or is written.
+  openExampleSet(opts.data).check({ inputs: gm.inputs, labels: gm.labels, task: opts.task, bounds: gm.bounds });
+  const batch = readBatches(opts.data, gm.model, { ...readOpts, exclude: new Set(gm.params), labels: gm.labels })[0]!;
   const files = externalDataFiles(gm.model);
   const r = await runGradModel(nodeRuntime, gm, batch, { ep: opts.ep ?? 'cpu', ...(files.length ? { externalData: files } : {}) });
   if (!Number.isFinite(r.loss)) throw new PeanutError('E_NON_FINITE', `the loss is ${r.loss}; check the labels and the --task`);
@@ -60,5 +73,6 @@ export async function computeGradients(model: OnnxModel, opts: GradientsOptions)
     tensors.set(`${p}.grad`, { dtype: 'F32', shape: g.dims, data: g.data });
   }
   if (opts.output) writeSafetensors(opts.output, tensors, { task: opts.task, format: 'peanut-onnx grad' });
-  return { loss: r.loss, tensors, examples: batch[gm.labels]?.dims[0] ?? 0, params: gm.params };
+  const first = batch[gm.labels[0]!.name];
+  return { loss: r.loss, tensors, examples: Number(first?.dims[0] ?? 0), params: gm.params, dropped: gm.dropped, warnings: gm.warnings };
 }

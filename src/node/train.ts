@@ -16,6 +16,7 @@ import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadRunGraphs } from './artifacts.ts';
 import { loadTokenizer, openExampleSet } from './data-files.ts';
 import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
+import { headList } from './gradients.ts';
 import { latestCheckpoint, loadCheckpoint, lockRunDir, METRICS_FILE, CHECKPOINT_DIR, pruneCheckpoints, saveCheckpoint } from './run-dir.ts';
 
 export type { TrainEvent };
@@ -29,6 +30,12 @@ export interface TrainOptions extends RunSettings {
   eval?: string;
   /** Task; required when training straight from an adapted .onnx, checked against the manifest otherwise. */
   task?: string;
+  /**
+   * The graph output(s) holding the predictions (`--head`): names, or one comma-separated string.
+   * Default: the task's (`logits`; `start_logits,end_logits` for qa). Checked against the manifest
+   * of an artifact directory.
+   */
+  head?: string | readonly string[];
   /** Number of epochs (default 1 when `steps` is not given). */
   epochs?: number;
   /** Number of optimizer steps (overrides `epochs`). */
@@ -99,8 +106,17 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
   // The log is the only file written outside checkpoints/: never over an input.
   assertNotInput(logPath, source, options.data, options.eval, options.tokenizer);
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${options.outDir} is a file; the run directory must be a directory`);
-  const graphs = await loadRunGraphs(source, options.task);
+  const graphs = await loadRunGraphs(source, options.task, headList(options.head));
   const { manifest } = graphs;
+
+  // ---- data: every example checked against the model before anything is written ------------
+  const tokenizer = options.tokenizer ? loadTokenizer(options.tokenizer) : undefined;
+  const data = openExampleSet(options.data, { tokenizer });
+  const evalData = options.eval ? openExampleSet(options.eval, { tokenizer }) : undefined;
+  const check = { inputs: manifest.train.inputs.data, labels: manifest.labels, task: manifest.task, bounds: manifest.bounds, ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}) };
+  data.check(check);
+  evalData?.check({ ...check, inputs: manifest.eval.inputs.data });
+
   mkdirSync(outDir, { recursive: true });
   const unlock = lockRunDir(outDir);
   try {
@@ -120,10 +136,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       state = graphs.init;
     }
 
-    // ---- data and settings ---------------------------------------------------------------------
-    const tokenizer = options.tokenizer ? loadTokenizer(options.tokenizer) : undefined;
-    const data = openExampleSet(options.data, { tokenizer });
-    const evalData = options.eval ? openExampleSet(options.eval, { tokenizer }) : undefined;
+    // ---- settings --------------------------------------------------------------------------------
     const run = resolveRun(manifest.hyperparameters, options, data.size, options.resume ? state : undefined, options.force);
 
     // ---- metrics log ----------------------------------------------------------------------------

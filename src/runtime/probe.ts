@@ -6,7 +6,7 @@
  * one that differs is dynamic (`null`), and rules must not bake it into constants.
  */
 import { PeanutError } from '../errors.ts';
-import { DataType as DT, dtypeName, isFloatType } from '../onnx/dtype.ts';
+import { DataType as DT, dtypeName, floatToBf16Bits, floatToHalfBits, isFloatType } from '../onnx/dtype.ts';
 import { graphOf, encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
@@ -53,6 +53,11 @@ export function syntheticTensor(name: string, dt: number, dims: readonly number[
       return { type: 'float32', data: pseudoRandom(n, seed), dims };
     case DT.DOUBLE:
       return { type: 'float64', data: Float64Array.from(pseudoRandom(n, seed)), dims };
+    // Half precision travels as raw 16-bit words (onnxruntime's float16/bfloat16 host tensors).
+    case DT.FLOAT16:
+      return { type: 'float16', data: Uint16Array.from(pseudoRandom(n, seed), (v) => floatToHalfBits(v)), dims };
+    case DT.BFLOAT16:
+      return { type: 'bfloat16', data: Uint16Array.from(pseudoRandom(n, seed), (v) => floatToBf16Bits(v)), dims };
     case DT.INT64:
       return { type: 'int64', data: new BigInt64Array(n).fill(BigInt(intFill(name))), dims };
     case DT.INT32:
@@ -62,7 +67,7 @@ export function syntheticTensor(name: string, dt: number, dims: readonly number[
     case DT.UINT8:
       return { type: 'uint8', data: new Uint8Array(n).fill(intFill(name)), dims };
     default:
-      throw new PeanutError('E_DTYPE', `cannot synthesize a probe value for input '${name}' of type ${dtypeName(dt)}; pass a real batch`);
+      throw new PeanutError('E_DTYPE', `cannot synthesize a probe value for input '${name}' of type ${dtypeName(dt)}; probe with two real batches of different sizes`);
   }
 }
 
@@ -167,14 +172,22 @@ export async function probeShapes(runtime: Runtime, model: OnnxModel, opts: Prob
   const runs: Array<Map<string, { dtype: number; dims: number[] }>> = [];
   try {
     const inputNames = new Set(session.inputNames);
-    for (const given of batches) {
+    for (const [k, given] of batches.entries()) {
       // A real batch may carry fields the model does not take (text, ids of other models).
-      const feeds: Feeds = Object.fromEntries(Object.entries(given).filter(([k]) => inputNames.has(k)));
+      const feeds: Feeds = Object.fromEntries(Object.entries(given).filter(([name]) => inputNames.has(name)));
       let result: Record<string, HostTensor>;
       try {
         result = await session.run(feeds, fetch);
       } catch (err) {
-        throw new PeanutError('E_PROBE', `shape probing failed: onnxruntime could not run the model on a ${batches.indexOf(given) === 0 && opts.batches ? 'given' : 'synthetic'} batch (${(err as Error).message.split('\n')[0]}); pass a real batch`);
+        const why = (err as Error).message.split('\n')[0];
+        // Given batches are the caller's to fix; a synthetic one means the model needs real inputs.
+        const given = opts.batches !== undefined && k < opts.batches.length;
+        throw new PeanutError(
+          'E_PROBE',
+          given
+            ? `shape probing failed: onnxruntime could not run the model on the given batch ${k + 1} (${why}); check that batch's inputs against the model's`
+            : `shape probing failed: onnxruntime could not run the model on a synthetic batch (${why}); ${opts.batches?.length ? 'probe with two real batches of different sizes, or with the given batch alone (static shapes)' : 'pass a real batch'}`,
+        );
       }
       const m = new Map<string, { dtype: number; dims: number[] }>();
       for (const [name, t] of Object.entries(result)) {

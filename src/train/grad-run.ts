@@ -26,8 +26,9 @@ export interface GradRunOptions {
 }
 
 /**
- * Runs `gm` on one batch. `batch` holds the model's data inputs and the labels (`labels` or the
- * gradient model's labels name); θ defaults to the values stored in the adapted model.
+ * Runs `gm` on one batch. `batch` holds the model's data inputs and the labels (under the label
+ * inputs' names or their data fields: `labels`, `start_positions`, …); θ defaults to the values
+ * stored in the adapted model.
  */
 export async function runGradModel(runtime: Runtime, gm: GradModel, batch: Feeds, opts: GradRunOptions = {}): Promise<GradRunResult> {
   const session = await runtime.createSession(encodeModel(gm.model.proto), { ep: opts.ep ?? 'cpu', memPattern: false, ...(opts.externalData?.length ? { externalData: opts.externalData } : {}) });
@@ -36,7 +37,8 @@ export async function runGradModel(runtime: Runtime, gm: GradModel, batch: Feeds
     const paramSet = new Set(gm.params);
     for (const v of feedInputs(gm.model.proto)) {
       if (paramSet.has(v.name)) continue;
-      const t = batch[v.name] ?? (v.name === gm.labels ? (batch.labels ?? batch.label) : undefined);
+      const label = gm.labels.find((l) => l.name === v.name);
+      const t = batch[v.name] ?? (label ? (batch[label.field] ?? (label.field === 'labels' ? batch.label : undefined)) : undefined);
       if (!t) throw new PeanutError('E_DATA', `the batch has no '${v.name}' (model inputs: ${feedInputs(gm.model.proto).filter((i) => !paramSet.has(i.name)).map((i) => i.name).join(', ')})`);
       feeds[v.name] = t;
     }

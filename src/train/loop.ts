@@ -27,7 +27,9 @@ export type TrainEvent =
   | { type: 'start'; ep: string; epRequested: string; startStep: number; totalSteps: number; examples: number; stepsPerEpoch: number; resumedFrom?: string }
   | { type: 'step'; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; stepsPerSec: number; etaSec: number }
   | ({ type: 'eval'; step: number } & EvalMetrics)
-  | { type: 'checkpoint'; step: number; path: string };
+  | { type: 'checkpoint'; step: number; path: string }
+  /** Something the run goes on without (a target that cannot reach the loss): one line. */
+  | { type: 'warning'; message: string };
 
 export interface LoopOptions {
   data: ExampleSet;
@@ -88,6 +90,8 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   const totalSteps = hyper.totalSteps;
   const task = manifest.task;
   const spec: CollateSpec = { inputs: manifest.train.inputs.data, labels: manifest.labels, task, ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}) };
+  const emit = opts.onEvent ?? (() => {});
+  for (const message of manifest.warnings) emit({ type: 'warning', message });
 
   // Why these options: see trainingSessionOptions (memory pattern off, full graph optimization).
   const sessionOpts = trainingSessionOptions({ ep: opts.ep, threads: opts.threads, externalData: graphs.externalData });
@@ -102,9 +106,14 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   let mState = new Map(names.map((k) => [k, f32(state.m.get(k)!)]));
   let vState = new Map(names.map((k) => [k, f32(state.v.get(k)!)]));
   const tensors = (values: Map<string, Float32Array>) => new Map([...values].map(([k, d]) => [k, { dtype: 'F32' as const, shape: shapes.get(k)!, data: d }]));
-  const snapshot = (): TrainState => ({ ...state, params: tensors(theta), m: tensors(mState), v: tensors(vState) });
+  // θ left out of training (they do not reach the loss) stay in the state as they were.
+  const snapshot = (): TrainState => ({
+    ...state,
+    params: new Map([...state.params, ...tensors(theta)]),
+    m: new Map([...state.m, ...tensors(mState)]),
+    v: new Map([...state.v, ...tensors(vState)]),
+  });
 
-  const emit = opts.onEvent ?? (() => {});
   emit({ type: 'start', ep, epRequested: opts.ep ?? 'auto', startStep: state.step, totalSteps, examples: data.size, stepsPerEpoch: opts.stepsPerEpoch, ...(opts.resumedFrom ? { resumedFrom: opts.resumedFrom } : {}) });
 
   const evals: LoopResult['evals'] = [];

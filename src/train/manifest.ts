@@ -13,7 +13,9 @@ import { VERSION } from '../version.ts';
 import { momentName } from '../formats/checkpoint-keys.ts';
 import type { AdamWInputNames } from './adamw.ts';
 import type { Hyperparameters } from './checkpoint.ts';
-import { EVAL_OUTPUTS, TRAIN_OUTPUTS, type TensorSpec, type TrainingGraphs } from './training-graph.ts';
+import type { ModelBounds } from '../data/model-inputs.ts';
+import type { LabelInput } from '../data/tasks.ts';
+import { EVAL_OUTPUTS, evalPrediction, TRAIN_OUTPUTS, type TensorSpec, type TrainingGraphs } from './training-graph.ts';
 
 /**
  * Version 2: the optimizer's scalars are float32 inputs computed per step by the caller
@@ -49,8 +51,16 @@ export interface Manifest {
     inputs: { data: TensorSpec[]; params: TensorSpec[]; moments: { m: Record<string, string>; v: Record<string, string> }; hyperparameters: AdamWInputNames };
     outputs: { loss: string; gradNorm: string; params: Record<string, string>; moments: { m: Record<string, string>; v: Record<string, string> } };
   };
-  eval: { inputs: { data: TensorSpec[]; params: TensorSpec[] }; outputs: typeof EVAL_OUTPUTS };
-  labels: string;
+  eval: { inputs: { data: TensorSpec[]; params: TensorSpec[] }; outputs: typeof EVAL_OUTPUTS & { predictions: string[] } };
+  /** The label inputs of the loss and the data fields that fill them. */
+  labels: LabelInput[];
+  /** The model outputs the loss reads (`--head`), in the task's order. */
+  heads: string[];
+  /** What examples are checked against before the first step (vocabulary, positions, classes). */
+  bounds: ModelBounds;
+  /** θ left out of training because they do not reach the loss, and the warnings saying so. */
+  dropped: string[];
+  warnings: string[];
   hyperparameters: Omit<Hyperparameters, 'totalSteps'>;
   /** `peanut-onnx` and the ONNX Runtime package the graphs were built with. */
   versions: Record<string, string>;
@@ -80,8 +90,12 @@ export function makeManifest(graphs: TrainingGraphs, o: { task: string; peanut: 
         moments: { m: rec((p) => TRAIN_OUTPUTS.moment('m', p)), v: rec((p) => TRAIN_OUTPUTS.moment('v', p)) },
       },
     },
-    eval: { inputs: { data: graphs.io.data, params: graphs.io.params }, outputs: EVAL_OUTPUTS },
+    eval: { inputs: { data: graphs.io.data, params: graphs.io.params }, outputs: { ...EVAL_OUTPUTS, predictions: graphs.heads.map((_, i) => evalPrediction(i)) } },
     labels: graphs.labels,
+    heads: graphs.heads,
+    bounds: graphs.bounds,
+    dropped: graphs.dropped,
+    warnings: graphs.warnings,
     hyperparameters: DEFAULT_HYPERPARAMETERS,
     versions: { 'peanut-onnx': VERSION, [o.runtime.name]: o.runtime.version },
   };
@@ -107,5 +121,13 @@ export function parseManifest(text: string, what: string, dir = '<dir>'): Manife
     );
   }
   if (manifest?.format !== MANIFEST_FORMAT) throw new PeanutError('E_BAD_CONFIG', `${what} is not a peanut-onnx artifact manifest (format ${JSON.stringify(manifest?.format)})`);
+  // Manifests written before heads, bounds and several label inputs: one `labels` name.
+  const labels = (manifest as { labels: unknown }).labels;
+  if (typeof labels === 'string') manifest.labels = [{ name: labels, field: 'labels' }];
+  manifest.heads ??= [];
+  manifest.bounds ??= {};
+  manifest.dropped ??= [];
+  manifest.warnings ??= [];
+  manifest.eval.outputs.predictions ??= [EVAL_OUTPUTS.prediction];
   return manifest;
 }

@@ -18,7 +18,7 @@ import { buildTrainingGraphs, type TrainingGraphs } from './training-graph.ts';
 export interface TrainingPlan {
   graphs: TrainingGraphs;
   manifest: Manifest;
-  /** Initial θ (PEFT keys), from the adapted model's initializers. */
+  /** Initial θ (PEFT keys), from the adapted model's initializers: the trained ones first, then those left out. */
   params: Map<string, SafeTensor>;
   /** The folder the graphs' external data locations are relative to (the adapted model's). */
   baseDir: string;
@@ -49,7 +49,7 @@ export function checkTask(task: string | undefined): Task {
  *
  * @param adapted - a model written by `inject` (θ as initializers, adapter metadata present).
  */
-export async function buildTrainingPlan(runtime: Runtime, adapted: OnnxModel, opts: { task?: string }): Promise<TrainingPlan> {
+export async function buildTrainingPlan(runtime: Runtime, adapted: OnnxModel, opts: { task?: string; heads?: readonly string[] }): Promise<TrainingPlan> {
   const task = checkTask(opts.task);
   const meta = readAdapterMeta(adapted);
   if (!meta || meta.targets.length === 0) {
@@ -63,11 +63,15 @@ export async function buildTrainingPlan(runtime: Runtime, adapted: OnnxModel, op
     if (!t) throw new PeanutError('E_NOT_ADAPTED', `adapted model has no initializer '${p.name}'`);
     params.set(p.name, { dtype: 'F32', shape: tensorDims(t), data: tensorToFloat32(t, adapted.baseDir) });
   }
-  const grad = await buildGradModel(runtime, adapted, { task });
+  const grad = await buildGradModel(runtime, adapted, { task, ...(opts.heads?.length ? { heads: opts.heads } : {}) });
   const graphs = buildTrainingGraphs(grad);
   for (const p of graphs.io.params) if (!params.has(p.name)) throw new PeanutError('E_GRAPH', `gradient graph parameter '${p.name}' is not a tweaker parameter of the adapted model`);
   const manifest = makeManifest(graphs, { task, peanut: summarizeAdapter(meta), source: adapted.path ?? null, runtime });
-  return { graphs, manifest, params: new Map(graphs.io.params.map((p) => [p.name, params.get(p.name)!])), baseDir: adapted.baseDir };
+  // Every θ goes into the checkpoint (merge and export need them all); those left out of training
+  // keep their initial values and zero moments.
+  const trained = graphs.io.params.map((p) => p.name);
+  const order = [...trained, ...[...params.keys()].filter((k) => !trained.includes(k))];
+  return { graphs, manifest, params: new Map(order.map((k) => [k, params.get(k)!])), baseDir: adapted.baseDir };
 }
 
 /** The plan's starting state: its θ, zero moments, step 0. */

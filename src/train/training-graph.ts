@@ -5,7 +5,7 @@
  *   train graph  inputs:  the batch, θ, AdamW moments, step and hyper-parameters
  *                outputs: loss, grad_norm, updated θ, updated moments           (one run = one step)
  *   eval graph   inputs:  the batch, θ
- *                outputs: loss, prediction (logits)
+ *                outputs: loss, prediction (logits; QA: prediction = start, prediction.1 = end)
  *
  * Frozen weights stay initializers (uploaded once when the session is created); only θ and the
  * small optimizer state cross the host/device boundary each step. θ must never be initializers in
@@ -18,6 +18,8 @@ import { editableCopy, graphOf, type OnnxModel } from '../onnx/model.ts';
 import { PeanutError } from '../errors.ts';
 import type { SessionOptions } from '../runtime/session.ts';
 import { momentName } from '../formats/checkpoint-keys.ts';
+import type { InputSpec, ModelBounds } from '../data/model-inputs.ts';
+import type { LabelInput } from '../data/tasks.ts';
 import { ADAMW_INPUTS, addAdamWInputs, emitAdamW, type AdamWInputNames } from './adamw.ts';
 
 /** What the training graphs need from the autodiff's gradient model. */
@@ -29,10 +31,19 @@ export interface GradModelLike {
   loss: string;
   /** θ name → its gradient's value name. */
   grads: ReadonlyMap<string, string>;
-  /** Name of the labels graph input. */
-  labels: string;
+  /** The label graph inputs and the data fields filling them. */
+  labels: readonly LabelInput[];
   /** Name of the prediction (logits) value. */
   prediction: string;
+  /** Every prediction value the loss reads (default: `prediction` alone). */
+  predictions?: readonly string[];
+  /** The data inputs with their roles (default: the graph's inputs, roles from their names). */
+  inputs?: readonly InputSpec[];
+  /** What data is checked against before training. */
+  bounds?: ModelBounds;
+  /** θ left out because they do not reach the loss, and the warning lines saying so. */
+  dropped?: readonly string[];
+  warnings?: readonly string[];
 }
 
 /** Fixed output names of the train graph. */
@@ -43,12 +54,14 @@ export const TRAIN_OUTPUTS = {
   moment: (which: 'm' | 'v', p: string) => `updated.${momentName(which, p)}`,
 } as const;
 
+/** Fixed output names of the eval graph: the loss and the predictions (`prediction`, `prediction.1`, …). */
 export const EVAL_OUTPUTS = { loss: 'loss', prediction: 'prediction' } as const;
 
-export interface TensorSpec {
-  name: string;
-  /** ONNX element type. */
-  elemType: number;
+/** The eval graph's name for prediction `i` (0 = `prediction`). */
+export const evalPrediction = (i: number): string => (i === 0 ? EVAL_OUTPUTS.prediction : `${EVAL_OUTPUTS.prediction}.${i}`);
+
+/** A graph input: name, element type, dims, and for data inputs the role collation fills it by. */
+export interface TensorSpec extends InputSpec {
   /** Dims: a number, a symbolic name, or null when unknown. */
   dims: Array<number | string | null>;
 }
@@ -64,7 +77,12 @@ export interface TrainingGraphs {
   eval: ModelProto;
   io: GraphIO;
   hyperInputs: AdamWInputNames;
-  labels: string;
+  labels: LabelInput[];
+  /** The model outputs the loss reads (the eval graph's predictions, in order). */
+  heads: string[];
+  bounds: ModelBounds;
+  dropped: string[];
+  warnings: string[];
 }
 
 function spec(v: ValueInfoProto): TensorSpec {
@@ -97,7 +115,14 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
     return spec(v);
   });
   const paramNames = new Set(grad.params);
-  const data = source.input.filter((v) => !paramNames.has(v.name)).map(spec);
+  const roles = new Map((grad.inputs ?? []).map((i) => [i.name, i]));
+  const data = source.input
+    .filter((v) => !paramNames.has(v.name))
+    .map((v) => {
+      const r = roles.get(v.name);
+      return { ...spec(v), ...(r?.role ? { role: r.role } : {}), ...(r?.seqAxis !== undefined ? { seqAxis: r.seqAxis } : {}), ...(r?.batchAxis !== undefined ? { batchAxis: r.batchAxis } : {}) };
+    });
+  const predictions = [...(grad.predictions ?? [grad.prediction])];
   const lossSpec = { elemType: 1, dims: [] as TensorSpec['dims'] };
 
   // ---- eval: forward + loss + prediction -----------------------------------------------------
@@ -105,13 +130,17 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
   {
     const g = new Graph(evalProto.graph!);
     const b = new GraphBuilder(g, '/eval');
-    const predOut = source.output.find((o) => o.name === grad.prediction);
-    const predType = predOut ? valueInfoType(predOut) : undefined;
+    const types = predictions.map((p) => {
+      const out = source.output.find((o) => o.name === p);
+      return out ? valueInfoType(out) : undefined;
+    });
     setOutputs(g, b, [
       { from: grad.loss, to: EVAL_OUTPUTS.loss, like: lossSpec },
-      { from: grad.prediction, to: EVAL_OUTPUTS.prediction, like: predType ? { elemType: predType.elemType, dims: predType.dims ?? [] } : { elemType: 1, dims: [] } },
+      ...predictions.map((p, i) => ({ from: p, to: evalPrediction(i), like: types[i] ? { elemType: types[i]!.elemType, dims: types[i]!.dims ?? [] } : { elemType: 1, dims: [] } })),
     ]);
-    if (!predType) evalProto.graph!.output[1] = makeValueInfo(EVAL_OUTPUTS.prediction);
+    types.forEach((t, i) => {
+      if (!t) evalProto.graph!.output[1 + i] = makeValueInfo(evalPrediction(i));
+    });
   }
 
   // ---- train: forward + loss + backward + clip + AdamW ---------------------------------------
@@ -138,7 +167,17 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
     ...params.map((p) => ({ from: r.m.get(p.name)!, to: TRAIN_OUTPUTS.moment('m', p.name), like: p })),
     ...params.map((p) => ({ from: r.v.get(p.name)!, to: TRAIN_OUTPUTS.moment('v', p.name), like: p })),
   ]);
-  return { train: trainProto, eval: evalProto, io: { data, params }, hyperInputs, labels: grad.labels };
+  return {
+    train: trainProto,
+    eval: evalProto,
+    io: { data, params },
+    hyperInputs,
+    labels: [...grad.labels],
+    heads: predictions,
+    bounds: { ...grad.bounds },
+    dropped: [...(grad.dropped ?? [])],
+    warnings: [...(grad.warnings ?? [])],
+  };
 }
 
 /**

@@ -305,9 +305,9 @@ describe('loss heads', () => {
     graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['logits'] });
     g.output.push(makeValueInfo('logits', DT.FLOAT, symbolic));
     const head = appendLossHead(graph, { task: c.task, opset: 17 });
-    expect(head.prediction).toBe('logits');
+    expect(head.predictions).toEqual(['logits']);
     const x = randomValues(c.dims.reduce((a, b) => a * b, 1), 3, -2, 2);
-    const feeds = { z: new ort.Tensor('float32', Float32Array.from(x), c.dims), [head.labels]: c.labels };
+    const feeds = { z: new ort.Tensor('float32', Float32Array.from(x), c.dims), [head.labels[0]!.name]: c.labels };
     const m = model(g);
     const shapes = await probeShapes(nodeRuntime, m, { batches: [feeds] });
     const { grads } = buildGradients({ graph, opset: 17, loss: head.loss, params: ['z'], shapes });
@@ -329,7 +329,7 @@ describe('loss heads', () => {
     graph.addNode({ opType: 'Identity', inputs: ['z'], outputs: ['b'] });
     g.output.push(makeValueInfo('a'), makeValueInfo('b'));
     expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17 })).toThrow(/no output named 'logits'; its graph outputs are 'a', 'b'; pass --head NAME/);
-    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'nope' })).toThrow(/'nope' is not a value.*'a', 'b'/);
-    expect(appendLossHead(graph, { task: 'seq-cls', opset: 17, output: 'b' }).prediction).toBe('b');
+    expect(() => appendLossHead(graph, { task: 'seq-cls', opset: 17, heads: ['nope'] })).toThrow(/'nope' is not a value.*'a', 'b'/);
+    expect(appendLossHead(graph, { task: 'seq-cls', opset: 17, heads: ['b'] }).predictions).toEqual(['b']);
   });
 });

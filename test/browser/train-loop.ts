@@ -8,17 +8,14 @@
 import type * as OrtWeb from 'onnxruntime-web';
 import { adamWScalarFeeds, type AdamWStepHyper } from '../../src/train/adamw.ts';
 import type { Manifest } from '../../src/train/manifest.ts';
+import type { BatchTensor } from '../../src/data/example-set.ts';
 
 /** What the loop needs of an `ort` object (onnxruntime-node's and onnxruntime-web's both fit). */
 export type OrtLike = Pick<typeof OrtWeb, 'Tensor'>;
 // onnxruntime's own sessions and the library's `Session` both fit.
 type Session = { run(feeds: Record<string, any>): Promise<Record<string, { data: unknown }>> };
 
-export interface BatchFeed {
-  type: 'float32' | 'int64' | 'int32';
-  dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array;
-}
+export type BatchFeed = BatchTensor;
 
 /** A training job as plain data (it crosses into a page with `pack`). */
 export interface TrainJob {
@@ -86,7 +83,7 @@ export class TrainLoop {
     const { lr, batch } = job.steps[this.done % job.steps.length]!;
     const feeds: Record<string, OrtWeb.Tensor> = {};
     for (const [name, x] of Object.entries(adamWScalarFeeds(inputs.hyperparameters, { ...job.hyper, lr }, this.done + 1))) feeds[name] = new ort.Tensor('float32', x, []);
-    for (const [name, t] of Object.entries(batch)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    for (const [name, t] of Object.entries(batch)) feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
     for (const [k, d] of this.#theta) {
       const dims = this.#dims.get(k)!;
       feeds[k] = new ort.Tensor('float32', d, dims);

@@ -59,7 +59,7 @@ describe('JSONL collation', () => {
     const set = openExampleSet(path);
     const spec = {
       inputs: [{ name: 'input_ids', elemType: DT.INT64 }, { name: 'attention_mask', elemType: DT.INT64 }, { name: 'token_type_ids', elemType: DT.INT64 }, { name: 'labels', elemType: DT.INT64 }],
-      labels: 'labels',
+      labels: [{ name: 'labels', field: 'labels' }],
       task: 'causal-lm',
     };
     const b = set.batch([0, 1], spec);
@@ -75,7 +75,7 @@ describe('JSONL collation', () => {
     const dir = tempDir();
     const path = join(dir, 'd.jsonl');
     writeFileSync(path, JSON.stringify({ input_ids: [1, 2] }) + '\n');
-    expect(() => openExampleSet(path).batch([0], { inputs: [{ name: 'labels', elemType: DT.INT64 }], labels: 'labels', task: 'seq-cls' })).toThrow(/no field 'labels', which the model needs \(fields found: input_ids\)/);
+    expect(() => openExampleSet(path).batch([0], { inputs: [{ name: 'labels', elemType: DT.INT64 }], labels: [{ name: 'labels', field: 'labels' }], task: 'seq-cls' })).toThrow(/no field 'labels', which the model needs \(fields found: input_ids\)/);
     writeFileSync(path, '{"input_ids": [1, 2]}\n{oops\n');
     expect(() => openExampleSet(path)).toThrow(/d\.jsonl:2: not valid JSON/);
   });

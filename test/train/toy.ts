@@ -43,7 +43,7 @@ export function toyGradModel(): GradModelLike {
       [W_KEY, dw],
       [C_KEY, dc],
     ]),
-    labels: 'labels',
+    labels: [{ name: 'labels', field: 'labels' }],
     prediction: pred,
   };
 }

@@ -2,11 +2,12 @@
  * A BertForSequenceClassification-like ONNX model in the layout of a TorchScript / optimum
  * export: scopes `/bert/embeddings`, `/bert/encoder/layer.N/attention/self/query`, …, linear
  * weights as [in, out] initializers `onnx::MatMul_<n>` with biases `<module>.bias`, pooler and
- * classifier as Gemm (transB=1) on 2-D input, output `logits [batch_size, numLabels]`.
+ * classifier as Gemm (transB=1) on 2-D input, output `logits [batch_size, numLabels]`; or the
+ * token-classification, question-answering, masked-LM and pre-training heads (`task`).
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import type { OnnxModel } from '../../src/onnx/model.ts';
-import { ExportContext, constI64, dim, scalarI64, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
+import { ExportContext, constI64, dim, scalarI64, transposed, unsqueeze, type CommonConfig, type Opset } from './export-context.ts';
 import {
   additivePaddingMask,
   encoderSelfAttention,
@@ -42,6 +43,16 @@ export interface BertConfig extends CommonConfig {
   head?: 'gemm' | 'matmul';
   /** Pooler takes token 0 by Gather (default) or Slice + Squeeze. */
   firstToken?: 'gather' | 'slice';
+  /**
+   * The head (default `seq-cls`, BertForSequenceClassification → `logits [B, numLabels]`):
+   * `token-cls` (BertForTokenClassification, `classifier` on every token → `logits [B, S, numLabels]`),
+   * `qa` (BertForQuestionAnswering, `qa_outputs` → `start_logits`, `end_logits [B, S]`),
+   * `masked-lm` (BertForMaskedLM, `cls.predictions` with the decoder tied to the word
+   * embeddings → `logits [B, S, vocab]`), `pretraining` (BertForPreTraining: the MLM head and the
+   * pooler + `cls.seq_relationship` → `prediction_logits`, `seq_relationship_logits [B, 2]`).
+   * Only seq-cls and pretraining have the pooler, as in transformers.
+   */
+  task?: 'seq-cls' | 'token-cls' | 'qa' | 'masked-lm' | 'pretraining';
 }
 
 export type ResolvedBertConfig = Required<Omit<BertConfig, keyof CommonConfig>> & { opset: Opset };
@@ -64,6 +75,7 @@ export function resolveBertConfig(cfg: BertConfig): ResolvedBertConfig {
     positionIds: cfg.positionIds ?? 'slice',
     head: cfg.head ?? 'gemm',
     firstToken: cfg.firstToken ?? 'gather',
+    task: cfg.task ?? 'seq-cls',
     opset,
   };
 }
@@ -80,10 +92,62 @@ export function buildBert(config: BertConfig): OnnxModel {
   const extendedMask = additivePaddingMask(ctx, '/bert', mask);
   let h = bertEmbeddings(ctx, cfg, inputIds, tokenTypes);
   for (let i = 0; i < cfg.numLayers; i++) h = bertLayer(ctx, cfg, i, h, extendedMask);
-  const pooled = bertPooler(ctx, cfg, h);
-  headLinear(ctx, cfg.head, '/classifier', 'classifier', pooled, cfg.hiddenSize, cfg.numLabels, 'logits');
-  ctx.output('logits', DT.FLOAT, ['batch_size', cfg.numLabels]);
+  const H = cfg.hiddenSize;
+  const perToken = ['batch_size', 'sequence_length'];
+  switch (cfg.task) {
+    case 'seq-cls': {
+      const pooled = bertPooler(ctx, cfg, h);
+      headLinear(ctx, cfg.head, '/classifier', 'classifier', pooled, H, cfg.numLabels, 'logits');
+      ctx.output('logits', DT.FLOAT, ['batch_size', cfg.numLabels]);
+      break;
+    }
+    case 'token-cls': {
+      const b = ctx.at('/classifier');
+      b.op('Identity', [linear(ctx, '/classifier', 'classifier', h, H, cfg.numLabels)], {}, { outputs: ['logits'] });
+      ctx.output('logits', DT.FLOAT, [...perToken, cfg.numLabels]);
+      break;
+    }
+    case 'qa': {
+      // logits.split(1, dim=-1), each squeezed: start_logits, end_logits [B, S]
+      const logits = linear(ctx, '/qa_outputs', 'qa_outputs', h, H, 2);
+      const b = ctx.at('');
+      const [start, end] = b.opN('Split', [logits, constI64(b, [1, 1])], { axis: -1 }, { outputs: 2 }) as [string, string];
+      b.op('Squeeze', [start, constI64(b, [-1])], {}, { outputs: ['start_logits'] });
+      b.op('Squeeze', [end, constI64(b, [-1])], {}, { outputs: ['end_logits'] });
+      ctx.output('start_logits', DT.FLOAT, perToken);
+      ctx.output('end_logits', DT.FLOAT, perToken);
+      break;
+    }
+    case 'masked-lm':
+      bertMlmHead(ctx, cfg, h, 'logits');
+      ctx.output('logits', DT.FLOAT, [...perToken, cfg.vocabSize]);
+      break;
+    case 'pretraining': {
+      bertMlmHead(ctx, cfg, h, 'prediction_logits');
+      ctx.output('prediction_logits', DT.FLOAT, [...perToken, cfg.vocabSize]);
+      const pooled = bertPooler(ctx, cfg, h);
+      headLinear(ctx, cfg.head, '/cls/seq_relationship', 'cls.seq_relationship', pooled, H, 2, 'seq_relationship_logits');
+      ctx.output('seq_relationship_logits', DT.FLOAT, ['batch_size', 2]);
+      break;
+    }
+  }
   return ctx.model();
+}
+
+/**
+ * BertOnlyMLMHead: transform (dense, GELU, LayerNorm), then the decoder tied to the word
+ * embeddings (their transposed values as `onnx::MatMul_<n>`) plus `cls.predictions.bias`.
+ */
+function bertMlmHead(ctx: ExportContext, cfg: ResolvedBertConfig, h: string, output: string): string {
+  const H = cfg.hiddenSize;
+  const dense = linear(ctx, '/cls/predictions/transform/dense', 'cls.predictions.transform.dense', h, H, H);
+  const act = gelu(ctx, cfg.gelu, '/cls/predictions/transform/transform_act_fn', dense);
+  const normed = layerNorm(ctx, cfg.layerNorm, '/cls/predictions/transform/LayerNorm', 'cls.predictions.transform.LayerNorm', act, H, cfg.layerNormEps);
+  const tied = transposed(ctx.normal('bert.embeddings.word_embeddings.weight', cfg.vocabSize * H), cfg.vocabSize, H);
+  const w = ctx.linearWeight('cls.predictions.decoder', H, cfg.vocabSize, ctx.initStd, tied);
+  const b = ctx.at('/cls/predictions/decoder');
+  const bias = ctx.param('cls.predictions.bias', [cfg.vocabSize], ctx.biasInit());
+  return b.op('Add', [b.op('MatMul', [normed, w]), bias], {}, { outputs: [output] });
 }
 
 /** word + token_type + position embeddings, then LayerNorm. */

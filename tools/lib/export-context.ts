@@ -15,7 +15,7 @@ import { floatTensor, int64Tensor, makeTensor } from '../../src/onnx/tensor.ts';
 import type { OnnxModel } from '../../src/onnx/model.ts';
 import { Rng } from './rng.ts';
 
-export type Opset = 14 | 17 | 18 | 20;
+export type Opset = 14 | 17 | 18 | 20 | 24;
 
 /** Settings every generator shares. */
 export interface CommonConfig {
@@ -35,11 +35,12 @@ export interface CommonConfig {
   weightNames?: 'anonymous' | 'module';
 }
 
-/** IR version the exporter writes for an opset (onnx 1.12 → 7 at 14, 8 at 17/18; 9 at 20). */
+/** IR version the exporter writes for an opset (onnx 1.12 → 7 at 14, 8 at 17/18; 9 at 20; 11 at 24). */
 export function irVersionFor(opset: Opset): number {
   if (opset <= 14) return 7;
   if (opset <= 18) return 8;
-  return 9;
+  if (opset <= 20) return 9;
+  return 11;
 }
 
 /** torch.finfo(torch.float32).min, the additive mask value of HF models. */

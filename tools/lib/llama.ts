@@ -4,6 +4,8 @@
  * RMSNorm as Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul, rotary embeddings (Cos/Sin, Slice
  * halves, Neg, Concat, Mul/Add), a causal + padding mask (Trilu or Range/LessOrEqual, And,
  * Where), SwiGLU MLP with SiLU as Sigmoid·Mul, `/lm_head/MatMul` → `logits [B, S, vocab]`.
+ * With `cache: 'static'`, the opset-24 standard-op form of a fixed-size KV cache instead of the
+ * mask (TensorScatter writes, ONNX Attention with nonpad_kv_seqlen; see LlamaConfig.cache).
  */
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import type { OnnxModel } from '../../src/onnx/model.ts';
@@ -45,6 +47,16 @@ export interface LlamaConfig extends CommonConfig {
   causalMask?: 'trilu' | 'range';
   /** lm_head holds the transposed embedding values (default false). */
   tieWordEmbeddings?: boolean;
+  /**
+   * `static`: a fixed-size KV cache, as an opset-24 export with the standard ops has it. Per
+   * layer `past_key_values.N.key` / `.value` [B, kv heads, cacheLength, head size] are written by
+   * TensorScatter at `write_indices` [B] (→ `present.N.key` / `.value`), and ONNX Attention
+   * (is_causal) reads the whole cache with `nonpad_kv_seqlen` [B]; positions come from a
+   * `position_ids` input, and there is no attention mask. Needs opset 24. Default `none`.
+   */
+  cache?: 'none' | 'static';
+  /** Length of the static cache (default: maxPositions). */
+  cacheLength?: number;
 }
 
 type ResolvedLlamaConfig = Required<Omit<LlamaConfig, keyof CommonConfig>> & { opset: Opset };
@@ -54,6 +66,7 @@ function resolve(cfg: LlamaConfig): ResolvedLlamaConfig {
   if (cfg.hiddenSize % cfg.numHeads !== 0) throw new RangeError(`'hiddenSize' ${cfg.hiddenSize} is not a multiple of 'numHeads' ${cfg.numHeads}`);
   if ((cfg.hiddenSize / cfg.numHeads) % 2 !== 0) throw new RangeError(`rotary embeddings need an even head size (got ${cfg.hiddenSize / cfg.numHeads})`);
   if (cfg.numHeads % numKeyValueHeads !== 0) throw new RangeError(`'numHeads' ${cfg.numHeads} is not a multiple of 'numKeyValueHeads' ${numKeyValueHeads}`);
+  if (cfg.cache === 'static' && (cfg.opset ?? 24) < 24) throw new RangeError(`a static cache needs opset 24 (TensorScatter, Attention with nonpad_kv_seqlen); got ${cfg.opset}`);
   return {
     vocabSize: cfg.vocabSize,
     hiddenSize: cfg.hiddenSize,
@@ -68,7 +81,9 @@ function resolve(cfg: LlamaConfig): ResolvedLlamaConfig {
     rmsInverse: cfg.rmsInverse ?? 'reciprocal',
     causalMask: cfg.causalMask ?? 'trilu',
     tieWordEmbeddings: cfg.tieWordEmbeddings ?? false,
-    opset: cfg.opset ?? 17,
+    cache: cfg.cache ?? 'none',
+    cacheLength: cfg.cacheLength ?? cfg.maxPositions,
+    opset: cfg.opset ?? (cfg.cache === 'static' ? 24 : 17),
   };
 }
 
@@ -77,15 +92,32 @@ export function buildLlama(config: LlamaConfig): OnnxModel {
   const ctx = new ExportContext({ ...config, opset: cfg.opset });
   const dims = ['batch_size', 'sequence_length'];
   const inputIds = ctx.input('input_ids', DT.INT64, dims);
-  const mask = ctx.input('attention_mask', DT.INT64, dims);
   const H = cfg.hiddenSize;
+  const d = H / cfg.numHeads;
+  let attend: AttentionCore;
+  let positions: string;
+  const caches: StaticCache[] = [];
+  if (cfg.cache === 'static') {
+    positions = ctx.input('position_ids', DT.INT64, dims);
+    const cacheDims = ['batch_size', cfg.numKeyValueHeads, cfg.cacheLength, d];
+    for (let i = 0; i < cfg.numLayers; i++) {
+      caches.push({ key: ctx.input(`past_key_values.${i}.key`, DT.FLOAT, cacheDims), value: ctx.input(`past_key_values.${i}.value`, DT.FLOAT, cacheDims), layer: i });
+    }
+    const writeAt = ctx.input('write_indices', DT.INT64, ['batch_size']);
+    const validLength = ctx.input('nonpad_kv_seqlen', DT.INT64, ['batch_size']);
+    for (const c of caches) for (const which of ['key', 'value'] as const) ctx.output(`present.${c.layer}.${which}`, DT.FLOAT, cacheDims);
+    attend = (scope, layer, q, k, v) => staticCacheAttention(ctx, scope, caches[layer]!, writeAt, validLength, q, k, v);
+  } else {
+    const mask = ctx.input('attention_mask', DT.INT64, dims);
+    positions = rangePositionIds(ctx, '/model', inputIds);
+    const causal = llamaMask(ctx, cfg, inputIds, mask);
+    attend = (scope, _layer, q, k, v) => eagerAttention(ctx, cfg, scope, causal, q, k, v);
+  }
 
   const embed = ctx.param('model.embed_tokens.weight', [cfg.vocabSize, H], { normal: ctx.initStd });
   let h = ctx.at('/model/embed_tokens').op('Gather', [embed, inputIds]);
-  const positions = rangePositionIds(ctx, '/model', inputIds);
-  const causal = llamaMask(ctx, cfg, inputIds, mask);
   const [cos, sin] = rotaryTables(ctx, cfg, positions);
-  for (let i = 0; i < cfg.numLayers; i++) h = llamaLayer(ctx, cfg, i, h, causal, cos, sin);
+  for (let i = 0; i < cfg.numLayers; i++) h = llamaLayer(ctx, cfg, i, h, attend, cos, sin);
   h = rmsNorm(ctx, '/model/norm', 'model.norm', h, H, cfg.rmsNormEps, cfg.rmsInverse);
 
   let headValues: Float32Array | undefined;
@@ -165,7 +197,42 @@ function repeatKv(ctx: ExportContext, scope: string, x: string, kvHeads: number,
   return reshape(b, expanded, shapeOf(b, [batch, kvHeads * n, seq, d]));
 }
 
-function llamaAttention(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: number, x: string, mask: string, cos: string, sin: string): string {
+/** Attention over rotated q [B, H, S, D], k and v [B, kv, S, D]: the context [B, H, S, D]. */
+type AttentionCore = (scope: string, layer: number, q: string, k: string, v: string) => string;
+
+/** One layer's static cache inputs. */
+interface StaticCache {
+  key: string;
+  value: string;
+  layer: number;
+}
+
+/** HF's eager attention: repeat_kv, scores / √D + mask, Softmax, probabilities · v. */
+function eagerAttention(ctx: ExportContext, cfg: ResolvedLlamaConfig, scope: string, mask: string, q: string, k: string, v: string): string {
+  const b = ctx.at(scope);
+  const d = cfg.hiddenSize / cfg.numHeads;
+  const rep = cfg.numHeads / cfg.numKeyValueHeads;
+  const kAll = repeatKv(ctx, scope, k, cfg.numKeyValueHeads, rep, d);
+  const vAll = repeatKv(ctx, scope, v, cfg.numKeyValueHeads, rep, d);
+  const scores = b.op('Div', [b.op('MatMul', [q, b.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scalarF32(b, Math.sqrt(d))]);
+  const probs = b.op('Softmax', [b.op('Add', [scores, mask])], { axis: -1 });
+  return b.op('MatMul', [probs, vAll]);
+}
+
+/**
+ * The static-cache form: k, v written into the layer's cache at `write_indices` (TensorScatter,
+ * along the sequence axis), then ONNX Attention over the whole cache, causal, with the keys at
+ * or after `nonpad_kv_seqlen` hidden (GQA is the op's own: kv heads are shared by consecutive
+ * query heads, as repeat_kv does).
+ */
+function staticCacheAttention(ctx: ExportContext, scope: string, cache: StaticCache, writeAt: string, validLength: string, q: string, k: string, v: string): string {
+  const b = ctx.at(scope);
+  const presentK = b.op('TensorScatter', [cache.key, k, writeAt], { axis: -2 }, { outputs: [`present.${cache.layer}.key`] });
+  const presentV = b.op('TensorScatter', [cache.value, v, writeAt], { axis: -2 }, { outputs: [`present.${cache.layer}.value`] });
+  return b.op('Attention', [q, presentK, presentV, '', '', '', validLength], { is_causal: 1 });
+}
+
+function llamaAttention(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: number, x: string, attend: AttentionCore, cos: string, sin: string): string {
   const scope = `/model/layers.${layer}/self_attn`;
   const module = `model.layers.${layer}.self_attn`;
   const b = ctx.at(scope);
@@ -183,12 +250,7 @@ function llamaAttention(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: num
   const sin4 = unsqueeze(b, sin, [1]);
   const qr = applyRotary(ctx, scope, qh, cos4, sin4, d);
   const kr = applyRotary(ctx, scope, kh, cos4, sin4, d);
-  const rep = cfg.numHeads / cfg.numKeyValueHeads;
-  const kAll = repeatKv(ctx, scope, kr, cfg.numKeyValueHeads, rep, d);
-  const vAll = repeatKv(ctx, scope, vh, cfg.numKeyValueHeads, rep, d);
-  const scores = b.op('Div', [b.op('MatMul', [qr, b.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scalarF32(b, Math.sqrt(d))]);
-  const probs = b.op('Softmax', [b.op('Add', [scores, mask])], { axis: -1 });
-  const context = mergeHeads(ctx, scope, b.op('MatMul', [probs, vAll]), H);
+  const context = mergeHeads(ctx, scope, attend(scope, layer, qr, kr, vh), H);
   return linear(ctx, `${scope}/o_proj`, `${module}.o_proj`, context, H, H, { bias: false });
 }
 
@@ -203,12 +265,12 @@ function llamaMlp(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: number, x
   return linear(ctx, `${scope}/down_proj`, `${module}.down_proj`, prod, I, H, { bias: false });
 }
 
-function llamaLayer(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: number, x: string, mask: string, cos: string, sin: string): string {
+function llamaLayer(ctx: ExportContext, cfg: ResolvedLlamaConfig, layer: number, x: string, attend: AttentionCore, cos: string, sin: string): string {
   const scope = `/model/layers.${layer}`;
   const module = `model.layers.${layer}`;
   const b = ctx.at(scope);
   const normed = rmsNorm(ctx, `${scope}/input_layernorm`, `${module}.input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps, cfg.rmsInverse);
-  const h = b.op('Add', [x, llamaAttention(ctx, cfg, layer, normed, mask, cos, sin)]);
+  const h = b.op('Add', [x, llamaAttention(ctx, cfg, layer, normed, attend, cos, sin)]);
   const normed2 = rmsNorm(ctx, `${scope}/post_attention_layernorm`, `${module}.post_attention_layernorm`, h, cfg.hiddenSize, cfg.rmsNormEps, cfg.rmsInverse);
   return b.op('Add', [h, llamaMlp(ctx, cfg, layer, normed2)]);
 }

@@ -22,7 +22,7 @@ export function gradCommand(): Command {
     .requiredOption('--data <file>', 'one batch: .safetensors (one tensor per input, plus labels) or .jsonl (one example a line)')
     .addOption(taskOption('task and loss', true))
     .addOption(outputOption('grads.safetensors', 'where to write the loss and the gradients'))
-    .addOption(new Option('--head <name>', 'graph output holding the predictions (default: logits)'))
+    .addOption(new Option('--head <names>', 'graph output(s) holding the predictions, NAME[,NAME] (default: logits; start_logits,end_logits for qa)'))
     .addOption(new Option('--batch-size <n>', 'use only the first N examples (default: all)').argParser(intOption('--batch-size', 1)))
     .addOption(epOption('execution provider', 'cpu'))
     .action(async (modelPath: string, o: Flags) => {
@@ -36,6 +36,7 @@ export function gradCommand(): Command {
         ...(o.batchSize ? { batchSize: o.batchSize } : {}),
         ep: o.ep ?? 'cpu',
       });
+      for (const w of r.warnings) process.stderr.write(`${w}\n`);
       process.stdout.write(`loss ${r.loss.toPrecision(7)} on ${r.examples} example(s); ${r.params.length} gradient tensors\nwrote ${o.output}\n`);
     });
 }

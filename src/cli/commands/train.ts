@@ -20,6 +20,7 @@ export function trainCommand(): Command {
     .addOption(outputOption('dir', 'run directory: checkpoints/ and metrics.jsonl are written here'))
     .option('--eval <file>', 'evaluation data (same formats as --data)')
     .addOption(taskOption('task (required with an adapted .onnx; artifacts know theirs)', false))
+    .option('--head <names>', 'graph output(s) holding the predictions, NAME[,NAME] (default: logits; start_logits,end_logits for qa)')
     .addOption(new Option('--epochs <n>', 'number of epochs (default 1)').argParser(intOption('--epochs', 1)).conflicts('steps'))
     .option('--steps <n>', 'number of optimizer steps (instead of --epochs)', intOption('--steps', 1))
     .option('--batch-size <n>', 'examples per step (default 8)', intOption('--batch-size', 1))
