@@ -29,7 +29,7 @@ export function demoCommand(): Command {
     .addOption(outputOption('dir', 'output directory (created; an earlier demo run there is replaced)', false).default('peanut-demo'))
     .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps', 1))
     .addOption(new Option('--method <name>', 'adapter method (default peanut)').argParser(choiceOption('--method', CHOICES.methods)))
-    .option('--rank <r>', 'adapter rank (default 8)', intOption('rank', 1))
+    .option('--rank <r>', 'adapter rank (default 8)', intOption('rank', 1, CHOICES.limits.rank))
     .option('--lr <x>', 'peak learning rate (default 1e-2, linear decay)', floatOption('--lr', 0))
     .option('--batch-size <n>', 'examples per step (default 16)', intOption('--batch-size', 1))
     .option('--seed <n>', 'seed of the adapter initialisation and the data order (default 0)', intOption('--seed', 0))
