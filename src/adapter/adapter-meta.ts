@@ -29,6 +29,8 @@ export interface AdapterTarget extends LayerRef {
   nodes: string[];
   /** Names of the constant initializers injection added for this target. */
   constants: string[];
+  /** Fingerprint of W0 at injection (`weightFingerprint`); absent in adapters from before fingerprints. */
+  w0Hash?: string;
 }
 
 export interface AdapterMeta {
@@ -85,6 +87,8 @@ export interface ModuleSummary {
   op?: string;
   /** `io` = stored [in, out]; `oi` = stored [out, in]. */
   layout?: 'io' | 'oi';
+  /** Fingerprint of the base weight the parameters belong to (see adapter/fingerprint.ts). */
+  w0Hash?: string;
 }
 
 /**
@@ -104,7 +108,7 @@ export function summarizeAdapter(meta: AdapterMeta): AdapterSummary {
     version: meta.version,
     config: meta.config,
     targetModules: meta.targetModules,
-    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, layout: t.layout, in: t.in, out: t.out }])),
+    modules: Object.fromEntries(meta.targets.map((t) => [t.module, { node: t.node, weight: t.weight, op: t.op, layout: t.layout, in: t.in, out: t.out, ...(t.w0Hash ? { w0Hash: t.w0Hash } : {}) }])),
   };
 }
 
