@@ -2,34 +2,44 @@
  * Artifact directories on disk (`peanut-onnx artifacts`, `train <dir>`): a training plan written
  * as files (names in train/manifest.ts), read back as what a run needs.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.ts';
 import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
-import { externalDataFiles, loadModel, saveModel } from './model-files.ts';
+import { assertNotModelSource, externalDataFiles, loadModel, removeReplaced, saveModel } from './model-files.ts';
+import { ensureDir } from './output-paths.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
 
 /** Writes the artifact directory (each file atomically). */
 export function writeArtifacts(dir: string, plan: TrainingPlan): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${dir} is a file; artifacts are written into a directory`);
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const { graphs, baseDir } = plan;
   // The eval graph reads the same frozen weights as the train graph: when those go to external
-  // data, the eval graph references the train graph's data file instead of a second copy.
-  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train));
-  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), trainData ? { shareDataWith: trainData } : {});
+  // data, the eval graph references the train graph's data file instead of a second copy. The
+  // data files of artifacts written here before are removed only once neither graph uses them.
+  const replaced: string[] = [];
+  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train), { replaced });
+  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), { replaced, ...(trainData ? { shareDataWith: trainData } : {}) });
   writeCheckpointFile(join(dir, ARTIFACT_FILES.checkpoint), planInitialState(plan));
   writeFileAtomic(join(dir, ARTIFACT_FILES.manifest), new TextEncoder().encode(`${JSON.stringify(plan.manifest, null, 2)}\n`));
+  removeReplaced(replaced);
 }
 
 /** `peanut-onnx artifacts`: builds the plan of an adapted model file and writes its directory. */
 export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string }): Promise<Manifest> {
   assertNotInput(outDir, adaptedPath);
-  const plan = await buildTrainingPlan(nodeRuntime, loadModel(adaptedPath), opts);
+  const adapted = loadModel(adaptedPath);
+  // Neither the adapted model nor its external data may be one of the files written.
+  for (const f of Object.values(ARTIFACT_FILES)) {
+    assertNotInput(join(outDir, f), adaptedPath);
+    assertNotModelSource(adapted, join(outDir, f));
+  }
+  const plan = await buildTrainingPlan(nodeRuntime, adapted, opts);
   writeArtifacts(resolve(outDir), plan);
   return plan.manifest;
 }

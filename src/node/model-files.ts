@@ -5,7 +5,8 @@
  * without the large raw_data payloads is read, and those tensors read their bytes from the file
  * on demand (see `loadModel`). External tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { create, DataLocation, StringStringEntryProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -13,7 +14,8 @@ import { deferredLength, deferredSource, deferTensorToFile, externalRef, isExter
 import { dtypeSize } from '../onnx/dtype.ts';
 import { encodeModelParts, type ModelPart } from '../onnx/encode-chunks.ts';
 import { allInitializers, checkedBytes, decodeModel, encodeModel, graphOf, materializeNested, type OnnxModel } from '../onnx/model.ts';
-import { tempPathFor, writeAll, writeFileAtomic } from './atomic.ts';
+import { checkModelTensors, modelTensors } from '../onnx/check-tensors.ts';
+import { canonical, fileError, removeDeadTemps, renameAtomic, tempPathFor, withFileErrors, writeAll, writeFileAtomic } from './atomic.ts';
 import { checkRange, externalDataPath, fileIdentity, openExternal, openSourceRange } from './files.ts';
 import { readSkeleton } from './lazy-load.ts';
 
@@ -47,10 +49,15 @@ export function loadModel(path: string, options: LoadOptions = {}): OnnxModel {
   if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `file not found: ${path}`);
   if (statSync(path).isDirectory()) throw new PeanutError('E_NOT_ONNX', `${path} is a directory, not an .onnx file`);
   const abs = resolve(path);
-  const model = (proto: ModelProto): OnnxModel => ({ proto, baseDir: dirname(abs), path: abs });
-  const fd = openSync(path, 'r');
+  const model = (proto: ModelProto): OnnxModel => {
+    const m = { proto, baseDir: dirname(abs), path: abs };
+    checkExternalData(m, path);
+    return m;
+  };
+  const fd = withFileErrors('read', path, () => openSync(path, 'r'));
   try {
     const st = fstatSync(fd);
+    if (!st.isFile()) throw new PeanutError('E_NOT_ONNX', `${path} is not a regular file, so it is not an ONNX model`);
     if (st.size === 0) throw new PeanutError('E_NOT_ONNX', `${path} is empty, not an ONNX model`);
     if (st.size >= (options.lazyThreshold ?? LAZY_THRESHOLD)) {
       const proto = loadLazily(fd, abs, fileIdentity(st), options.deferBytes ?? DEFER_BYTES, path);
@@ -62,22 +69,49 @@ export function loadModel(path: string, options: LoadOptions = {}): OnnxModel {
   }
 }
 
+/**
+ * Checks, before any work, that every external tensor's file is one the model may name (inside
+ * its folder, a regular file: `externalDataPath`) and that its byte range lies inside that file,
+ * so no later read can leave the folder or run past a file's end.
+ */
+function checkExternalData(model: OnnxModel, what: string): void {
+  const files = new Map<string, { path: string; size: number }>();
+  for (const t of modelTensors(model.proto)) {
+    if (!isExternal(t)) continue;
+    const ref = externalRef(t);
+    try {
+      let file = files.get(ref.location);
+      if (!file) {
+        const path = externalDataPath(model.baseDir, ref.location);
+        file = { path, size: statSync(path).size };
+        files.set(ref.location, file);
+      }
+      checkRange(file.path, ref.offset, ref.length, file.size);
+    } catch (err) {
+      if (err instanceof PeanutError) throw new PeanutError(err.code, `${what}: tensor '${t.name}': ${err.message}`);
+      throw err;
+    }
+  }
+}
+
 /** The lazy path of `loadModel`; `undefined` when the file is not laid out as the scan expects. */
 function loadLazily(fd: number, abs: string, identity: SourceRange['identity'], deferBytes: number, what: string): ModelProto | undefined {
   const skeleton = readSkeleton(fd, identity.size, Math.max(1, deferBytes));
   if (!skeleton) return undefined;
-  const proto = decodeModel(skeleton.bytes, what);
+  const proto = decodeModel(skeleton.bytes, what, false);
   const inits = proto.graph!.initializer;
   if (inits.length !== skeleton.initializers) return undefined;
   for (const i of skeleton.ranges.keys()) if (inits[i]!.rawData.byteLength !== 0) return undefined;
   for (const [i, range] of skeleton.ranges) deferTensorToFile(inits[i]!, { path: abs, offset: range.offset, length: range.length, identity });
+  checkModelTensors(proto, what);
   return proto;
 }
 
 export interface SaveOptions {
   /**
-   * Store large tensors in `<file>_data` beside the model. Default: when the source model used
-   * external data, or when the model would exceed protobuf's 2 GB limit.
+   * Store large tensors in an external data file beside the model (`<file>_data`, see
+   * `saveModel`). Default: when the source model used external data, or when the model would
+   * exceed protobuf's 2 GB limit.
    */
   externalData?: boolean;
   /** Tensors smaller than this many bytes stay inline when writing external data (default 1024). */
@@ -89,6 +123,12 @@ export interface SaveOptions {
    * evaluation graphs), so the weights are on disk once.
    */
   shareDataWith?: SavedData;
+  /**
+   * Where to put the data files of the model this save replaces, instead of removing them once
+   * the new model is in place: for a caller that writes several models sharing one data file and
+   * removes the old files after the last one (`removeReplaced`).
+   */
+  replaced?: string[];
 }
 
 /** Where a save with external data put each tensor: `dataName` beside the model, by tensor. */
@@ -118,8 +158,89 @@ function tensorByteLength(t: TensorProto): number {
  */
 export function externalDataFiles(model: OnnxModel): Array<{ path: string; data: string }> {
   const locs = new Set<string>();
-  for (const t of allInitializers(graphOf(model))) if (isExternal(t)) locs.add(externalRef(t).location);
+  for (const t of modelTensors(model.proto)) if (isExternal(t)) locs.add(externalRef(t).location);
   return [...locs].map((loc) => ({ path: loc, data: externalDataPath(model.baseDir, loc) }));
+}
+
+/** The external data files of a model (canonical paths). */
+function dataFiles(model: OnnxModel): Set<string> {
+  const files = new Set<string>();
+  for (const t of modelTensors(model.proto)) if (isExternal(t)) files.add(canonical(externalDataPath(model.baseDir, externalRef(t).location)));
+  return files;
+}
+
+/** Every file a model's tensors are read from: its own file, its external data, the sources of lazily loaded tensors. */
+function sourceFiles(model: OnnxModel): Set<string> {
+  const files = dataFiles(model);
+  if (model.path) files.add(canonical(model.path));
+  for (const t of modelTensors(model.proto)) {
+    const src = deferredSource(t);
+    if (src) files.add(canonical(src.path));
+  }
+  return files;
+}
+
+/**
+ * Refuses to save a model over one of its external data files: the new file would replace data
+ * the input model still names (saving over the model's own file is fine: every byte is copied
+ * into a temp file before it replaces the original).
+ *
+ * @throws PeanutError E_OUTPUT_EXISTS
+ */
+export function assertNotModelSource(model: OnnxModel, outPath: string): void {
+  if (dataFiles(model).has(canonical(outPath))) {
+    throw new PeanutError('E_OUTPUT_EXISTS', `output '${outPath}' is an external data file of the input model; choose another output path (inputs are never overwritten)`);
+  }
+}
+
+/**
+ * The data files this save may name: `<file>_data`, or `<file>_data.<tag>` when that name is
+ * taken, so a model is never written over its own (or anyone's) existing data file.
+ */
+function dataFileFamily(outPath: string): RegExp {
+  const base = basename(outPath).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${base}_data(\\.[0-9a-f]{8})?$`);
+}
+
+function freshDataName(outPath: string): string {
+  const dir = dirname(outPath);
+  const plain = `${basename(outPath)}_data`;
+  if (!existsSync(join(dir, plain))) return plain;
+  for (;;) {
+    const name = `${plain}.${randomBytes(4).toString('hex')}`;
+    if (!existsSync(join(dir, name))) return name;
+  }
+}
+
+/**
+ * The data files of the model at `outPath` (the one a save is about to replace) that this
+ * project's saves name (`<file>_data`, `<file>_data.<tag>`): those the new model no longer uses
+ * are removed once it is in place. Files of any other name, or that `keep` holds, are never
+ * touched; an unreadable old model leaves everything as it is.
+ */
+function replacedDataFiles(outPath: string, keep: ReadonlySet<string>): string[] {
+  if (!existsSync(outPath)) return [];
+  const family = dataFileFamily(outPath);
+  let old: OnnxModel;
+  try {
+    old = loadModel(outPath);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const t of modelTensors(old.proto)) {
+    if (!isExternal(t)) continue;
+    const loc = externalRef(t).location;
+    if (!family.test(loc)) continue;
+    const path = canonical(join(old.baseDir, loc));
+    if (!keep.has(path) && !out.includes(path)) out.push(path);
+  }
+  return out;
+}
+
+/** Removes data files of replaced models (see `SaveOptions.replaced`). */
+export function removeReplaced(paths: readonly string[]): void {
+  for (const p of paths) rmSync(p, { force: true });
 }
 
 /** Source files of lazily loaded tensors, each opened (and checked) once while writing. */
@@ -144,7 +265,7 @@ class SourceFiles {
 /** Writes model parts to `dest` atomically, copying lazily loaded tensors from their files in chunks. */
 function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
   const tmp = tempPathFor(dest);
-  const fd = openSync(tmp, 'w');
+  const fd = withFileErrors('write', dest, () => openSync(tmp, 'w'));
   const sources = new SourceFiles();
   try {
     let chunk: Uint8Array | undefined;
@@ -168,25 +289,45 @@ function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
       /* already closed */
     }
     rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(err, 'write', dest);
   } finally {
     sources.close();
   }
-  renameSync(tmp, dest);
+  renameAtomic(tmp, dest);
 }
 
 /**
- * Writes `model` to `outPath` atomically (temp files + rename). Tensor bytes that live in a file
- * (external data, or the source of a lazily loaded model) are copied from it in small chunks,
- * never read whole; deferred tensors (e.g. merged weights of a streaming merge) are computed one
- * at a time as they are written; in-memory tensors are written from memory. With external data
- * the tensors go into `<outPath>_data` one at a time. Peak memory is independent of model size.
+ * Writes `model` to `outPath`. Tensor bytes that live in a file (external data, or the source of
+ * a lazily loaded model) are copied from it in small chunks, never read whole; deferred tensors
+ * (e.g. merged weights of a streaming merge) are computed one at a time as they are written;
+ * in-memory tensors are written from memory. Peak memory is independent of model size.
+ *
+ * With external data the tensors go into `<outPath>_data` (or `<outPath>_data.<tag>` when that
+ * name is taken, e.g. by the data of the model being replaced), and the pair is replaced
+ * atomically: the data file is written and renamed into place first, the model, which names it,
+ * last; only then are the data files of the model it replaced removed. A save killed at any
+ * point leaves either the old pair or the new one, never a model beside data it was not written
+ * with. Temp files a killed save left beside `outPath` are removed by the next save there.
+ *
+ * @throws PeanutError E_OUTPUT_EXISTS when `outPath` is a file the model reads from; E_IO when
+ *   the folder cannot be written
  */
 export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): SavedData | undefined {
+  const out = resolve(outPath);
+  assertNotModelSource(model, outPath);
   const graph = graphOf(model);
   const inits = allInitializers(graph);
+  removeDeadTemps(dirname(out), basename(out));
+  const keep = sourceFiles(model);
+  const replaced = replacedDataFiles(out, keep);
+  const finish = (newData?: string) => {
+    const stale = replaced.filter((p) => p !== newData);
+    if (options.replaced) options.replaced.push(...stale);
+    else removeReplaced(stale);
+  };
   if (options.shareDataWith) {
-    saveSharingData(model, inits, outPath, options.shareDataWith);
+    saveSharingData(model, inits, out, options.shareDataWith);
+    finish(canonical(join(options.shareDataWith.dir, options.shareDataWith.dataName)));
     return options.shareDataWith;
   }
   const hadExternal = inits.some(isExternal);
@@ -195,14 +336,15 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   if (!external) {
     if (hadExternal) internalizeAll(inits, model.baseDir);
     materializeNested(graph);
-    writePartsAtomic(outPath, encodeModelParts(model.proto));
+    writePartsAtomic(out, encodeModelParts(model.proto));
+    finish();
     return undefined;
   }
   const threshold = options.sizeThreshold ?? 1024;
-  const dataName = `${basename(outPath)}_data`;
-  const dataPath = join(dirname(resolve(outPath)), dataName);
+  const dataName = freshDataName(out);
+  const dataPath = join(dirname(out), dataName);
   const dataTmp = tempPathFor(dataPath);
-  const fd = openSync(dataTmp, 'w');
+  const fd = withFileErrors('write', dataPath, () => openSync(dataTmp, 'w'));
   // Tensors are swapped for external references only while encoding, then restored, so the
   // in-memory model is unchanged by a save.
   const restore: Array<[TensorProto, TensorProto]> = [];
@@ -211,7 +353,8 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const sources = new Map<string, { fd: number; path: string; size: number }>();
   const lazySources = new SourceFiles();
   const chunk = new Uint8Array(COPY_CHUNK);
-  const saved: SavedData = { dataName, dir: dirname(resolve(outPath)), refs: new WeakMap() };
+  const saved: SavedData = { dataName, dir: dirname(out), refs: new WeakMap() };
+  let dataInPlace = false;
   try {
     let offset = 0;
     for (const t of inits) {
@@ -244,9 +387,9 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     fsyncSync(fd);
     closeSync(fd);
     const encoded = encodeModel(model.proto);
-    renameSync(dataTmp, dataPath);
-    writeFileAtomic(outPath, encoded);
-    return saved;
+    renameAtomic(dataTmp, dataPath);
+    dataInPlace = true;
+    writeFileAtomic(out, encoded);
   } catch (err) {
     try {
       closeSync(fd);
@@ -254,12 +397,16 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
       /* already closed */
     }
     rmSync(dataTmp, { force: true });
-    throw err;
+    // The new data file is nobody's until the model naming it is in place.
+    if (dataInPlace) rmSync(dataPath, { force: true });
+    throw fileError(err, 'write', dataPath);
   } finally {
     for (const src of sources.values()) closeSync(src.fd);
     lazySources.close();
     restoreTensors(restore);
   }
+  finish(canonical(dataPath));
+  return saved;
 }
 
 /** Points `t` at `length` bytes at `offset` of `location`, remembering its fields in `restore`. */

@@ -1,11 +1,12 @@
 /** PEFT adapter directories and the files an adapter is read from (interop/peft on disk). */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { adapterFromModel, adapterFromTensors, parsePeftAdapter, peftFiles, summaryOfModel, type AdapterSource, type ExportPeftOptions, type PeftAdapter } from '../interop/peft/adapter.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../interop/peft/config.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadModel } from './model-files.ts';
+import { ensureDir } from './output-paths.ts';
 import { resolveCheckpoint } from './run-dir.ts';
 import { readSafetensors } from './safetensors-files.ts';
 
@@ -44,7 +45,7 @@ export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftO
   const source = readAdapterSource(sourcePath, opts);
   const files = peftFiles(source, opts);
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir);
   const weightsPath = join(outDir, ADAPTER_WEIGHTS_FILE);
   const configPath = join(outDir, ADAPTER_CONFIG_FILE);
   writeFileAtomic(weightsPath, ...files.weights);

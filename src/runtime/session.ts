@@ -116,7 +116,13 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
       if (opts.ep !== undefined && !backend.epChoices.includes(opts.ep)) {
         throw new PeanutError('E_BAD_CONFIG', `execution provider '${opts.ep}' is not available with ${backend.name}; choose one of ${backend.epChoices.join(', ')}`);
       }
-      const { session, ep } = await backend.create(model, baseOptions(opts), opts);
+      let created: { session: OrtSession; ep: string };
+      try {
+        created = await backend.create(model, baseOptions(opts), opts);
+      } catch (err) {
+        throw runtimeError(err, `${backend.name} cannot load the model`);
+      }
+      const { session, ep } = created;
       return {
         ep,
         inputNames: session.inputNames,
@@ -124,7 +130,12 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
         async run(feeds, fetch) {
           const wrapped: Record<string, unknown> = {};
           for (const [k, t] of Object.entries(feeds)) wrapped[k] = backend.tensor(t);
-          const out = await session.run(wrapped, fetch);
+          let out: Record<string, OrtTensor>;
+          try {
+            out = await session.run(wrapped, fetch);
+          } catch (err) {
+            throw runtimeError(err, `${backend.name} failed to run the model`);
+          }
           const result: Record<string, HostTensor> = {};
           for (const [k, t] of Object.entries(out)) {
             if (t && Array.isArray(t.dims)) result[k] = { type: t.type, data: t.data as HostTensor['data'], dims: t.dims.map(Number) };
@@ -135,6 +146,15 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
       };
     },
   };
+}
+
+/**
+ * A runtime's own failure (a model it refuses, inputs a kernel rejects) as a one-line
+ * PeanutError (E_GRAPH) quoting the runtime's first line; PeanutErrors pass unchanged.
+ */
+function runtimeError(err: unknown, doing: string): PeanutError {
+  if (err instanceof PeanutError) return err;
+  return new PeanutError('E_GRAPH', `${doing}: ${firstLine((err as Error)?.message ?? String(err))}`);
 }
 
 /** The first line of an error message, bounded (for one-line reports of runtime failures). */

@@ -190,9 +190,17 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
     if (!interrupted && evals.at(-1)?.step !== state.step) await runEval();
     await save();
   } catch (err) {
-    // A failure mid-run (bad data found in a later batch, a runtime error) keeps the work done so far.
-    if (!(err instanceof PeanutError && err.code === 'E_NON_FINITE')) await save().catch(() => undefined);
-    throw err;
+    // A failure mid-run (bad data found in a later batch, a runtime error) keeps the work done so
+    // far, as an interrupt does, and says where it is.
+    if (err instanceof PeanutError && err.code === 'E_NON_FINITE') throw err;
+    if (state.step === firstStep) throw err;
+    try {
+      await save();
+    } catch {
+      throw err;
+    }
+    if (!(err instanceof PeanutError)) throw err;
+    throw new PeanutError(err.code, `${err.message} (training stopped at step ${state.step + 1}; the last good state, step ${state.step}, is saved in ${lastCheckpoint}: fix the cause, then continue with --resume)`);
   } finally {
     await session.release();
     await evalSession?.release();
