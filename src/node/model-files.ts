@@ -5,7 +5,7 @@
  * without the large raw_data payloads is read, and those tensors read their bytes from the file
  * on demand (see `loadModel`). External tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
@@ -238,6 +238,22 @@ function replacedDataFiles(outPath: string, keep: ReadonlySet<string>): string[]
   return out;
 }
 
+/**
+ * The tagged data files of `outPath` (`<file>_data.<tag>`, a name only these saves give) beside
+ * it, but those in `keep`: after a save they are the replaced pair's or a killed save's.
+ */
+function taggedDataFiles(outPath: string, keep: ReadonlySet<string>): string[] {
+  const family = dataFileFamily(outPath);
+  const plain = `${basename(outPath)}_data`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(outPath));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n !== plain && family.test(n)).map((n) => canonical(join(dirname(outPath), n))).filter((p) => !keep.has(p));
+}
+
 /** Removes data files of replaced models (see `SaveOptions.replaced`). */
 export function removeReplaced(paths: readonly string[]): void {
   for (const p of paths) rmSync(p, { force: true });
@@ -321,7 +337,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const keep = sourceFiles(model);
   const replaced = replacedDataFiles(out, keep);
   const finish = (newData?: string) => {
-    const stale = replaced.filter((p) => p !== newData);
+    const stale = [...new Set([...replaced, ...taggedDataFiles(out, keep)])].filter((p) => p !== newData);
     if (options.replaced) options.replaced.push(...stale);
     else removeReplaced(stale);
   };

@@ -46,7 +46,12 @@ export function demoCommand(): Command {
         return r === '' ? '.' : r.startsWith('..') || isAbsolute(r) ? p : r;
       };
       const progress = createProgress(err);
-      err.write(`peanut-onnx demo: ${flags.method ?? 'peanut'} on ${rel(DEMO_ASSETS.model)} (pre-trained on a token-majority task), downstream task ${rel(DEMO_ASSETS.train)}\n`);
+      // Said once the output folder is accepted (a refused one gets its one error line only).
+      let bannerShown = false;
+      const banner = () => {
+        if (!bannerShown) err.write(`peanut-onnx demo: ${flags.method ?? 'peanut'} on ${rel(DEMO_ASSETS.model)} (pre-trained on a token-majority task), downstream task ${rel(DEMO_ASSETS.train)}\n`);
+        bannerShown = true;
+      };
       const labels = { inject: '[1/4] inject', train: '[2/4] train', merge: '[3/4] merge', compare: '[4/4] evaluate', timing: '      timing' } as const;
       let trainAnnounced = false;
       try {
@@ -61,6 +66,7 @@ export function demoCommand(): Command {
           ep: flags.ep,
           threads: flags.threads,
           onEvent: (e) => {
+            banner();
             if (e.type === 'phase') {
               if (trainAnnounced) progress.stop(); // the bar ends with training
               err.write(`${labels[e.phase]}  ${e.message}\n`);
