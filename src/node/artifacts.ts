@@ -10,7 +10,7 @@ import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.
 import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { assertNotModelSource, externalDataFiles, loadModel, removeReplaced, saveModel } from './model-files.ts';
-import { ensureDir } from './output-paths.ts';
+import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
 
@@ -33,6 +33,8 @@ export function writeArtifacts(dir: string, plan: TrainingPlan): void {
 /** `peanut-onnx artifacts`: builds the plan of an adapted model file and writes its directory. */
 export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string }): Promise<Manifest> {
   assertNotInput(outDir, adaptedPath);
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; artifacts are written into a directory`);
+  checkCanCreateDir(outDir);
   const adapted = loadModel(adaptedPath);
   // Neither the adapted model nor its external data may be one of the files written.
   for (const f of Object.values(ARTIFACT_FILES)) {

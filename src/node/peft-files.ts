@@ -6,7 +6,7 @@ import { adapterFromModel, adapterFromTensors, parsePeftAdapter, peftFiles, summ
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../interop/peft/config.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadModel } from './model-files.ts';
-import { ensureDir } from './output-paths.ts';
+import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { resolveCheckpoint } from './run-dir.ts';
 import { readSafetensors } from './safetensors-files.ts';
 
@@ -42,6 +42,8 @@ export interface ExportPeftResult {
  */
 export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftOptions = {}): ExportPeftResult {
   for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) assertNotInput(join(outDir, f), sourcePath, opts.model);
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
+  checkCanCreateDir(outDir);
   const source = readAdapterSource(sourcePath, opts);
   const files = peftFiles(source, opts);
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);

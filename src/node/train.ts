@@ -14,7 +14,7 @@ import { resolveRun, type RunSettings } from '../train/run-config.ts';
 import type { EvalMetrics } from '../train/evaluate.ts';
 import type { TrainState } from '../train/checkpoint.ts';
 import { assertNotInput, removeDeadTemps, withFileErrors, writeFileAtomic } from './atomic.ts';
-import { ensureDir } from './output-paths.ts';
+import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { checkSameBase } from '../adapter/fingerprint.ts';
 import { parseAdapterSummary } from '../adapter/adapter-meta.ts';
 import type { RunGraphs } from '../train/plan.ts';
@@ -174,6 +174,8 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
   const evalData = options.eval ? openExampleSet(options.eval, { tokenizer }) : undefined;
   checkLogPath(logPath, [...sourceInputs(source, graphs), options.data, options.eval, options.tokenizer]);
   if (!options.resume) resolveRun(manifest.hyperparameters, options, data.size);
+  checkCanCreateDir(outDir);
+  checkCanCreateDir(dirname(logPath));
 
   ensureDir(outDir);
   const unlock = lockRunDir(outDir);

@@ -116,7 +116,12 @@ function prepareOutDir(outDir: string, inputs: readonly string[]): void {
   const mark = () => writeFileSync(join(outDir, DEMO_MARKER), 'written by peanut-onnx demo; a later demo run may replace this folder\n');
   if (!existsSync(outDir)) {
     if (!existsSync(dirname(outDir))) throw new PeanutError('E_FILE_NOT_FOUND', `the folder ${dirname(outDir)} does not exist; create it first or choose another -o directory`);
-    mkdirSync(outDir);
+    try {
+      mkdirSync(outDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new PeanutError('E_IO', `cannot create the folder ${outDir} (${code}); choose an -o directory in a folder you can write to`);
+    }
     mark();
     return;
   }
