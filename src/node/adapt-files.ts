@@ -15,6 +15,7 @@ import type { SafeTensor } from '../formats/safetensors.ts';
 import { parseMomentName } from '../formats/checkpoint-keys.ts';
 import { countParameters, type OnnxModel } from '../onnx/model.ts';
 import { mergeWithRuntime } from '../runtime/merge-ort.ts';
+import { checkModelLoads } from '../runtime/load-check.ts';
 import { loadModel, saveModel } from './model-files.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { checkOutput } from './output-paths.ts';
@@ -45,8 +46,11 @@ export interface InjectFileResult extends InjectResult {
   baseParams: number;
 }
 
-/** Adapts the model at `modelPath` and writes the adapted model to `outPath`. */
-export function injectFile(modelPath: string, outPath: string, opts: InjectFileOptions = {}): InjectFileResult {
+/**
+ * Adapts the model at `modelPath` and writes the adapted model to `outPath`, once ONNX Runtime
+ * has shown it loads the result (`checkModelLoads`).
+ */
+export async function injectFile(modelPath: string, outPath: string, opts: InjectFileOptions = {}): Promise<InjectFileResult> {
   // Validate the configuration and the outputs before touching any file.
   resolveMethodConfig(opts);
   resolveSeed(opts.seed);
@@ -56,6 +60,7 @@ export function injectFile(modelPath: string, outPath: string, opts: InjectFileO
   const { init: initPath, saveTweaker: _, ...options } = opts;
   const init = initPath ? readInitTensors(initPath) : undefined;
   const result = inject(model, { ...options, ...(init ? { init: init.tensors, initName: init.file } : {}) });
+  await checkModelLoads(nodeRuntime, result.model, 'the adapted model');
   saveModel(result.model, outPath);
   if (opts.saveTweaker) writeTweakerState(opts.saveTweaker, result.meta, result.state);
   const trainableParams = [...result.state.values()].reduce((s, v) => s + v.length, 0);
@@ -96,7 +101,7 @@ export interface MergeFileResult {
   unchecked: number;
 }
 
-/** Merges the adapted model at `modelPath` and writes the merged model to `outPath`. */
+/** Merges the adapted model at `modelPath` and writes the merged model to `outPath` (checked to load in ONNX Runtime). */
 export async function mergeFile(modelPath: string, outPath: string, opts: MergeFileOptions = {}): Promise<MergeFileResult> {
   checkOutput(outPath, modelPath, opts.checkpoint);
   const model = loadModel(modelPath);
@@ -106,6 +111,7 @@ export async function mergeFile(modelPath: string, outPath: string, opts: MergeF
   const zeroDelta = isZeroDelta(meta, mergeState(model, meta, mergeOpts));
   // The JS engine streams: each merged weight is computed as saveModel writes it.
   const merged = opts.engine === 'ort' ? await mergeWithRuntime(nodeRuntime, model, mergeOpts) : merge(model, { ...mergeOpts, stream: true });
+  await checkModelLoads(nodeRuntime, merged, 'the merged model');
   saveModel(merged, outPath);
   return { merged, meta, paramsFrom: loaded?.file ?? 'the adapted model', zeroDelta, unchecked: loaded?.unchecked ?? 0 };
 }

@@ -154,8 +154,9 @@ export const nodeBackend: RuntimeBackend = {
   tensor: (t: TensorLike) => new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims),
 };
 
-// Quiet by default: ONNX Runtime's own warnings carry terminal colour codes.
-ort.env.logLevel = 'error';
+// Quiet by default: ONNX Runtime's own log lines carry terminal colour codes, and every failure
+// reaches the caller as an exception anyway.
+ort.env.logLevel = 'fatal';
 
 /** ONNX Runtime on Node (onnxruntime-node): CPU, and CUDA where its provider is installed. */
 export const nodeRuntime: Runtime = createRuntime(nodeBackend);

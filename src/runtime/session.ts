@@ -98,8 +98,9 @@ function baseOptions(opts: SessionOptions): Record<string, unknown> {
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     enableMemPattern: opts.memPattern ?? true,
     enableCpuMemArena: true,
-    // Warnings (with terminal colour codes) would go to stderr between our own lines.
-    logSeverityLevel: 3,
+    // Warnings and errors (with terminal colour codes) would go to stderr between our own lines;
+    // a failure comes back as an exception and is reported once, as one line (runtimeError).
+    logSeverityLevel: 4,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     ...opts.extra,
   };
@@ -154,7 +155,9 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
  */
 function runtimeError(err: unknown, doing: string): PeanutError {
   if (err instanceof PeanutError) return err;
-  return new PeanutError('E_GRAPH', `${doing}: ${firstLine((err as Error)?.message ?? String(err))}`);
+  // ONNX Runtime names the file it loaded, which for a model passed as bytes is a temp file.
+  const why = firstLine((err as Error)?.message ?? String(err)).replace(/^Load model from .* failed:/, '');
+  return new PeanutError('E_GRAPH', `${doing}: ${why}`);
 }
 
 /** The first line of an error message, bounded (for one-line reports of runtime failures). */
