@@ -4,7 +4,7 @@
  * its checkpoints go to `checkpoints/step-<N>.safetensors` (src/node/run-dir.ts) and its metrics
  * to `metrics.jsonl`, one JSON object a line.
  */
-import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
@@ -143,6 +143,19 @@ function sourceInputs(source: string, graphs: RunGraphs): string[] {
   return files;
 }
 
+/** Removes the metrics log and the (empty) run directory a failed run created. */
+function removeCreated(outDir: string, logPath: string, createdDir: boolean, createdLog: boolean): void {
+  if (createdLog) rmSync(logPath, { force: true });
+  if (!createdDir) return;
+  for (const dir of [join(outDir, CHECKPOINT_DIR), outDir]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* not empty or not there: left as it is */
+    }
+  }
+}
+
 /**
  * Fine-tunes the tweaker parameters. Everything is checked before anything is written (the
  * source, the data, the settings, the log path); the run directory is then created and locked
@@ -177,6 +190,8 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
   checkCanCreateDir(outDir);
   checkCanCreateDir(dirname(logPath));
 
+  const createdDir = !existsSync(outDir);
+  const createdLog = !existsSync(logPath);
   ensureDir(outDir);
   const unlock = lockRunDir(outDir);
   try {
@@ -238,6 +253,14 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       metricsLog: logPath,
       changed: run.changed,
     };
+  } catch (err) {
+    // A run that failed before its first checkpoint (a model ONNX Runtime refuses, a bad first
+    // batch) leaves nothing behind: what it created is removed again.
+    if (!latestCheckpoint(outDir)) {
+      unlock();
+      removeCreated(outDir, logPath, createdDir, createdLog);
+    }
+    throw err;
   } finally {
     unlock();
   }

@@ -32,23 +32,28 @@ export function treeState(root: string): Record<string, string> {
   return out;
 }
 
-/** The result is a refusal: exit `code`, exactly one line on stderr, `error: …` matching `pattern`, no stack. */
-export function expectOneLine(r: CliResult, pattern: RegExp, code = 1): void {
+/**
+ * The result is a refusal: exit `code`, exactly one line on stderr, `error: …` matching
+ * `pattern`, no stack. With `afterProgress`, progress lines of a run that had started may come
+ * first; the error is still one line, and the last.
+ */
+export function expectOneLine(r: CliResult, pattern: RegExp, code = 1, afterProgress = false): void {
   expect(r.code, r.stderr).toBe(code);
   const lines = r.stderr.trimEnd().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^error: /);
-  expect(lines[0]).toMatch(pattern);
+  if (afterProgress) expect(lines.filter((l) => /error|^\s+at /i.test(l)), r.stderr).toEqual([lines.at(-1)]);
+  else expect(lines, r.stderr).toHaveLength(1);
+  expect(lines.at(-1)).toMatch(/^error: /);
+  expect(lines.at(-1)).toMatch(pattern);
 }
 
 /**
  * Runs the CLI and checks that it refused with one line matching `pattern` and left `root`
  * exactly as it was: no file written, none changed or removed.
  */
-export async function expectRefused(root: string, argv: string[], pattern: RegExp, code = 1): Promise<CliResult> {
+export async function expectRefused(root: string, argv: string[], pattern: RegExp, code = 1, afterProgress = false): Promise<CliResult> {
   const before = treeState(root);
   const r = await runCli(argv);
-  expectOneLine(r, pattern, code);
+  expectOneLine(r, pattern, code, afterProgress);
   expect(treeState(root)).toEqual(before);
   return r;
 }

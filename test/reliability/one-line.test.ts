@@ -99,3 +99,23 @@ describe('unwritable outputs: one line, exit 1, nothing written', () => {
     await expectRefused(root, ['demo', '-o', '/proc/peanut-onnx-nowhere/demo', '--steps', '1'], /the folder \/proc\/peanut-onnx-nowhere does not exist; create it first/);
   }, 30_000);
 });
+
+describe('a run that fails before its first checkpoint', () => {
+  it('leaves nothing behind (a model ONNX Runtime refuses once training starts)', async () => {
+    const dir = tempDir();
+    const d = toyDir(dir);
+    // The toy train graph with an op ONNX Runtime does not know: everything checks out until the session is created.
+    const { editModelFile } = await import('../helpers/reliability.ts');
+    editModelFile(join(d.artifacts, 'train.onnx'), (p) => void (p.graph!.node[0]!.opType = 'NoSuchOp'));
+    await expectRefused(dir, ['train', d.artifacts, '--data', d.train, '--steps', '2', '-o', join(dir, 'run')], /onnxruntime-node cannot load the model: .*NoSuchOp/);
+  });
+
+  it('leaves nothing behind when the very first step is not finite (NaN labels)', async () => {
+    const dir = tempDir();
+    const d = toyDir(dir);
+    const nan = join(dir, 'nan.safetensors');
+    const { encodeSafetensors } = await import('../../src/formats/safetensors.ts');
+    writeFileSync(nan, Buffer.concat(encodeSafetensors({ x: { dtype: 'F32', shape: [4, 4], data: new Float32Array(16).fill(1) }, labels: { dtype: 'F32', shape: [4, 1], data: new Float32Array(4).fill(NaN) } })));
+    await expectRefused(dir, ['train', d.artifacts, '--data', nan, '--steps', '2', '-o', join(dir, 'run')], /^error: loss is NaN at step 1 \(lr .*\), the first step of the run; nothing was saved\. Lower --lr or set --grad-clip and start again/, 1, true);
+  });
+});

@@ -286,3 +286,35 @@ describe('safetensors headers', () => {
     expect(treeState(root)).toEqual(tree);
   });
 });
+
+describe('malformed graphs and adapter records', () => {
+  it('inject of a graph ONNX Runtime would not load (a node reads a value nothing produces) exits 1 and writes nothing', async () => {
+    const root = tempDir();
+    const model = join(root, 'model.onnx');
+    copyFileSync(BERT, model);
+    editModelFile(model, (p) => {
+      const n = p.graph!.node.find((x) => x.opType === 'Add')!;
+      n.input[0] = 'nowhere';
+    });
+    await expectRefused(root, ['inject', model, '-o', join(root, 'a.onnx')], /^error: the adapted model would not load in ONNX Runtime \(.*nowhere.*\); the input model is not a valid ONNX graph/);
+  });
+
+  it('merge of a model whose adapter record lost a field, or lists parameters of another shape, exits 1 naming the field', async () => {
+    const root = tempDir();
+    const adapted = join(root, 'adapted.onnx');
+    copyFileSync(adaptedTemplate, adapted);
+    for (const f of readdirSync(join(adaptedTemplate, '..')).filter((n) => n.startsWith('adapted.onnx_data'))) copyFileSync(join(adaptedTemplate, '..', f), join(root, f));
+    const editMeta = (edit: (meta: { targets: Array<Record<string, unknown>> }) => void) =>
+      editModelFile(adapted, (p) => {
+        const e = p.metadataProps.find((x) => x.key === 'peanut_onnx.adapter')!;
+        const meta = JSON.parse(e.value) as { targets: Array<Record<string, unknown>> };
+        edit(meta);
+        e.value = JSON.stringify(meta);
+      });
+    editMeta((m) => void (m.targets[1] = {}));
+    await expectRefused(root, ['merge', adapted, '-o', join(root, 'm.onnx')], /metadata is malformed \(targets\[1\]\.module is not a string\); was it edited by hand\? Inject again from the original model/);
+    copyFileSync(adaptedTemplate, adapted);
+    editMeta((m) => void ((m.targets[0]!.params as Array<{ shape: number[] }>)[0]!.shape = [4, 99]));
+    await expectRefused(root, ['export-peft', adapted, '-o', join(root, 'peft')], /metadata is malformed \(targets\[0\]\.params are not the peanut parameters of a \[32, 32\] layer/);
+  });
+});

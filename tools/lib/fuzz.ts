@@ -12,8 +12,8 @@
  *   - hostile option values (ranks, depths, regexes, step counts).
  *
  * Every case must end as a user would want: exit 0, 1 or 2; no stack trace; its inputs
- * byte-identical; every `.onnx` an exit-0 run wrote loads in ONNX Runtime; every
- * `.safetensors` it wrote parses. Cases are reproducible from (seed, case number).
+ * byte-identical; nothing written when it is refused, and no temp file left; every `.onnx` an
+ * exit-0 run wrote loads in ONNX Runtime; every `.safetensors` it wrote parses. Cases are reproducible from (seed, case number).
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -561,6 +561,11 @@ export async function runCase(c: FuzzCase, id: number): Promise<FuzzResult> {
   if (STACK.test(r.stderr) || STACK.test(r.stdout)) problems.push('stack trace printed');
   if (r.code === 1 && !/^error: /m.test(r.stderr)) problems.push('exit 1 without an error line');
   for (const [p, h] of before) if (fileHash(p) !== h) problems.push(`input ${basename(p)} changed`);
+  // A refusal writes nothing (a run that saved its last good state says so, and may keep it).
+  const written = existsSync(join(c.dir, 'out')) ? readdirSync(join(c.dir, 'out')) : [];
+  if (r.code !== 0 && written.length && !/the last good state.* is saved in/.test(r.stderr)) problems.push(`exit ${r.code} but wrote ${written.join(', ')}`);
+  const strays = readdirSync(c.dir).filter((n) => n.endsWith('.tmp'));
+  if (strays.length) problems.push(`left temp files ${strays.join(', ')}`);
   if (r.code === 0) {
     for (const f of filesUnder(join(c.dir, 'out'))) {
       if (f.endsWith('.onnx')) {
