@@ -10,7 +10,7 @@ import { buildGradModel, type GradModel } from '../train/grad-model.ts';
 import { runGradModel } from '../train/grad-run.ts';
 import { readBatches } from './batches.ts';
 import { writeSafetensors } from './safetensors-files.ts';
-import { externalDataFiles } from './model-files.ts';
+import { externalDataFiles } from './model-data.ts';
 import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
 
 export interface GradientsOptions {

@@ -5,8 +5,7 @@
  * without the large raw_data payloads is read, and those tensors read their bytes from the file
  * on demand (see `loadModel`). External tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { create, DataLocation, StringStringEntryProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -18,6 +17,7 @@ import { checkModelTensors, modelTensors } from '../onnx/check-tensors.ts';
 import { canonical, fileError, removeDeadTemps, renameAtomic, tempPathFor, withFileErrors, writeAll, writeFileAtomic } from './atomic.ts';
 import { checkRange, externalDataPath, fileIdentity, openExternal, openSourceRange } from './files.ts';
 import { readSkeleton } from './lazy-load.ts';
+import { assertNotModelSource, freshDataName, removeReplaced, replacedDataFiles, sourceFiles, taggedDataFiles } from './model-data.ts';
 
 export interface LoadOptions {
   /**
@@ -152,111 +152,14 @@ function tensorByteLength(t: TensorProto): number {
   }
 }
 
-/**
- * The external data files a model references, as session options want them: `path` is the
- * location written in the model, `data` the file on disk (`<baseDir>/<location>`).
- */
-export function externalDataFiles(model: OnnxModel): Array<{ path: string; data: string }> {
-  const locs = new Set<string>();
-  for (const t of modelTensors(model.proto)) if (isExternal(t)) locs.add(externalRef(t).location);
-  return [...locs].map((loc) => ({ path: loc, data: externalDataPath(model.baseDir, loc) }));
-}
-
-/** The external data files of a model (canonical paths). */
-function dataFiles(model: OnnxModel): Set<string> {
-  const files = new Set<string>();
-  for (const t of modelTensors(model.proto)) if (isExternal(t)) files.add(canonical(externalDataPath(model.baseDir, externalRef(t).location)));
-  return files;
-}
-
-/** Every file a model's tensors are read from: its own file, its external data, the sources of lazily loaded tensors. */
-function sourceFiles(model: OnnxModel): Set<string> {
-  const files = dataFiles(model);
-  if (model.path) files.add(canonical(model.path));
-  for (const t of modelTensors(model.proto)) {
-    const src = deferredSource(t);
-    if (src) files.add(canonical(src.path));
-  }
-  return files;
-}
-
-/**
- * Refuses to save a model over one of its external data files: the new file would replace data
- * the input model still names (saving over the model's own file is fine: every byte is copied
- * into a temp file before it replaces the original).
- *
- * @throws PeanutError E_OUTPUT_EXISTS
- */
-export function assertNotModelSource(model: OnnxModel, outPath: string): void {
-  if (dataFiles(model).has(canonical(outPath))) {
-    throw new PeanutError('E_OUTPUT_EXISTS', `output '${outPath}' is an external data file of the input model; choose another output path (inputs are never overwritten)`);
-  }
-}
-
-/**
- * The data files this save may name: `<file>_data`, or `<file>_data.<tag>` when that name is
- * taken, so a model is never written over its own (or anyone's) existing data file.
- */
-function dataFileFamily(outPath: string): RegExp {
-  const base = basename(outPath).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${base}_data(\\.[0-9a-f]{8})?$`);
-}
-
-function freshDataName(outPath: string): string {
-  const dir = dirname(outPath);
-  const plain = `${basename(outPath)}_data`;
-  if (!existsSync(join(dir, plain))) return plain;
-  for (;;) {
-    const name = `${plain}.${randomBytes(4).toString('hex')}`;
-    if (!existsSync(join(dir, name))) return name;
-  }
-}
-
-/**
- * The data files of the model at `outPath` (the one a save is about to replace) that this
- * project's saves name (`<file>_data`, `<file>_data.<tag>`): those the new model no longer uses
- * are removed once it is in place. Files of any other name, or that `keep` holds, are never
- * touched; an unreadable old model leaves everything as it is.
- */
-function replacedDataFiles(outPath: string, keep: ReadonlySet<string>): string[] {
-  if (!existsSync(outPath)) return [];
-  const family = dataFileFamily(outPath);
-  let old: OnnxModel;
+/** The model a save to `outPath` replaces, if one is there and readable (its data files are then replaced too). */
+function previousModel(outPath: string): OnnxModel | undefined {
+  if (!existsSync(outPath)) return undefined;
   try {
-    old = loadModel(outPath);
+    return loadModel(outPath);
   } catch {
-    return [];
+    return undefined;
   }
-  const out: string[] = [];
-  for (const t of modelTensors(old.proto)) {
-    if (!isExternal(t)) continue;
-    const loc = externalRef(t).location;
-    if (!family.test(loc)) continue;
-    const path = canonical(join(old.baseDir, loc));
-    if (!keep.has(path) && !out.includes(path)) out.push(path);
-  }
-  return out;
-}
-
-/**
- * The tagged data files of `outPath` (`<file>_data.<tag>`, a name only these saves give) beside
- * it, but those in `keep`: after a save they are the replaced pair's or a killed save's.
- */
-function taggedDataFiles(outPath: string, keep: ReadonlySet<string>): string[] {
-  const family = dataFileFamily(outPath);
-  const plain = `${basename(outPath)}_data`;
-  let names: string[];
-  try {
-    names = readdirSync(dirname(outPath));
-  } catch {
-    return [];
-  }
-  return names.filter((n) => n !== plain && family.test(n)).map((n) => canonical(join(dirname(outPath), n))).filter((p) => !keep.has(p));
-}
-
-/** Removes data files of replaced models (see `SaveOptions.replaced`). */
-export function removeReplaced(paths: readonly string[]): void {
-  for (const p of paths) rmSync(p, { force: true });
 }
 
 /** Source files of lazily loaded tensors, each opened (and checked) once while writing. */
@@ -335,7 +238,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const inits = allInitializers(graph);
   removeDeadTemps(dirname(out), basename(out));
   const keep = sourceFiles(model);
-  const replaced = replacedDataFiles(out, keep);
+  const replaced = replacedDataFiles(previousModel(out), out, keep);
   const finish = (newData?: string) => {
     const stale = [...new Set([...replaced, ...taggedDataFiles(out, keep)])].filter((p) => p !== newData);
     if (options.replaced) options.replaced.push(...stale);
