@@ -64,6 +64,10 @@ export function readArtifacts(dir: string): LoadedArtifacts {
   const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
   const files = { trainPath: join(dir, ARTIFACT_FILES.train), evalPath: join(dir, ARTIFACT_FILES.eval), checkpointPath: join(dir, ARTIFACT_FILES.checkpoint) };
   for (const f of Object.values(files)) if (!existsSync(f)) throw new PeanutError('E_FILE_NOT_FOUND', `artifact file missing: ${f} (re-run \`peanut-onnx artifacts\`)`);
+  // ONNX Runtime opens these graphs from their files and reads their external data itself: they
+  // get the same checks as any model first (tensors, and data files inside the folder).
+  loadModel(files.trainPath);
+  loadModel(files.evalPath);
   return { dir, manifest, ...files };
 }
 

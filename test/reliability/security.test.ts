@@ -318,3 +318,20 @@ describe('malformed graphs and adapter records', () => {
     await expectRefused(root, ['export-peft', adapted, '-o', join(root, 'peft')], /metadata is malformed \(targets\[0\]\.params are not the peanut parameters of a \[32, 32\] layer/);
   });
 });
+
+describe('artifact directories', () => {
+  it('a train.onnx whose external data is a link out of the folder is refused before ONNX Runtime opens it', async () => {
+    const root = tempDir();
+    const s = setupAdapted();
+    const art = join(root, 'artifacts');
+    expect((await runCli(['artifacts', s.adapted, '--task', 'seq-cls', '-o', art])).code).toBe(0);
+    writeFileSync(join(root, 'secret.bin'), Buffer.alloc(1 << 20, 1));
+    symlinkSync(join(root, 'secret.bin'), join(art, 'link.bin'));
+    editModelFile(join(art, 'train.onnx'), (p) => {
+      const t = p.graph!.initializer.find((x) => x.externalData.length > 0)!;
+      setExternal(t, 'location', 'link.bin');
+      setExternal(t, 'offset', '0');
+    });
+    await expectRefused(root, ['train', art, '--data', s.data, '--steps', '1', '-o', join(root, 'run')], /train\.onnx: tensor '.*': external data location 'link\.bin' is a link to a file outside the model folder/);
+  });
+});
