@@ -24,7 +24,9 @@ export type PeanutErrorCode =
   | 'E_SOURCE_CHANGED'
   | 'E_NO_FILE_ACCESS'
   | 'E_BUSY'
-  | 'E_PROBE';
+  | 'E_PROBE'
+  | 'E_IO'
+  | 'E_BASE_MISMATCH';
 
 export class PeanutError extends Error {
   override name = 'PeanutError';

@@ -32,8 +32,7 @@ export type { TrainState } from './train/checkpoint.ts';
 export { readBatches } from './node/batches.ts';
 
 // Hugging Face PEFT adapters in and out
-export { exportPeft, readPeftAdapter } from './node/peft-files.ts';
-export { importPeft } from './interop/peft/adapter.ts';
+export { exportPeft, importPeftFile, readPeftAdapter } from './node/peft-files.ts';
 
 // Gradients of adapted models
 export { computeGradients } from './node/gradients.ts';

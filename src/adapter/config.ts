@@ -45,6 +45,14 @@ export const DEFAULTS = {
   seed: 0,
 } as const;
 
+/**
+ * Bounds on the sizes a configuration may ask for, so a typo (`--rank 1e9`) or a hostile
+ * `adapter_config.json` (`depth: 1000000`) is refused at once instead of allocating without end.
+ * Far above any published setting (PEFT's LoRA ranks go to a few thousand; PEANuT's papers use
+ * depth ≤ 4); inject also refuses an adapter larger than the model it adapts.
+ */
+export const LIMITS = { rank: 16_384, depth: 64 } as const;
+
 /** Loose input: numbers may come as strings from the command line. */
 export interface MethodOptions {
   method?: string;
@@ -59,9 +67,10 @@ function bad(message: string): PeanutError {
   return new PeanutError('E_BAD_CONFIG', message);
 }
 
-function toInt(name: string, v: number | string, min: number): number {
+function toInt(name: string, v: number | string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = typeof v === 'number' ? v : v.trim() === '' ? NaN : Number(v);
   if (!Number.isInteger(n) || n < min) throw bad(`${name} must be an integer >= ${min}, got '${v}'`);
+  if (n > max) throw bad(`${name} must be at most ${max}, got '${v}'`);
   return n;
 }
 
@@ -91,13 +100,13 @@ export function resolveMethodConfig(opts: MethodOptions = {}): MethodConfig {
   if (!(METHODS as readonly string[]).includes(method)) throw bad(`unknown method '${opts.method}'; valid: ${METHODS.join(', ')}`);
   if (method === 'lora') {
     const d = DEFAULTS.lora;
-    return { method: 'lora', r: toInt('rank', opts.r ?? d.r, 1), alpha: toFinite('alpha', opts.alpha ?? d.alpha) };
+    return { method: 'lora', r: toInt('rank', opts.r ?? d.r, 1, LIMITS.rank), alpha: toFinite('alpha', opts.alpha ?? d.alpha) };
   }
   const d = DEFAULTS.peanut;
   return {
     method: 'peanut',
-    r: toInt('rank', opts.r ?? d.r, 1),
-    depth: toInt('depth', opts.depth ?? d.depth, 0),
+    r: toInt('rank', opts.r ?? d.r, 1, LIMITS.rank),
+    depth: toInt('depth', opts.depth ?? d.depth, 0, LIMITS.depth),
     act: resolveActivation(opts.act ?? d.act),
     scaling: toFinite('scaling', opts.scaling ?? d.scaling),
   };

@@ -25,7 +25,7 @@ import { PeanutError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { DataType as DT } from '../onnx/dtype.ts';
 import { Graph } from '../onnx/graph.ts';
-import { defaultOpset, graphOf, type OnnxModel } from '../onnx/model.ts';
+import { countParameters, defaultOpset, graphOf, type OnnxModel } from '../onnx/model.ts';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/proto.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
@@ -34,6 +34,8 @@ import { ADAPTER_META_VERSION, readAdapterMeta, writeAdapterMeta, type AdapterMe
 import type { DetectedArchitecture } from './architectures.ts';
 import { resolveMethodConfig, resolveSeed, type MethodConfig, type MethodOptions } from './config.ts';
 import { methodFor, methodMarkers } from './methods/index.ts';
+import { weightFingerprint } from './fingerprint.ts';
+import { readTargetWeight } from './merge.ts';
 import type { ParamSpec } from './methods/method.ts';
 import { selectTargets } from './select.ts';
 import { withFields } from './copy.ts';
@@ -131,6 +133,24 @@ function recordOf(c: Candidate, params: AdapterParam[], output: string, nodes: r
   };
 }
 
+/** Adapters up to this many parameters are always allowed, whatever the model's size. */
+const ALWAYS_ALLOWED_PARAMS = 2 ** 24;
+
+/**
+ * Refuses an adapter with more parameters than the model it adapts (and more than 2^24): that
+ * is no parameter-efficient fine-tuning, and is how a mistyped rank or depth shows before
+ * gigabytes are allocated.
+ */
+function checkAdapterSize(model: OnnxModel, params: readonly AdapterParam[], config: MethodConfig): void {
+  const count = params.reduce((n, p) => n + p.shape[0] * p.shape[1], 0);
+  if (count <= ALWAYS_ALLOWED_PARAMS) return;
+  const base = countParameters(model);
+  if (count > base) {
+    const depth = config.method === 'peanut' ? ` and depth ${config.depth}` : '';
+    throw new PeanutError('E_BAD_CONFIG', `rank ${config.r}${depth} would give the adapter ${count.toLocaleString('en-US')} parameters, more than the model itself (${base.toLocaleString('en-US')}); choose a smaller --rank${depth ? ' or --depth' : ''}`);
+  }
+}
+
 /**
  * Adds an adapter (PEANuT by default) to a model.
  *
@@ -158,6 +178,7 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   const params: AdapterParam[][] = targets.map((c, i) => specs[i]!.map((s) => ({ name: `${c.module}.${s.suffix}`, shape: s.shape })));
   const flat = params.flat();
   const flatSpecs = specs.flat();
+  checkAdapterSize(model, flat, config);
   const state: TweakerState = options.init
     ? stateFromTensors(normaliseInit(options.init, flat), flat, { what: options.initName ?? '--init' })
     : new Map(flat.map((p, i) => [p.name, initParam(flatSpecs[i]!, p.name, seed)]));
@@ -253,6 +274,8 @@ export function inject(model: OnnxModel, options: InjectOptions = {}): InjectRes
   });
   graph.invalidate();
 
+  // Each target's W0 fingerprint (its whole stored weight), so merge and resume can tell it later.
+  for (const record of records.values()) record.w0Hash = weightFingerprint(readTargetWeight(model, record), record);
   const meta: AdapterMeta = { version: ADAPTER_META_VERSION, config, targetModules: selection.targetModules, seed, targets: targets.map((_, ti) => records.get(ti)!) };
   writeAdapterMeta(adapted.proto, meta);
   return { model: adapted, state, meta, targets, ...(selection.detected ? { detected: selection.detected } : {}) };

@@ -20,6 +20,7 @@ import { methodFor } from './methods/index.ts';
 import { transpose } from './linalg.ts';
 import { stateFromModel, type TweakerState } from './state.ts';
 import { withFields } from './copy.ts';
+import { checkTargetWeight } from './fingerprint.ts';
 
 export interface MergeOptions {
   /** Parameter values to merge (PEFT keys); default: the adapted model's own initializers. */
@@ -75,9 +76,16 @@ function weightTensorOf(graph: GraphProto, t: AdapterTarget): { tensor: TensorPr
   return { tensor };
 }
 
-/** A target's stored weight (W0) as float32, in its stored layout. */
+/**
+ * A target's stored weight (W0) as float32, in its stored layout, checked against the
+ * fingerprint recorded at injection.
+ *
+ * @throws PeanutError E_BASE_MISMATCH when the weight was changed since injection
+ */
 export function readTargetWeight(adapted: OnnxModel, target: AdapterTarget): Float32Array {
-  return tensorToFloat32(weightTensorOf(graphOf(adapted), target).tensor, adapted.baseDir);
+  const w0 = tensorToFloat32(weightTensorOf(graphOf(adapted), target).tensor, adapted.baseDir);
+  checkTargetWeight(target, w0, adapted.path ?? 'the adapted model');
+  return w0;
 }
 
 function withValues(t: TensorProto, bytes: Uint8Array): TensorProto {
@@ -150,6 +158,21 @@ export function merge(adapted: OnnxModel, opts: MergeOptions = {}): OnnxModel {
   return rebuildMerged(adapted, meta, (t, readW0) => mergedWeightOf(meta, t, readW0(), state, true), opts.safe ?? false, opts.stream ?? false);
 }
 
+/**
+ * Whether parameter values give ΔW = 0 on every target: each method's factor that starts at zero
+ * (PEFT's `init_weights=True`: PEANuT's and LoRA's B) is still all zeros, as in a model that was
+ * injected but never trained. Merging such values gives back the original weights.
+ */
+export function isZeroDelta(meta: AdapterMeta, state: ReadonlyMap<string, Float32Array>): boolean {
+  const method = methodFor(meta.config);
+  return meta.targets.every((t) =>
+    method
+      .paramSpecs(meta.config, { in: t.in, out: t.out })
+      .filter((s) => s.init === 'zeros')
+      .every((s) => state.get(`${t.module}.${s.suffix}`)?.every((v) => v === 0) ?? false),
+  );
+}
+
 /** The parameter values a merge uses: `opts.params` (checked) or the model's initializers. */
 export function mergeState(adapted: OnnxModel, meta: AdapterMeta, opts: MergeOptions): TweakerState {
   return opts.params ? checkParams(meta, opts.params) : stateFromModel(adapted, meta);
@@ -176,7 +199,12 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
     const { tensor, constant } = weightTensorOf(g, t);
     const size = tensorDims(tensor).reduce((a, b) => a * b, 1);
     const bytesOf = (): Uint8Array => {
-      let readW0 = () => tensorToFloat32(tensor, adapted.baseDir);
+      // W0 as stored, checked against each part's fingerprint of it (recorded at injection).
+      let readW0 = () => {
+        const w0 = tensorToFloat32(tensor, adapted.baseDir);
+        for (const part of group) checkTargetWeight(part, w0, adapted.path ?? 'the adapted model');
+        return w0;
+      };
       let merged!: Float32Array;
       for (const part of group) {
         const w = weightFor(part, readW0);

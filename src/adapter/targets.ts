@@ -30,6 +30,7 @@ import { namingConvention, type NamingConvention } from './structural-names.ts';
 import { analyseStructure, type StructuralRole, type StructureSummary } from './structure.ts';
 
 import type { LayerRef, LinearOp } from './layer.ts';
+import { compileSafeRegex, type SafeRegex } from '../util/safe-regex.ts';
 
 export type { LayerRef, LinearOp };
 
@@ -334,7 +335,7 @@ function packedParts(
 const REGEX_CHARS = /[*+?()[\]|^$\\]/;
 
 /** A parsed `--targets` value (PEFT `target_modules`). */
-export type TargetSpec = { kind: 'all-linear' } | { kind: 'regex'; source: string; re: RegExp } | { kind: 'names'; names: string[] };
+export type TargetSpec = { kind: 'all-linear' } | { kind: 'regex'; source: string; re: SafeRegex } | { kind: 'names'; names: string[] };
 
 /**
  * Parses `--targets`: `all-linear`; a regular expression fully matched against the module path
@@ -350,7 +351,8 @@ export function parseTargets(spec: string | readonly string[]): TargetSpec {
   if (s === 'all-linear') return { kind: 'all-linear' };
   if (REGEX_CHARS.test(s)) {
     try {
-      return { kind: 'regex', source: s, re: new RegExp(`^(?:${s})$`) };
+      // Matched in linear time: a pattern from a downloaded config cannot hang the process.
+      return { kind: 'regex', source: s, re: compileSafeRegex(s) };
     } catch (err) {
       throw new PeanutError('E_BAD_CONFIG', `--targets '${s}' is not a valid regular expression: ${(err as Error).message}`);
     }

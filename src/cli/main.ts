@@ -1,11 +1,14 @@
 /**
  * `peanut-onnx` command line: argv -> command. Each command module declares its options and
  * lazily imports the library code it calls. A PeanutError prints one line and exits 1; bad usage
- * exits 2; anything else is a bug and prints in full.
+ * exits 2; an interrupted run exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and
+ * prints in full. (The library turns the file-system failures it can foresee into PeanutErrors;
+ * any other one, e.g. a disk that fills up mid-write, is still a file problem, not a bug, and is
+ * printed as one line too.)
  */
 import { Command, CommanderError } from 'commander';
 import { PeanutError, VERSION } from '../index.ts';
-import { UsageError } from './errors.ts';
+import { ExitStatus, UsageError } from './errors.ts';
 import { COMMANDS } from './commands/index.ts';
 
 export function buildProgram(): Command {
@@ -21,6 +24,13 @@ export function buildProgram(): Command {
     program.addCommand(cmd);
   }
   return program;
+}
+
+/** One line for a Node file-system error (it has an errno code, a system call and a path), else undefined. */
+function fileSystemError(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (!e || typeof e.code !== 'string' || !/^E[A-Z]+$/.test(e.code) || typeof e.syscall !== 'string') return undefined;
+  return `${e.syscall} ${e.path ?? ''} failed: ${e.code} (${e.message.split('\n')[0]})`;
 }
 
 /** Runs the CLI and returns the exit code (never calls process.exit itself). */
@@ -39,8 +49,17 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;
     }
+    if (err instanceof ExitStatus) {
+      process.stderr.write(`${err.message}\n`);
+      return err.status;
+    }
     if (err instanceof PeanutError) {
       process.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    const fsError = fileSystemError(err);
+    if (fsError) {
+      process.stderr.write(`error: ${fsError}\n`);
       return 1;
     }
     process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);

@@ -66,8 +66,8 @@ export function methodOptions(): Option[] {
   const d = CHOICES.defaults;
   return [
     new Option('--method <name>', `adapter method: ${CHOICES.methods.join(' or ')} (default peanut)`).argParser(choiceOption('--method', CHOICES.methods)),
-    new Option('--rank <r>', `rank r (default ${d.peanut.r} for peanut, ${d.lora.r} for lora, as in PEFT)`).argParser(intOption('rank', 1)),
-    new Option('--depth <n>', `PEANuT encoder/decoder pairs (default ${d.peanut.depth})`).argParser(intOption('depth', 0)),
+    new Option('--rank <r>', `rank r (default ${d.peanut.r} for peanut, ${d.lora.r} for lora, as in PEFT)`).argParser(intOption('rank', 1, CHOICES.limits.rank)),
+    new Option('--depth <n>', `PEANuT encoder/decoder pairs (default ${d.peanut.depth})`).argParser(intOption('depth', 0, CHOICES.limits.depth)),
     new Option('--act <name>', `PEANuT activation: ${CHOICES.activations.join(', ')} (default ${d.peanut.act})`),
     new Option('--scaling <s>', `PEANuT scaling of ΔW (default ${d.peanut.scaling})`).argParser(floatOption('scaling')),
     new Option('--alpha <a>', `LoRA alpha, ΔW scaled by alpha/r (default ${d.lora.alpha})`).argParser(floatOption('alpha')),

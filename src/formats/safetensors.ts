@@ -47,34 +47,70 @@ function view(dtype: SafeDtype, buf: ArrayBuffer): SafeData {
   }
 }
 
+/** The reference implementation's bound on the JSON header (100 MB). */
+const MAX_HEADER = 100_000_000;
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Reads safetensors bytes, validated as the reference implementation validates them before any
+ * tensor is read: a header length within the file (and at most 100 MB), a JSON object header,
+ * string metadata, known dtypes, shapes of non-negative integers, and `data_offsets` that are
+ * non-negative, ordered, exactly the size the dtype and shape imply, and that tile the data
+ * section with no gap or overlap (so no tensor can hold header bytes or another tensor's bytes).
+ *
+ * @param what - how messages name the input (a file path)
+ * @throws PeanutError E_BAD_SAFETENSORS naming the problem
+ */
 export function parseSafetensors(bytes: Uint8Array, what = 'input'): SafeFile {
   const bad = (why: string) => new PeanutError('E_BAD_SAFETENSORS', `${what} is not a valid safetensors file: ${why}`);
   if (bytes.byteLength < 8) throw bad('too short');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(dv.getBigUint64(0, true));
-  if (headerLen > bytes.byteLength - 8) throw bad('header length exceeds file size');
-  let header: Record<string, unknown>;
+  const headerLen = dv.getBigUint64(0, true);
+  if (headerLen > BigInt(bytes.byteLength - 8)) throw bad('header length exceeds file size');
+  if (headerLen > BigInt(MAX_HEADER)) throw bad(`header of ${headerLen} bytes is larger than the format allows (100 MB)`);
+  const dataStart = 8 + Number(headerLen);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart)));
   } catch {
     throw bad('header is not JSON');
   }
-  const dataStart = 8 + headerLen;
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
+  const dataLength = bytes.byteLength - dataStart;
   const tensors = new Map<string, SafeTensor>();
   let metadata: Record<string, string> = {};
-  for (const [name, info] of Object.entries(header)) {
+  const spans: Array<{ name: string; begin: number; end: number; dtype: SafeDtype; shape: number[] }> = [];
+  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      metadata = (info ?? {}) as Record<string, string>;
+      if (info === null) continue;
+      if (typeof info !== 'object' || Array.isArray(info) || Object.values(info as object).some((v) => typeof v !== 'string')) throw bad("'__metadata__' is not a map of strings");
+      metadata = info as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = info as { dtype: SafeDtype; shape: number[]; data_offsets: [number, number] };
-    if (!(dtype in BYTES)) throw bad(`tensor '${name}' has unsupported dtype ${dtype}`);
-    const [begin, end] = data_offsets;
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (end - begin !== n * BYTES[dtype] || dataStart + end > bytes.byteLength) throw bad(`tensor '${name}' has inconsistent offsets`);
+    if (!info || typeof info !== 'object') throw bad(`tensor '${name}' has no dtype, shape and data_offsets`);
+    const { dtype, shape, data_offsets: offsets } = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof dtype !== 'string' || !Object.hasOwn(BYTES, dtype)) throw bad(`tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, not two non-negative integers`);
+    const [begin, end] = offsets as [number, number];
+    const n = (shape as number[]).reduce((a, b) => a * b, 1);
+    const size = n * BYTES[dtype as SafeDtype];
+    if (begin > end || !Number.isSafeInteger(size) || end - begin !== size) throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}], but its dtype and shape take ${size} bytes`);
+    if (end > dataLength) throw bad(`tensor '${name}' ends at byte ${end} of a ${dataLength}-byte data section (truncated file?)`);
+    spans.push({ name, begin, end, dtype: dtype as SafeDtype, shape: shape as number[] });
+  }
+  spans.sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let at = 0;
+  for (const t of spans) {
+    if (t.begin !== at) throw bad(t.begin < at ? `tensor '${t.name}' overlaps another tensor's bytes` : `there are ${t.begin - at} unused bytes before tensor '${t.name}'`);
+    at = t.end;
+  }
+  if (at !== dataLength) throw bad(`${dataLength - at} bytes after the last tensor belong to none`);
+  for (const t of spans) {
     // Uint8Array.prototype.slice copies (a Node Buffer's own slice would share the whole file).
-    const copy = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
-    tensors.set(name, { dtype, shape, data: view(dtype, copy.buffer) });
+    const copy = Uint8Array.prototype.slice.call(bytes, dataStart + t.begin, dataStart + t.end);
+    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: view(t.dtype, copy.buffer) });
   }
   return { tensors, metadata };
 }

@@ -6,18 +6,22 @@
 import type { AdapterMeta } from '../adapter/adapter-meta.ts';
 import { resolveMethodConfig, resolveSeed } from '../adapter/config.ts';
 import { inject, type InjectOptions, type InjectResult } from '../adapter/inject.ts';
-import { merge, requireAdapter, type MergeOptions } from '../adapter/merge.ts';
+import { isZeroDelta, merge, mergeState, requireAdapter, type MergeOptions } from '../adapter/merge.ts';
+import { checkSameBase } from '../adapter/fingerprint.ts';
+import { ADAPTER_META_KEY, parseAdapterSummary } from '../adapter/adapter-meta.ts';
+import { stateFromTensors } from '../adapter/state.ts';
 import type { TweakerState } from '../adapter/state.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
 import { parseMomentName } from '../formats/checkpoint-keys.ts';
 import { countParameters, type OnnxModel } from '../onnx/model.ts';
 import { mergeWithRuntime } from '../runtime/merge-ort.ts';
+import { checkModelLoads } from '../runtime/load-check.ts';
 import { loadModel, saveModel } from './model-files.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { checkOutput } from './output-paths.ts';
 import { resolveCheckpoint } from './run-dir.ts';
 import { readSafetensors } from './safetensors-files.ts';
-import { readTweakerState, writeTweakerState } from './tweaker-files.ts';
+import { writeTweakerState } from './tweaker-files.ts';
 
 /**
  * Parameter values to start from, read from a tweaker file, a training checkpoint, a run
@@ -42,8 +46,11 @@ export interface InjectFileResult extends InjectResult {
   baseParams: number;
 }
 
-/** Adapts the model at `modelPath` and writes the adapted model to `outPath`. */
-export function injectFile(modelPath: string, outPath: string, opts: InjectFileOptions = {}): InjectFileResult {
+/**
+ * Adapts the model at `modelPath` and writes the adapted model to `outPath`, once ONNX Runtime
+ * has shown it loads the result (`checkModelLoads`).
+ */
+export async function injectFile(modelPath: string, outPath: string, opts: InjectFileOptions = {}): Promise<InjectFileResult> {
   // Validate the configuration and the outputs before touching any file.
   resolveMethodConfig(opts);
   resolveSeed(opts.seed);
@@ -53,16 +60,27 @@ export function injectFile(modelPath: string, outPath: string, opts: InjectFileO
   const { init: initPath, saveTweaker: _, ...options } = opts;
   const init = initPath ? readInitTensors(initPath) : undefined;
   const result = inject(model, { ...options, ...(init ? { init: init.tensors, initName: init.file } : {}) });
+  await checkModelLoads(nodeRuntime, result.model, 'the adapted model');
   saveModel(result.model, outPath);
   if (opts.saveTweaker) writeTweakerState(opts.saveTweaker, result.meta, result.state);
   const trainableParams = [...result.state.values()].reduce((s, v) => s + v.length, 0);
   return { ...result, trainableParams, baseParams: countParameters(model) };
 }
 
-/** θ for an adapted model from a checkpoint file, a tweaker file, or a run or artifact directory. */
-export function loadParams(path: string, meta: AdapterMeta): { params: TweakerState; file: string } {
+/**
+ * θ for an adapted model from a checkpoint file, a tweaker file, or a run or artifact directory,
+ * checked to have been trained on the same base weights (the fingerprints the file's adapter
+ * summary records, where it records them).
+ *
+ * @throws PeanutError E_BASE_MISMATCH for parameters of another base model; E_BAD_SAFETENSORS
+ */
+export function loadParams(path: string, meta: AdapterMeta, modelPath = 'the adapted model'): { params: TweakerState; file: string; unchecked: number } {
   const file = resolveCheckpoint(path);
-  return { params: readTweakerState(file, meta.targets.flatMap((t) => t.params), { allowExtra: true }), file };
+  const { tensors, metadata } = readSafetensors(file);
+  const summary = parseAdapterSummary(metadata.peanut ?? metadata[ADAPTER_META_KEY], file);
+  const { unchecked } = checkSameBase(meta, summary, file, modelPath);
+  const params = stateFromTensors(tensors, meta.targets.flatMap((t) => t.params), { what: file, allowExtra: true });
+  return { params, file, unchecked };
 }
 
 export interface MergeFileOptions extends Pick<MergeOptions, 'safe'> {
@@ -77,17 +95,23 @@ export interface MergeFileResult {
   meta: AdapterMeta;
   /** Where the parameters came from: the checkpoint file, or the adapted model itself. */
   paramsFrom: string;
+  /** The parameters give ΔW = 0 (an untrained adapter): the merged weights equal the original ones. */
+  zeroDelta: boolean;
+  /** Targets whose base weights could not be compared with the checkpoint's (a file from before fingerprints). */
+  unchecked: number;
 }
 
-/** Merges the adapted model at `modelPath` and writes the merged model to `outPath`. */
+/** Merges the adapted model at `modelPath` and writes the merged model to `outPath` (checked to load in ONNX Runtime). */
 export async function mergeFile(modelPath: string, outPath: string, opts: MergeFileOptions = {}): Promise<MergeFileResult> {
   checkOutput(outPath, modelPath, opts.checkpoint);
   const model = loadModel(modelPath);
   const meta = requireAdapter(model);
-  const loaded = opts.checkpoint ? loadParams(opts.checkpoint, meta) : undefined;
+  const loaded = opts.checkpoint ? loadParams(opts.checkpoint, meta, modelPath) : undefined;
   const mergeOpts = { ...(loaded ? { params: loaded.params } : {}), safe: opts.safe ?? false };
+  const zeroDelta = isZeroDelta(meta, mergeState(model, meta, mergeOpts));
   // The JS engine streams: each merged weight is computed as saveModel writes it.
   const merged = opts.engine === 'ort' ? await mergeWithRuntime(nodeRuntime, model, mergeOpts) : merge(model, { ...mergeOpts, stream: true });
+  await checkModelLoads(nodeRuntime, merged, 'the merged model');
   saveModel(merged, outPath);
-  return { merged, meta, paramsFrom: loaded?.file ?? 'the adapted model' };
+  return { merged, meta, paramsFrom: loaded?.file ?? 'the adapted model', zeroDelta, unchecked: loaded?.unchecked ?? 0 };
 }

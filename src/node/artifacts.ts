@@ -2,14 +2,16 @@
  * Artifact directories on disk (`peanut-onnx artifacts`, `train <dir>`): a training plan written
  * as files (names in train/manifest.ts), read back as what a run needs.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.ts';
 import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
-import { externalDataFiles, loadModel, saveModel } from './model-files.ts';
+import { loadModel, saveModel } from './model-files.ts';
+import { assertNotModelSource, externalDataFiles, removeReplaced } from './model-data.ts';
+import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { headList } from './gradients.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
@@ -17,14 +19,17 @@ import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
 /** Writes the artifact directory (each file atomically). */
 export function writeArtifacts(dir: string, plan: TrainingPlan): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${dir} is a file; artifacts are written into a directory`);
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const { graphs, baseDir } = plan;
   // The eval graph reads the same frozen weights as the train graph: when those go to external
-  // data, the eval graph references the train graph's data file instead of a second copy.
-  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train));
-  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), trainData ? { shareDataWith: trainData } : {});
+  // data, the eval graph references the train graph's data file instead of a second copy. The
+  // data files of artifacts written here before are removed only once neither graph uses them.
+  const replaced: string[] = [];
+  const trainData = saveModel({ proto: graphs.train, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.train), { replaced });
+  saveModel({ proto: graphs.eval, baseDir } satisfies OnnxModel, join(dir, ARTIFACT_FILES.eval), { replaced, ...(trainData ? { shareDataWith: trainData } : {}) });
   writeCheckpointFile(join(dir, ARTIFACT_FILES.checkpoint), planInitialState(plan));
   writeFileAtomic(join(dir, ARTIFACT_FILES.manifest), new TextEncoder().encode(`${JSON.stringify(plan.manifest, null, 2)}\n`));
+  removeReplaced(replaced);
 }
 
 /**
@@ -33,8 +38,16 @@ export function writeArtifacts(dir: string, plan: TrainingPlan): void {
  */
 export async function writeArtifactsFor(adaptedPath: string, outDir: string, opts: { task?: string; head?: string | readonly string[] }): Promise<Manifest> {
   assertNotInput(outDir, adaptedPath);
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; artifacts are written into a directory`);
+  checkCanCreateDir(outDir);
+  const adapted = loadModel(adaptedPath);
+  // Neither the adapted model nor its external data may be one of the files written.
+  for (const f of Object.values(ARTIFACT_FILES)) {
+    assertNotInput(join(outDir, f), adaptedPath);
+    assertNotModelSource(adapted, join(outDir, f));
+  }
   const heads = headList(opts.head);
-  const plan = await buildTrainingPlan(nodeRuntime, loadModel(adaptedPath), { ...(opts.task !== undefined ? { task: opts.task } : {}), ...(heads ? { heads } : {}) });
+  const plan = await buildTrainingPlan(nodeRuntime, adapted, { ...(opts.task !== undefined ? { task: opts.task } : {}), ...(heads ? { heads } : {}) });
   writeArtifacts(resolve(outDir), plan);
   return plan.manifest;
 }
@@ -56,6 +69,10 @@ export function readArtifacts(dir: string): LoadedArtifacts {
   const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath, dir);
   const files = { trainPath: join(dir, ARTIFACT_FILES.train), evalPath: join(dir, ARTIFACT_FILES.eval), checkpointPath: join(dir, ARTIFACT_FILES.checkpoint) };
   for (const f of Object.values(files)) if (!existsSync(f)) throw new PeanutError('E_FILE_NOT_FOUND', `artifact file missing: ${f} (re-run \`peanut-onnx artifacts\`)`);
+  // ONNX Runtime opens these graphs from their files and reads their external data itself: they
+  // get the same checks as any model first (tensors, and data files inside the folder).
+  loadModel(files.trainPath);
+  loadModel(files.evalPath);
   return { dir, manifest, ...files };
 }
 

@@ -1,8 +1,10 @@
 /**
  * Atomic file output: everything is written to a temp file beside the destination and renamed
- * into place, so an interrupted run never leaves a half-written model or checkpoint.
+ * into place, so an interrupted run never leaves a half-written model or checkpoint. Temp files
+ * carry the writing process's id, so a later run can remove those a killed process left behind.
+ * File-system failures (a read-only or missing folder, a full disk) become one-line errors.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, existsSync, realpathSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync, realpathSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 
@@ -20,35 +22,118 @@ export function tempFileOwner(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Whether a process with this id exists (on this machine). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files (`tempPathFor` names) in `dir` whose writing process is gone, i.e. what
+ * a killed write left behind; only names starting with `.${prefix}` when a prefix is given.
+ * Missing or unreadable folders are left alone.
+ */
+export function removeDeadTemps(dir: string, prefix = ''): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const f of names) {
+    if (!f.startsWith(`.${prefix}`)) continue;
+    const owner = tempFileOwner(f);
+    if (owner !== undefined && owner !== process.pid && !processAlive(owner)) rmSync(join(dir, f), { force: true });
+  }
+}
+
 /** Refuse to write over one of the command's inputs. */
 export function assertNotInput(output: string, ...inputs: (string | undefined)[]): void {
   const out = canonical(output);
   for (const input of inputs) {
     if (input !== undefined && canonical(input) === out) {
-      throw new PeanutError('E_OUTPUT_EXISTS', `output '${output}' is the same file as the input; choose another -o path (inputs are never overwritten)`);
+      throw new PeanutError('E_OUTPUT_EXISTS', `output '${output}' is the same file as the input '${input}'; choose another output path (inputs are never overwritten)`);
     }
   }
 }
 
-function canonical(p: string): string {
+/** A path with symbolic links resolved where it exists, so two names of one file compare equal. */
+export function canonical(p: string): string {
   const abs = resolve(p);
-  return existsSync(abs) ? realpathSync(abs) : abs;
+  try {
+    return existsSync(abs) ? realpathSync(abs) : join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+const WHY: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOENT: 'the folder does not exist',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'it is a folder',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EEXIST: 'it already exists',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'the name is too long',
+  EINVAL: 'the path is not valid here',
+  EBUSY: 'the file is busy',
+  ELOOP: 'too many symbolic links',
+  EXDEV: 'it is on another file system',
+};
+
+/**
+ * A file-system error of `doing` (e.g. `write`) on `path` as a one-line PeanutError (`E_IO`);
+ * anything that is not a file-system error is returned unchanged.
+ */
+export function fileError(err: unknown, doing: string, path: string): unknown {
+  if (err instanceof PeanutError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+  const why = WHY[code] ?? ((err as Error).message.split('\n')[0] ?? code);
+  return new PeanutError('E_IO', `cannot ${doing} ${path}: ${why} (${code}); choose an output path in a folder you can write to`);
+}
+
+/** Runs `fn`, turning a file-system error into `fileError(err, doing, path)`. */
+export function withFileErrors<T>(doing: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fileError(err, doing, path);
+  }
 }
 
 /** Writes `chunks` in order to `dest` atomically. */
 export function writeFileAtomic(dest: string, ...chunks: Uint8Array[]): void {
   const tmp = tempPathFor(dest);
-  const fd = openSync(tmp, 'w');
+  const fd = withFileErrors('write', dest, () => openSync(tmp, 'w'));
   try {
     for (const chunk of chunks) writeAll(fd, chunk);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(err, 'write', dest);
   }
   closeSync(fd);
-  renameSync(tmp, dest);
+  renameAtomic(tmp, dest);
+}
+
+/** Renames a finished temp file onto its destination (removing the temp file when that fails). */
+export function renameAtomic(tmp: string, dest: string): void {
+  try {
+    renameSync(tmp, dest);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw fileError(err, 'write', dest);
+  }
 }
 
 /** `writeSync` may write less than asked for large buffers; loop until done. */

@@ -28,7 +28,7 @@ const inside = (root: string, p: string) => {
  */
 export function externalDataPath(baseDir: string, location: string): string {
   const refuse = (why: string) =>
-    new PeanutError('E_NOT_ONNX', `external data location '${location}' ${why}; an ONNX model may only name data files inside its own folder (${baseDir}), so it is refused`);
+    new PeanutError('E_NOT_ONNX', `external data location '${location}' ${why}; a model may only name regular files inside its own folder (${baseDir}), as ONNX Runtime also requires: put the data file there and name it by a relative path`);
   if (location === '' || location.includes('\0')) throw refuse('is not a file name');
   if (isAbsolute(location) || /^[a-zA-Z]:[\\/]/.test(location) || location.startsWith('\\')) throw refuse('is an absolute path');
   const root = resolve(baseDir);

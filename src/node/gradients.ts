@@ -11,7 +11,7 @@ import { runGradModel } from '../train/grad-run.ts';
 import { readBatches } from './batches.ts';
 import { openExampleSet } from './data-files.ts';
 import { writeSafetensors } from './safetensors-files.ts';
-import { externalDataFiles } from './model-files.ts';
+import { externalDataFiles } from './model-data.ts';
 import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
 
 export interface GradientsOptions {

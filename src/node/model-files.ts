@@ -5,7 +5,7 @@
  * without the large raw_data payloads is read, and those tensors read their bytes from the file
  * on demand (see `loadModel`). External tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { create, DataLocation, StringStringEntryProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -13,9 +13,11 @@ import { deferredLength, deferredSource, deferTensorToFile, externalRef, isExter
 import { dtypeSize } from '../onnx/dtype.ts';
 import { encodeModelParts, type ModelPart } from '../onnx/encode-chunks.ts';
 import { allInitializers, checkedBytes, decodeModel, encodeModel, graphOf, materializeNested, type OnnxModel } from '../onnx/model.ts';
-import { tempPathFor, writeAll, writeFileAtomic } from './atomic.ts';
+import { checkModelTensors, modelTensors } from '../onnx/check-tensors.ts';
+import { canonical, fileError, removeDeadTemps, renameAtomic, tempPathFor, withFileErrors, writeAll, writeFileAtomic } from './atomic.ts';
 import { checkRange, externalDataPath, fileIdentity, openExternal, openSourceRange } from './files.ts';
 import { readSkeleton } from './lazy-load.ts';
+import { assertNotModelSource, freshDataName, removeReplaced, replacedDataFiles, sourceFiles, taggedDataFiles } from './model-data.ts';
 
 export interface LoadOptions {
   /**
@@ -47,10 +49,15 @@ export function loadModel(path: string, options: LoadOptions = {}): OnnxModel {
   if (!existsSync(path)) throw new PeanutError('E_FILE_NOT_FOUND', `file not found: ${path}`);
   if (statSync(path).isDirectory()) throw new PeanutError('E_NOT_ONNX', `${path} is a directory, not an .onnx file`);
   const abs = resolve(path);
-  const model = (proto: ModelProto): OnnxModel => ({ proto, baseDir: dirname(abs), path: abs });
-  const fd = openSync(path, 'r');
+  const model = (proto: ModelProto): OnnxModel => {
+    const m = { proto, baseDir: dirname(abs), path: abs };
+    checkExternalData(m, path);
+    return m;
+  };
+  const fd = withFileErrors('read', path, () => openSync(path, 'r'));
   try {
     const st = fstatSync(fd);
+    if (!st.isFile()) throw new PeanutError('E_NOT_ONNX', `${path} is not a regular file, so it is not an ONNX model`);
     if (st.size === 0) throw new PeanutError('E_NOT_ONNX', `${path} is empty, not an ONNX model`);
     if (st.size >= (options.lazyThreshold ?? LAZY_THRESHOLD)) {
       const proto = loadLazily(fd, abs, fileIdentity(st), options.deferBytes ?? DEFER_BYTES, path);
@@ -62,22 +69,49 @@ export function loadModel(path: string, options: LoadOptions = {}): OnnxModel {
   }
 }
 
+/**
+ * Checks, before any work, that every external tensor's file is one the model may name (inside
+ * its folder, a regular file: `externalDataPath`) and that its byte range lies inside that file,
+ * so no later read can leave the folder or run past a file's end.
+ */
+function checkExternalData(model: OnnxModel, what: string): void {
+  const files = new Map<string, { path: string; size: number }>();
+  for (const t of modelTensors(model.proto)) {
+    if (!isExternal(t)) continue;
+    const ref = externalRef(t);
+    try {
+      let file = files.get(ref.location);
+      if (!file) {
+        const path = externalDataPath(model.baseDir, ref.location);
+        file = { path, size: statSync(path).size };
+        files.set(ref.location, file);
+      }
+      checkRange(file.path, ref.offset, ref.length, file.size);
+    } catch (err) {
+      if (err instanceof PeanutError) throw new PeanutError(err.code, `${what}: tensor '${t.name}': ${err.message}`);
+      throw err;
+    }
+  }
+}
+
 /** The lazy path of `loadModel`; `undefined` when the file is not laid out as the scan expects. */
 function loadLazily(fd: number, abs: string, identity: SourceRange['identity'], deferBytes: number, what: string): ModelProto | undefined {
   const skeleton = readSkeleton(fd, identity.size, Math.max(1, deferBytes));
   if (!skeleton) return undefined;
-  const proto = decodeModel(skeleton.bytes, what);
+  const proto = decodeModel(skeleton.bytes, what, false);
   const inits = proto.graph!.initializer;
   if (inits.length !== skeleton.initializers) return undefined;
   for (const i of skeleton.ranges.keys()) if (inits[i]!.rawData.byteLength !== 0) return undefined;
   for (const [i, range] of skeleton.ranges) deferTensorToFile(inits[i]!, { path: abs, offset: range.offset, length: range.length, identity });
+  checkModelTensors(proto, what);
   return proto;
 }
 
 export interface SaveOptions {
   /**
-   * Store large tensors in `<file>_data` beside the model. Default: when the source model used
-   * external data, or when the model would exceed protobuf's 2 GB limit.
+   * Store large tensors in an external data file beside the model (`<file>_data`, see
+   * `saveModel`). Default: when the source model used external data, or when the model would
+   * exceed protobuf's 2 GB limit.
    */
   externalData?: boolean;
   /** Tensors smaller than this many bytes stay inline when writing external data (default 1024). */
@@ -89,6 +123,12 @@ export interface SaveOptions {
    * evaluation graphs), so the weights are on disk once.
    */
   shareDataWith?: SavedData;
+  /**
+   * Where to put the data files of the model this save replaces, instead of removing them once
+   * the new model is in place: for a caller that writes several models sharing one data file and
+   * removes the old files after the last one (`removeReplaced`).
+   */
+  replaced?: string[];
 }
 
 /** Where a save with external data put each tensor: `dataName` beside the model, by tensor. */
@@ -112,14 +152,14 @@ function tensorByteLength(t: TensorProto): number {
   }
 }
 
-/**
- * The external data files a model references, as session options want them: `path` is the
- * location written in the model, `data` the file on disk (`<baseDir>/<location>`).
- */
-export function externalDataFiles(model: OnnxModel): Array<{ path: string; data: string }> {
-  const locs = new Set<string>();
-  for (const t of allInitializers(graphOf(model))) if (isExternal(t)) locs.add(externalRef(t).location);
-  return [...locs].map((loc) => ({ path: loc, data: externalDataPath(model.baseDir, loc) }));
+/** The model a save to `outPath` replaces, if one is there and readable (its data files are then replaced too). */
+function previousModel(outPath: string): OnnxModel | undefined {
+  if (!existsSync(outPath)) return undefined;
+  try {
+    return loadModel(outPath);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Source files of lazily loaded tensors, each opened (and checked) once while writing. */
@@ -144,7 +184,7 @@ class SourceFiles {
 /** Writes model parts to `dest` atomically, copying lazily loaded tensors from their files in chunks. */
 function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
   const tmp = tempPathFor(dest);
-  const fd = openSync(tmp, 'w');
+  const fd = withFileErrors('write', dest, () => openSync(tmp, 'w'));
   const sources = new SourceFiles();
   try {
     let chunk: Uint8Array | undefined;
@@ -168,25 +208,45 @@ function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
       /* already closed */
     }
     rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(err, 'write', dest);
   } finally {
     sources.close();
   }
-  renameSync(tmp, dest);
+  renameAtomic(tmp, dest);
 }
 
 /**
- * Writes `model` to `outPath` atomically (temp files + rename). Tensor bytes that live in a file
- * (external data, or the source of a lazily loaded model) are copied from it in small chunks,
- * never read whole; deferred tensors (e.g. merged weights of a streaming merge) are computed one
- * at a time as they are written; in-memory tensors are written from memory. With external data
- * the tensors go into `<outPath>_data` one at a time. Peak memory is independent of model size.
+ * Writes `model` to `outPath`. Tensor bytes that live in a file (external data, or the source of
+ * a lazily loaded model) are copied from it in small chunks, never read whole; deferred tensors
+ * (e.g. merged weights of a streaming merge) are computed one at a time as they are written;
+ * in-memory tensors are written from memory. Peak memory is independent of model size.
+ *
+ * With external data the tensors go into `<outPath>_data` (or `<outPath>_data.<tag>` when that
+ * name is taken, e.g. by the data of the model being replaced), and the pair is replaced
+ * atomically: the data file is written and renamed into place first, the model, which names it,
+ * last; only then are the data files of the model it replaced removed. A save killed at any
+ * point leaves either the old pair or the new one, never a model beside data it was not written
+ * with. Temp files a killed save left beside `outPath` are removed by the next save there.
+ *
+ * @throws PeanutError E_OUTPUT_EXISTS when `outPath` is a file the model reads from; E_IO when
+ *   the folder cannot be written
  */
 export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): SavedData | undefined {
+  const out = resolve(outPath);
+  assertNotModelSource(model, outPath);
   const graph = graphOf(model);
   const inits = allInitializers(graph);
+  removeDeadTemps(dirname(out), basename(out));
+  const keep = sourceFiles(model);
+  const replaced = replacedDataFiles(previousModel(out), out, keep);
+  const finish = (newData?: string) => {
+    const stale = [...new Set([...replaced, ...taggedDataFiles(out, keep)])].filter((p) => p !== newData);
+    if (options.replaced) options.replaced.push(...stale);
+    else removeReplaced(stale);
+  };
   if (options.shareDataWith) {
-    saveSharingData(model, inits, outPath, options.shareDataWith);
+    saveSharingData(model, inits, out, options.shareDataWith);
+    finish(canonical(join(options.shareDataWith.dir, options.shareDataWith.dataName)));
     return options.shareDataWith;
   }
   const hadExternal = inits.some(isExternal);
@@ -195,14 +255,15 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   if (!external) {
     if (hadExternal) internalizeAll(inits, model.baseDir);
     materializeNested(graph);
-    writePartsAtomic(outPath, encodeModelParts(model.proto));
+    writePartsAtomic(out, encodeModelParts(model.proto));
+    finish();
     return undefined;
   }
   const threshold = options.sizeThreshold ?? 1024;
-  const dataName = `${basename(outPath)}_data`;
-  const dataPath = join(dirname(resolve(outPath)), dataName);
+  const dataName = freshDataName(out);
+  const dataPath = join(dirname(out), dataName);
   const dataTmp = tempPathFor(dataPath);
-  const fd = openSync(dataTmp, 'w');
+  const fd = withFileErrors('write', dataPath, () => openSync(dataTmp, 'w'));
   // Tensors are swapped for external references only while encoding, then restored, so the
   // in-memory model is unchanged by a save.
   const restore: Array<[TensorProto, TensorProto]> = [];
@@ -211,7 +272,8 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const sources = new Map<string, { fd: number; path: string; size: number }>();
   const lazySources = new SourceFiles();
   const chunk = new Uint8Array(COPY_CHUNK);
-  const saved: SavedData = { dataName, dir: dirname(resolve(outPath)), refs: new WeakMap() };
+  const saved: SavedData = { dataName, dir: dirname(out), refs: new WeakMap() };
+  let dataInPlace = false;
   try {
     let offset = 0;
     for (const t of inits) {
@@ -244,9 +306,9 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     fsyncSync(fd);
     closeSync(fd);
     const encoded = encodeModel(model.proto);
-    renameSync(dataTmp, dataPath);
-    writeFileAtomic(outPath, encoded);
-    return saved;
+    renameAtomic(dataTmp, dataPath);
+    dataInPlace = true;
+    writeFileAtomic(out, encoded);
   } catch (err) {
     try {
       closeSync(fd);
@@ -254,12 +316,16 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
       /* already closed */
     }
     rmSync(dataTmp, { force: true });
-    throw err;
+    // The new data file is nobody's until the model naming it is in place.
+    if (dataInPlace) rmSync(dataPath, { force: true });
+    throw fileError(err, 'write', dataPath);
   } finally {
     for (const src of sources.values()) closeSync(src.fd);
     lazySources.close();
     restoreTensors(restore);
   }
+  finish(canonical(dataPath));
+  return saved;
 }
 
 /** Points `t` at `length` bytes at `offset` of `location`, remembering its fields in `restore`. */

@@ -1,11 +1,14 @@
 /** PEFT adapter directories and the files an adapter is read from (interop/peft on disk). */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { adapterFromModel, adapterFromTensors, parsePeftAdapter, peftFiles, summaryOfModel, type AdapterSource, type ExportPeftOptions, type PeftAdapter } from '../interop/peft/adapter.ts';
+import { adapterFromModel, adapterFromTensors, importPeft, parsePeftAdapter, peftFiles, summaryOfModel, type AdapterSource, type ExportPeftOptions, type ImportPeftResult, type PeftAdapter } from '../interop/peft/adapter.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../interop/peft/config.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
-import { loadModel } from './model-files.ts';
+import { loadModel, saveModel } from './model-files.ts';
+import { nodeRuntime } from './onnxruntime.ts';
+import { checkModelLoads } from '../runtime/load-check.ts';
+import { checkCanCreateDir, checkOutput, ensureDir } from './output-paths.ts';
 import { resolveCheckpoint } from './run-dir.ts';
 import { readSafetensors } from './safetensors-files.ts';
 
@@ -41,10 +44,12 @@ export interface ExportPeftResult {
  */
 export function exportPeft(sourcePath: string, outDir: string, opts: ExportPeftOptions = {}): ExportPeftResult {
   for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) assertNotInput(join(outDir, f), sourcePath, opts.model);
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
+  checkCanCreateDir(outDir);
   const source = readAdapterSource(sourcePath, opts);
   const files = peftFiles(source, opts);
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; a PEFT adapter is a directory`);
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir);
   const weightsPath = join(outDir, ADAPTER_WEIGHTS_FILE);
   const configPath = join(outDir, ADAPTER_CONFIG_FILE);
   writeFileAtomic(weightsPath, ...files.weights);
@@ -69,4 +74,18 @@ export function readPeftAdapter(dir: string): PeftAdapter {
     throw new PeanutError('E_FILE_NOT_FOUND', `PEFT adapter incomplete: missing ${missing.join(', ')}${pickle}`);
   }
   return parsePeftAdapter(readFileSync(configPath, 'utf8'), readFileSync(weightsPath), dir);
+}
+
+/**
+ * `peanut-onnx import-peft`: injects the PEFT adapter in `adapterDir` into the model at
+ * `modelPath` and writes the adapted model to `outPath`, every path checked before any work and
+ * the result checked to load in ONNX Runtime before it is written.
+ */
+export async function importPeftFile(adapterDir: string, modelPath: string, outPath: string): Promise<ImportPeftResult> {
+  checkOutput(outPath, modelPath, join(adapterDir, ADAPTER_CONFIG_FILE), join(adapterDir, ADAPTER_WEIGHTS_FILE));
+  const adapter = readPeftAdapter(adapterDir);
+  const r = importPeft(loadModel(modelPath), adapter);
+  await checkModelLoads(nodeRuntime, r.model, 'the adapted model');
+  saveModel(r.model, outPath);
+  return r;
 }

@@ -9,13 +9,14 @@
  * one" (run directories and artifact directories), and the lock that keeps two runs from mixing
  * their checkpoints.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { existsSync, linkSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from '../train/checkpoint.ts';
 import { ARTIFACT_FILES } from '../train/manifest.ts';
-import { tempFileOwner, writeFileAtomic } from './atomic.ts';
+import { fileError, processAlive, removeDeadTemps, tempPathFor, writeFileAtomic } from './atomic.ts';
+import { ensureDir } from './output-paths.ts';
 
 export const CHECKPOINT_DIR = 'checkpoints';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -33,7 +34,7 @@ export function writeCheckpointFile(path: string, state: TrainState): void {
 
 /** Writes `<runDir>/checkpoints/step-<N>.safetensors` atomically and returns its path. */
 export function saveCheckpoint(runDir: string, state: TrainState): string {
-  mkdirSync(join(runDir, CHECKPOINT_DIR), { recursive: true });
+  ensureDir(join(runDir, CHECKPOINT_DIR));
   const path = checkpointPath(runDir, state.step);
   writeCheckpointFile(path, state);
   return path;
@@ -87,13 +88,20 @@ export function resolveCheckpoint(path: string): string {
   throw new PeanutError('E_FILE_NOT_FOUND', `no ${CHECKPOINT_DIR}/step-<N>.safetensors in ${path} (a run directory), nor ${ARTIFACT_FILES.checkpoint} (an artifact directory)`);
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * Fails fast when a live run holds the run directory's lock (without taking it): a second run
+ * says so before it reads or builds anything.
+ *
+ * @throws PeanutError E_BUSY
+ */
+export function assertRunDirFree(runDir: string): void {
+  const [pidText, host] = readLock(join(runDir, LOCK_FILE));
+  const pid = Number(pidText);
+  if (Number.isInteger(pid) && pid > 0 && (host !== hostname() || processAlive(pid))) throw busy(runDir, pid, host);
+}
+
+function busy(runDir: string, pid: number, host: string | undefined): PeanutError {
+  return new PeanutError('E_BUSY', `${runDir} is in use by another training run (process ${pid}${host && host !== hostname() ? ` on ${host}` : ''}); wait for it to finish or choose another -o run directory`);
 }
 
 /**
@@ -108,21 +116,29 @@ export function lockRunDir(runDir: string): () => void {
   const path = join(runDir, LOCK_FILE);
   const me = `${process.pid} ${hostname()}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
-    let fd: number;
+    // The lock appears with its content in one step (a hard link to a finished temp file), so no
+    // other run ever reads a lock without its owner.
+    const tmp = tempPathFor(path);
+    writeFileAtomic(tmp, new TextEncoder().encode(me));
     try {
-      fd = openSync(path, 'wx');
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        // File systems without hard links: an exclusive create, then the content.
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw err;
+        writeFileSync(path, me, { flag: 'wx' });
+      }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(err, 'write', path);
       const [pidText, host] = readLock(path);
       const pid = Number(pidText);
-      if (Number.isInteger(pid) && pid > 0 && (host !== hostname() || processAlive(pid))) {
-        throw new PeanutError('E_BUSY', `${runDir} is in use by another training run (process ${pid}${host && host !== hostname() ? ` on ${host}` : ''}); wait for it to finish or choose another -o run directory`);
-      }
+      if (Number.isInteger(pid) && pid > 0 && (host !== hostname() || processAlive(pid))) throw busy(runDir, pid, host);
+      // Left by a run that is gone: take it over.
       rmSync(path, { force: true });
       continue;
+    } finally {
+      rmSync(tmp, { force: true });
     }
-    writeSync(fd, me);
-    closeSync(fd);
     removeStaleTemps(runDir);
     return () => {
       if (readLock(path).join(' ') === me.trim()) rmSync(path, { force: true });
@@ -141,11 +157,5 @@ function readLock(path: string): string[] {
 
 /** Temporary files of interrupted writes by processes that are gone, in the run directory and its checkpoints. */
 function removeStaleTemps(runDir: string): void {
-  for (const dir of [runDir, join(runDir, CHECKPOINT_DIR)]) {
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir)) {
-      const owner = tempFileOwner(f);
-      if (owner !== undefined && owner !== process.pid && !processAlive(owner)) rmSync(join(dir, f), { force: true });
-    }
-  }
+  for (const dir of [runDir, join(runDir, CHECKPOINT_DIR)]) removeDeadTemps(dir);
 }

@@ -9,6 +9,7 @@ import { create, fromBinary, GraphProtoSchema, ModelProtoSchema, type GraphProto
 import { deferredBytes, deferredSource, isExternal, materializeDeferred, numElements, tensorDims } from './tensor.ts';
 import { isFloatType } from './dtype.ts';
 import { encodeModelParts } from './encode-chunks.ts';
+import { checkModelTensors } from './check-tensors.ts';
 
 /** A decoded model and the directory its external data locations are relative to. */
 export interface OnnxModel {
@@ -24,8 +25,13 @@ export function graphOf(model: OnnxModel): GraphProto {
   return g;
 }
 
-/** Decodes ONNX bytes; a clear error for anything that is not a model. */
-export function decodeModel(bytes: Uint8Array, what = 'input'): ModelProto {
+/**
+ * Decodes ONNX bytes; a clear error for anything that is not a model. Every tensor is checked
+ * (`checkModelTensors`: element type, dims, byte length, external-data fields) unless
+ * `checkTensors` is false, for a caller that checks them itself after completing the tensors
+ * (the lazy file load).
+ */
+export function decodeModel(bytes: Uint8Array, what = 'input', checkTensors = true): ModelProto {
   let proto: ModelProto;
   try {
     proto = fromBinary(ModelProtoSchema, bytes);
@@ -39,6 +45,7 @@ export function decodeModel(bytes: Uint8Array, what = 'input'): ModelProto {
   for (const n of g.node) {
     if (!n.opType) throw new PeanutError('E_NOT_ONNX', `${what} is not a valid ONNX model (a node has no op type); is the file corrupt?`);
   }
+  if (checkTensors) checkModelTensors(proto, what);
   return proto;
 }
 

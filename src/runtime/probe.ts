@@ -6,12 +6,13 @@
  * one that differs is dynamic (`null`), and rules must not bake it into constants.
  */
 import { PeanutError } from '../errors.ts';
-import { DataType as DT, dtypeName, floatToBf16Bits, floatToHalfBits, isFloatType } from '../onnx/dtype.ts';
+import { DataType as DT, dtypeName, floatToBf16Bits, floatToHalfBits } from '../onnx/dtype.ts';
 import { graphOf, encodeModel, type OnnxModel } from '../onnx/model.ts';
-import { create, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import type { ModelProto, TensorProto, ValueInfoProto } from '../onnx/proto.ts';
 import { makeValueInfo, valueInfoType } from '../onnx/graph.ts';
-import { externalRef, floatTensor, int64Tensor, isExternal, numElements, tensorDims } from '../onnx/tensor.ts';
+import { tensorDims } from '../onnx/tensor.ts';
 import type { Runtime } from './session.ts';
+import { withWeightsAsFills } from './light-copy.ts';
 import { dtypeOfOrtType, elemTypeOf, type Feeds, type HostTensor } from './tensors.ts';
 import type { ShapeTable, ValueShape } from '../onnx/shapes.ts';
 
@@ -97,16 +98,6 @@ export function syntheticFeeds(proto: ModelProto, sizes: readonly number[], intF
 /** Ops whose outputs are sequences or optionals, which are not fetched as probe outputs. */
 const NON_TENSOR_OPS = new Set(['SplitToSequence', 'SequenceConstruct', 'SequenceInsert', 'SequenceErase', 'SequenceEmpty', 'SequenceMap', 'Optional', 'OptionalGetElement']);
 
-/** Float initializers with at least this many elements are not copied into the probe model. */
-const LARGE_WEIGHT = 1024;
-
-/** External data files the probe copy still references, for creating a session from bytes. */
-function externalFiles(tensors: readonly TensorProto[], baseDir: string): Array<{ path: string; data: string }> {
-  const locs = new Set<string>();
-  for (const t of tensors) if (isExternal(t)) locs.add(externalRef(t).location);
-  return [...locs].map((loc) => ({ path: loc, data: `${baseDir}/${loc}` }));
-}
-
 /**
  * Runs `model` with every node output fetched and returns the shapes of all values.
  *
@@ -126,28 +117,10 @@ export async function probeShapes(runtime: Runtime, model: OnnxModel, opts: Prob
       extra.push(makeValueInfo(o));
     }
   }
-  // Large float weights are replaced by a run-time fill of their shape (Expand of a scalar): values
-  // of weights never decide shapes, and the probe copy then encodes and loads in milliseconds
-  // instead of copying hundreds of MB. Their shapes come from the initializers themselves.
-  const kept: TensorProto[] = [];
-  const fills: NodeProto[] = [];
-  const replaced = new Set<string>();
-  for (const t of g.initializer) {
-    const dims = tensorDims(t);
-    if (!isFloatType(t.dataType) || numElements(dims) < LARGE_WEIGHT) {
-      kept.push(t);
-      continue;
-    }
-    const scalar = `${t.name}::probe_scalar`;
-    const shape = `${t.name}::probe_shape`;
-    kept.push(floatTensor(scalar, [], [0.01], t.dataType), int64Tensor(shape, [dims.length], dims));
-    replaced.add(t.name);
-    fills.push(create(NodeProtoSchema, { opType: 'Expand', input: [scalar, shape], output: [t.name], name: `${t.name}::probe_fill` }));
-  }
-  const probeGraph = create(GraphProtoSchema, { ...g, initializer: kept, input: g.input.filter((v) => !replaced.has(v.name)), node: [...fills, ...g.node], output: [...g.output, ...extra] });
-  const probeProto = create(ModelProtoSchema, { ...model.proto, graph: probeGraph });
+  const light = withWeightsAsFills(model, extra);
+  const probeProto = light.proto;
   const bytes = encodeModel(probeProto);
-  const files = externalFiles(kept, model.baseDir);
+  const files = light.externalData;
   const session = await runtime.createSession(bytes, {
     ep: 'cpu',
     memPattern: false,

@@ -98,8 +98,9 @@ function baseOptions(opts: SessionOptions): Record<string, unknown> {
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     enableMemPattern: opts.memPattern ?? true,
     enableCpuMemArena: true,
-    // Warnings (with terminal colour codes) would go to stderr between our own lines.
-    logSeverityLevel: 3,
+    // Warnings and errors (with terminal colour codes) would go to stderr between our own lines;
+    // a failure comes back as an exception and is reported once, as one line (runtimeError).
+    logSeverityLevel: 4,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     ...opts.extra,
   };
@@ -116,7 +117,13 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
       if (opts.ep !== undefined && !backend.epChoices.includes(opts.ep)) {
         throw new PeanutError('E_BAD_CONFIG', `execution provider '${opts.ep}' is not available with ${backend.name}; choose one of ${backend.epChoices.join(', ')}`);
       }
-      const { session, ep } = await backend.create(model, baseOptions(opts), opts);
+      let created: { session: OrtSession; ep: string };
+      try {
+        created = await backend.create(model, baseOptions(opts), opts);
+      } catch (err) {
+        throw runtimeError(err, `${backend.name} cannot load the model`);
+      }
+      const { session, ep } = created;
       return {
         ep,
         inputNames: session.inputNames,
@@ -124,7 +131,12 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
         async run(feeds, fetch) {
           const wrapped: Record<string, unknown> = {};
           for (const [k, t] of Object.entries(feeds)) wrapped[k] = backend.tensor(t);
-          const out = await session.run(wrapped, fetch);
+          let out: Record<string, OrtTensor>;
+          try {
+            out = await session.run(wrapped, fetch);
+          } catch (err) {
+            throw runtimeError(err, `${backend.name} failed to run the model`);
+          }
           const result: Record<string, HostTensor> = {};
           for (const [k, t] of Object.entries(out)) {
             if (t && Array.isArray(t.dims)) result[k] = { type: t.type, data: t.data as HostTensor['data'], dims: t.dims.map(Number) };
@@ -135,6 +147,17 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
       };
     },
   };
+}
+
+/**
+ * A runtime's own failure (a model it refuses, inputs a kernel rejects) as a one-line
+ * PeanutError (E_GRAPH) quoting the runtime's first line; PeanutErrors pass unchanged.
+ */
+function runtimeError(err: unknown, doing: string): PeanutError {
+  if (err instanceof PeanutError) return err;
+  // ONNX Runtime names the file it loaded, which for a model passed as bytes is a temp file.
+  const why = firstLine((err as Error)?.message ?? String(err)).replace(/^Load model from .* failed:/, '');
+  return new PeanutError('E_GRAPH', `${doing}: ${why}`);
 }
 
 /** The first line of an error message, bounded (for one-line reports of runtime failures). */

@@ -175,9 +175,13 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
       const loss = (out[TRAIN_OUTPUTS.loss]!.data as Float32Array)[0]!;
       const gradNorm = (out[TRAIN_OUTPUTS.gradNorm]!.data as Float32Array)[0]!;
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`;
+        // The very first step of a fresh run: nothing to keep, nothing is written.
+        if (state.step === firstStep && !opts.resumedFrom) {
+          throw new PeanutError('E_NON_FINITE', `${what} at step ${step} (lr ${lr}), the first step of the run; nothing was saved. Lower --lr or set --grad-clip and start again (check the data and the model if it persists)`);
+        }
         // Keep the last good state: the update of this step is discarded.
         await save();
-        const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`;
         throw new PeanutError(
           'E_NON_FINITE',
           `${what} at step ${step} (lr ${lr}); training stopped without applying that update. The last good state (step ${state.step}) is in ${lastCheckpoint}. Lower --lr or set --grad-clip, then continue with --resume`,
@@ -198,9 +202,17 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
     if (!interrupted && evals.at(-1)?.step !== state.step) await runEval();
     await save();
   } catch (err) {
-    // A failure mid-run (bad data found in a later batch, a runtime error) keeps the work done so far.
-    if (!(err instanceof PeanutError && err.code === 'E_NON_FINITE')) await save().catch(() => undefined);
-    throw err;
+    // A failure mid-run (bad data found in a later batch, a runtime error) keeps the work done so
+    // far, as an interrupt does, and says where it is.
+    if (err instanceof PeanutError && err.code === 'E_NON_FINITE') throw err;
+    if (state.step === firstStep) throw err;
+    try {
+      await save();
+    } catch {
+      throw err;
+    }
+    if (!(err instanceof PeanutError)) throw err;
+    throw new PeanutError(err.code, `${err.message} (training stopped at step ${state.step + 1}; the last good state, step ${state.step}, is saved in ${lastCheckpoint}: fix the cause, then continue with --resume)`);
   } finally {
     await session.release();
     await evalSession?.release();

@@ -1,6 +1,7 @@
 /**
  * `peanut-onnx train` as a user runs it: a process killed between checkpoints (SIGKILL) or
- * interrupted with Ctrl-C (SIGINT) continues with --resume to the same θ as an uninterrupted run;
+ * interrupted with Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143) continues with --resume to the
+ * same θ as an uninterrupted run;
  * `--ep cuda` without the CUDA provider fails with the install hint (exit 1).
  */
 import { describe, expect, it } from 'vitest';
@@ -77,15 +78,31 @@ describe('peanut-onnx train (CLI)', () => {
     expect(steps).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
   }, 60_000);
 
-  it('Ctrl-C (SIGINT) saves a checkpoint, exits 0, and --resume finishes the run', async () => {
+  it('Ctrl-C (SIGINT) saves a checkpoint, exits 130 (so `train && merge` does not merge a partial run), and --resume finishes the run', async () => {
     const root = tempDir();
     const d = toyDir(root);
     const run = join(root, 'run');
     const k = await runAndSignal(common(d, run), run, 200, 'SIGINT');
-    expect(k.code).toBe(0);
+    expect(k.code).toBe(130);
     expect(k.stderr).toMatch(/interrupted at step (\d+)\/1500; checkpoint .*step-\1\.safetensors; continue with the same command plus --resume/);
     const stoppedAt = Number(/interrupted at step (\d+)/.exec(k.stderr)![1]);
     expect(latestStep(run)).toBe(stoppedAt);
+    const r = await runCli([...common(d, run), '--resume']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(latestStep(run)).toBe(STEPS);
+  }, 60_000);
+
+  it('SIGTERM stops like Ctrl-C: checkpoint saved, exit 143, --resume continues', async () => {
+    const root = tempDir();
+    const d = toyDir(root);
+    const run = join(root, 'run');
+    const k = await runAndSignal(common(d, run), run, 200, 'SIGTERM');
+    expect(k.signal).toBe(null);
+    expect(k.code).toBe(143);
+    expect(k.stderr).toMatch(/terminated: finishing the current step and saving a checkpoint/);
+    const stoppedAt = Number(/interrupted at step (\d+)\/1500/.exec(k.stderr)![1]);
+    expect(latestStep(run)).toBe(stoppedAt);
+    expect(existsSync(join(run, '.lock'))).toBe(false);
     const r = await runCli([...common(d, run), '--resume']);
     expect(r.code, r.stderr).toBe(0);
     expect(latestStep(run)).toBe(STEPS);

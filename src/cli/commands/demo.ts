@@ -29,7 +29,7 @@ export function demoCommand(): Command {
     .addOption(outputOption('dir', 'output directory (created; an earlier demo run there is replaced)', false).default('peanut-demo'))
     .option('--steps <n>', 'optimizer steps (default 300)', intOption('--steps', 1))
     .addOption(new Option('--method <name>', 'adapter method (default peanut)').argParser(choiceOption('--method', CHOICES.methods)))
-    .option('--rank <r>', 'adapter rank (default 8)', intOption('rank', 1))
+    .option('--rank <r>', 'adapter rank (default 8)', intOption('rank', 1, CHOICES.limits.rank))
     .option('--lr <x>', 'peak learning rate (default 1e-2, linear decay)', floatOption('--lr', 0))
     .option('--batch-size <n>', 'examples per step (default 16)', intOption('--batch-size', 1))
     .option('--seed <n>', 'seed of the adapter initialisation and the data order (default 0)', intOption('--seed', 0))
@@ -46,7 +46,12 @@ export function demoCommand(): Command {
         return r === '' ? '.' : r.startsWith('..') || isAbsolute(r) ? p : r;
       };
       const progress = createProgress(err);
-      err.write(`peanut-onnx demo: ${flags.method ?? 'peanut'} on ${rel(DEMO_ASSETS.model)} (pre-trained on a token-majority task), downstream task ${rel(DEMO_ASSETS.train)}\n`);
+      // Said once the output folder is accepted (a refused one gets its one error line only).
+      let bannerShown = false;
+      const banner = () => {
+        if (!bannerShown) err.write(`peanut-onnx demo: ${flags.method ?? 'peanut'} on ${rel(DEMO_ASSETS.model)} (pre-trained on a token-majority task), downstream task ${rel(DEMO_ASSETS.train)}\n`);
+        bannerShown = true;
+      };
       const labels = { inject: '[1/4] inject', train: '[2/4] train', merge: '[3/4] merge', compare: '[4/4] evaluate', timing: '      timing' } as const;
       let trainAnnounced = false;
       try {
@@ -61,6 +66,7 @@ export function demoCommand(): Command {
           ep: flags.ep,
           threads: flags.threads,
           onEvent: (e) => {
+            banner();
             if (e.type === 'phase') {
               if (trainAnnounced) progress.stop(); // the bar ends with training
               err.write(`${labels[e.phase]}  ${e.message}\n`);

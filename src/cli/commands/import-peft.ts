@@ -12,12 +12,8 @@ export function importPeftCommand(): Command {
     .argument('<model>', 'ONNX model the adapter was trained on')
     .addOption(outputOption('adapted.onnx', 'where to write the adapted model'))
     .action(async (adapterDir: string, modelPath: string, o: { output: string }) => {
-      const { join } = await import('node:path');
-      const { checkOutput, importPeft, loadModel, readPeftAdapter, saveModel } = await import('../../index.ts');
-      checkOutput(o.output, modelPath, join(adapterDir, 'adapter_config.json'), join(adapterDir, 'adapter_model.safetensors'));
-      const adapter = readPeftAdapter(adapterDir);
-      const r = importPeft(loadModel(modelPath), adapter);
-      saveModel(r.model, o.output);
+      const { importPeftFile } = await import('../../index.ts');
+      const r = await importPeftFile(adapterDir, modelPath, o.output);
       const out = [`imported a ${r.meta.config.method} adapter into ${r.meta.targets.length} layer(s) (targets: ${r.meta.targetModules}):`];
       for (const t of r.meta.targets) out.push(`  ${t.module}  [${t.in}, ${t.out}] ${t.dtype}`);
       if (r.outsideTargets.length) out.push(`note: ${r.outsideTargets.length} module(s) hold weights but are not selected by the adapter's target_modules; adapted anyway: ${r.outsideTargets.join(', ')}`);

@@ -32,7 +32,7 @@ export function injectCommand(): Command {
     .action(async (modelPath: string, flags: Flags) => {
       const { injectFile } = await import('../../index.ts');
       const { output, json, targets, rank, ...rest } = flags;
-      const r = injectFile(modelPath, output, { ...rest, ...(rank !== undefined ? { r: rank } : {}), ...(targets !== undefined ? { targets } : {}) });
+      const r = await injectFile(modelPath, output, { ...rest, ...(rank !== undefined ? { r: rank } : {}), ...(targets !== undefined ? { targets } : {}) });
       const layers = r.meta.targets.map((t) => ({ module: t.module, shape: [t.in, t.out], dtype: t.dtype }));
       if (json) {
         const summary = { output, method: r.meta.config, targets: r.meta.targetModules, detected: r.detected ?? null, layers, trainableParams: r.trainableParams, allParams: r.baseParams + r.trainableParams, saveTweaker: flags.saveTweaker ?? null };

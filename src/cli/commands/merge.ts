@@ -27,8 +27,13 @@ export function mergeCommand(): Command {
     .action(async (modelPath: string, flags: Flags) => {
       const { mergeFile } = await import('../../index.ts');
       const r = await mergeFile(modelPath, flags.output, { ...(flags.checkpoint ? { checkpoint: flags.checkpoint } : {}), safe: flags.safe ?? false, engine: flags.engine });
+      if (r.zeroDelta) {
+        const hint = flags.checkpoint ? 'the checkpoint holds untrained values' : 'pass the trained values with --checkpoint <run dir>';
+        process.stderr.write(`note: the parameters give ΔW = 0 (B is all zeros), so the merged weights equal the original ones; ${hint}\n`);
+      }
+      if (r.unchecked > 0) process.stderr.write(`note: ${r.unchecked} layer(s) not checked for the same base weights: ${r.paramsFrom} or ${modelPath} was written by an older peanut-onnx, without fingerprints\n`);
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ output: flags.output, layers: r.meta.targets.map((t) => t.module), paramsFrom: r.paramsFrom, engine: flags.engine }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ output: flags.output, layers: r.meta.targets.map((t) => t.module), paramsFrom: r.paramsFrom, engine: flags.engine, zeroDelta: r.zeroDelta }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`merged ${r.meta.targets.length} layer(s) (parameters from ${r.paramsFrom})\nwrote ${flags.output}\n`);

@@ -1,13 +1,18 @@
 /**
  * `peanut-onnx train <dir|adapted.onnx> --data <file> -o <run dir> [...]`: fine-tunes the tweaker
  * parameters (DESIGN.md section 4). A thin shell over the library's `train()`: it parses flags,
- * draws the progress bar (plain log lines when stdout is not a TTY) and turns Ctrl-C into a clean
- * stop: the step in flight finishes, a checkpoint is saved, and the command exits 0 saying how to
- * continue (`--resume`).
+ * draws the progress bar (plain log lines when stdout is not a TTY) and turns Ctrl-C (SIGINT) and
+ * SIGTERM into a clean stop: the step in flight finishes, a checkpoint is saved, and the command
+ * exits 130 / 143 saying how to continue (`--resume`).
  */
 import { Command, Option } from 'commander';
 import { CHOICES, type TrainOptions } from '../../index.ts';
+import { ExitStatus } from '../errors.ts';
 import { choiceOption, epOption, floatOption, fmt, intOption, jsonOption, outputOption, taskOption, threadsOption } from '../options.ts';
+
+/** The signals that stop a run cleanly, and the exit status each gives (128 + its number). */
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+const SIGNAL_EXIT: Record<NodeJS.Signals, number> = { SIGINT: 130, SIGTERM: 143 } as Record<NodeJS.Signals, number>;
 
 /** Parsed flags: the library's options, with the run directory under its flag name `--output`. */
 type Flags = Omit<TrainOptions, 'outDir' | 'signal' | 'onEvent'> & { output: string; json?: boolean };
@@ -50,12 +55,17 @@ export function trainCommand(): Command {
       const { createProgress } = await import('../progress.ts');
       const progress = createProgress();
       const abort = new AbortController();
-      const onSigint = () => {
-        if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
-        process.stderr.write('\ninterrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+      // Ctrl-C (SIGINT) and SIGTERM (a service manager, `kill`, a batch scheduler) stop the same
+      // way: the step in flight finishes, a checkpoint is saved, and the command exits 128 + the
+      // signal's number (130, 143), so `train && merge` never merges a partial run.
+      let stoppedBy: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (abort.signal.aborted) process.exit(SIGNAL_EXIT[signal]); // a second signal: stop now
+        stoppedBy = signal;
+        process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupt' : 'terminated'}: finishing the current step and saving a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
         abort.abort();
       };
-      process.on('SIGINT', onSigint);
+      for (const sig of SIGNALS) process.on(sig, onSignal);
       try {
         const { output, json, ...options } = flags;
         const r = await train(source, {
@@ -67,7 +77,14 @@ export function trainCommand(): Command {
         });
         progress.stop();
         for (const c of r.changed) process.stderr.write(`note: continuing with ${c}\n`);
-        if (r.interrupted) process.stderr.write(`interrupted at step ${r.step}/${r.totalSteps}; checkpoint ${r.checkpoint}; continue with the same command plus --resume\n`);
+        if (r.interrupted) {
+          const why = `interrupted at step ${r.step}/${r.totalSteps}; checkpoint ${r.checkpoint}; continue with the same command plus --resume`;
+          if (json) {
+            const { params: _, ...summary } = r;
+            process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+          }
+          throw new ExitStatus(SIGNAL_EXIT[stoppedBy ?? 'SIGINT'], why);
+        }
         if (json) {
           const { params: _, ...summary } = r;
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -79,7 +96,7 @@ export function trainCommand(): Command {
         }
       } finally {
         progress.stop();
-        process.off('SIGINT', onSigint);
+        for (const sig of SIGNALS) process.off(sig, onSignal);
       }
     });
 }

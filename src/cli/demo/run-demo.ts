@@ -95,7 +95,17 @@ export interface DemoResult {
 const now = () => performance.now();
 const secs = (ms: number) => Number((ms / 1000).toFixed(2));
 
-/** Refuses an output directory that holds anything but an earlier demo's files; clears those. */
+/** Marks a folder as the demo's: only a folder holding it is ever cleared by a later demo. */
+const DEMO_MARKER = '.peanut-onnx-demo';
+/** Temp files of the demo's own atomic writes (a killed run may leave them). */
+const TEMP_FILE = /^\..+\.tmp$/;
+
+/**
+ * Prepares the output directory: a new or empty one is created and marked as the demo's; one
+ * that holds an earlier demo run (the marker, and only the demo's own files) has its run
+ * directory replaced; anything else is refused, so the demo never deletes files it did not write.
+ * The parent folder must exist (no recursive mkdir: it would loop forever under /proc).
+ */
 function prepareOutDir(outDir: string, inputs: readonly string[]): void {
   for (const input of inputs) {
     const inDir = resolve(dirname(input));
@@ -103,19 +113,33 @@ function prepareOutDir(outDir: string, inputs: readonly string[]): void {
       throw new PeanutError('E_OUTPUT_EXISTS', `output directory '${outDir}' holds the demo's input ${input}; choose another -o directory (inputs are never overwritten)`);
     }
   }
+  const mark = () => writeFileSync(join(outDir, DEMO_MARKER), 'written by peanut-onnx demo; a later demo run may replace this folder\n');
   if (!existsSync(outDir)) {
-    mkdirSync(outDir, { recursive: true });
+    if (!existsSync(dirname(outDir))) throw new PeanutError('E_FILE_NOT_FOUND', `the folder ${dirname(outDir)} does not exist; create it first or choose another -o directory`);
+    try {
+      mkdirSync(outDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new PeanutError('E_IO', `cannot create the folder ${outDir} (${code}); choose an -o directory in a folder you can write to`);
+    }
+    mark();
     return;
   }
   if (!statSync(outDir).isDirectory()) throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outDir} is a file; the demo writes into a directory`);
-  const ours = new Set<string>(Object.values(DEMO_FILES));
   const entries = readdirSync(outDir);
-  const foreign = entries.filter((e) => !ours.has(e));
-  if (foreign.length > 0) {
-    throw new PeanutError('E_OUTPUT_EXISTS', `output directory '${outDir}' already holds other files (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose an empty or new -o directory`);
+  if (entries.length === 0) {
+    mark();
+    return;
+  }
+  const ours = new Set<string>([...Object.values(DEMO_FILES), DEMO_MARKER]);
+  const foreign = entries.filter((e) => !ours.has(e) && !TEMP_FILE.test(e));
+  if (!entries.includes(DEMO_MARKER) || foreign.length > 0) {
+    const shown = (foreign.length ? foreign : entries).slice(0, 3);
+    throw new PeanutError('E_OUTPUT_EXISTS', `output directory '${outDir}' already holds other files (${shown.join(', ')}${entries.length > 3 ? ', …' : ''}) that the demo did not write; choose an empty or new -o directory`);
   }
   // An earlier demo run: its run directory is replaced (train refuses to start over checkpoints).
   rmSync(join(outDir, DEMO_FILES.run), { recursive: true, force: true });
+  for (const e of entries) if (TEMP_FILE.test(e)) rmSync(join(outDir, e), { force: true });
 }
 
 /** The eval set as batches: feeds of the model's inputs, and the labels. */

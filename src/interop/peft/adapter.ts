@@ -11,6 +11,8 @@
  * model is exactly what `inject --init` would write.
  */
 import { PeanutError, type PeanutErrorCode } from '../../errors.ts';
+import { checkSameBase } from '../../adapter/fingerprint.ts';
+import { compileSafeRegex } from '../../util/safe-regex.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import { ADAPTER_META_KEY, parseAdapterSummary, readAdapterMeta, summarizeAdapter, type AdapterParam, type AdapterSummary } from '../../adapter/adapter-meta.ts';
 import type { MethodConfig } from '../../adapter/config.ts';
@@ -81,7 +83,10 @@ export function adapterFromModel(model: OnnxModel, from: string): AdapterSource 
  */
 export function adapterFromTensors(file: SafeFile, from: string, summary?: AdapterSummary): AdapterSource {
   const { tensors, metadata } = file;
-  const found = summary ?? parseAdapterSummary(metadata.peanut ?? metadata[ADAPTER_META_KEY], from);
+  const recorded = parseAdapterSummary(metadata.peanut ?? metadata[ADAPTER_META_KEY], from);
+  // Parameters trained on other base weights than the model given for them are refused.
+  if (summary && recorded) checkSameBase(summary, recorded, from, 'the model given with --model');
+  const found = summary ?? recorded;
   if (!found) {
     throw new PeanutError(
       'E_BAD_CONFIG',
@@ -174,7 +179,7 @@ function peftSelects(c: Candidate, targets: PeftTargetModules): boolean {
   if (typeof targets === 'string') {
     if (targets === 'all-linear') return !c.isHead;
     try {
-      return new RegExp(`^(?:${targets})$`).test(c.module);
+      return compileSafeRegex(targets).test(c.module);
     } catch {
       return false;
     }

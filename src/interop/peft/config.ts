@@ -8,8 +8,9 @@
  * peft_version, r, revision, scaling, target_modules, task_type.
  */
 import { PeanutError } from '../../errors.ts';
-import { ACTIVATIONS, ACTIVATION_ALIASES, resolveActivation, type Activation, type LoraConfig, type MethodConfig, type PeanutConfig } from '../../adapter/config.ts';
+import { ACTIVATIONS, ACTIVATION_ALIASES, LIMITS, resolveActivation, type Activation, type LoraConfig, type MethodConfig, type PeanutConfig } from '../../adapter/config.ts';
 import { parseTargets } from '../../adapter/targets.ts';
+import { compileSafeRegex } from '../../util/safe-regex.ts';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -146,8 +147,9 @@ function isEmpty(v: unknown): boolean {
   return v === undefined || v === null || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
 }
 
-function positiveInt(what: string, field: string, v: unknown): number {
+function positiveInt(what: string, field: string, v: unknown, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(what, `'${field}' must be a positive integer, got ${JSON.stringify(v)}`);
+  if (v > max) throw bad(what, `'${field}' is ${v}; at most ${max} is supported`);
   return v;
 }
 
@@ -158,7 +160,17 @@ function finite(what: string, field: string, v: unknown): number {
 
 function targetsField(what: string, field: string, v: unknown): PeftTargetModules | null {
   if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    // A string is a regex (PEFT fully matches it): it must compile to a linear-time matcher.
+    if (v !== 'all-linear') {
+      try {
+        compileSafeRegex(v);
+      } catch (err) {
+        throw bad(what, `'${field}' ${JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v)} is not a supported regular expression: ${(err as Error).message}`);
+      }
+    }
+    return v;
+  }
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
   throw bad(what, `'${field}' must be a string or a list of strings, got ${JSON.stringify(v)}`);
 }
@@ -190,7 +202,8 @@ export function parsePeftConfig(raw: unknown, what = ADAPTER_CONFIG_FILE): Parse
     }
     const depth = o.depth ?? 0;
     if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 0) throw bad(what, `'depth' must be an integer >= 0, got ${JSON.stringify(depth)}`);
-    const config: PeanutConfig = { method: 'peanut', r: positiveInt(what, 'r', o.r ?? 32), depth, act, scaling: finite(what, 'scaling', o.scaling ?? 1) };
+    if (depth > LIMITS.depth) throw bad(what, `'depth' is ${depth}; at most ${LIMITS.depth} is supported`);
+    const config: PeanutConfig = { method: 'peanut', r: positiveInt(what, 'r', o.r ?? 32, LIMITS.rank), depth, act, scaling: finite(what, 'scaling', o.scaling ?? 1) };
     return { config, targetModules, excludeModules, raw: o };
   }
   if (type === 'LORA') {
@@ -202,7 +215,7 @@ export function parsePeftConfig(raw: unknown, what = ADAPTER_CONFIG_FILE): Parse
     if (!isEmpty(o.rank_pattern)) unsupported.push('rank_pattern');
     if (!isEmpty(o.alpha_pattern)) unsupported.push('alpha_pattern');
     if (unsupported.length) throw bad(what, `LoRA options not supported: ${unsupported.join(', ')} (plain LoRA with one r and lora_alpha only)`);
-    const config: LoraConfig = { method: 'lora', r: positiveInt(what, 'r', o.r ?? 8), alpha: finite(what, 'lora_alpha', o.lora_alpha ?? 8) };
+    const config: LoraConfig = { method: 'lora', r: positiveInt(what, 'r', o.r ?? 8, LIMITS.rank), alpha: finite(what, 'lora_alpha', o.lora_alpha ?? 8) };
     return { config, targetModules, excludeModules, raw: o };
   }
   throw bad(what, `peft_type ${JSON.stringify(type ?? null)} is not supported; supported: PEANUT, LORA`);
