@@ -1,9 +1,7 @@
 /** Examples of a data file as session feeds for a model: batches in file order, padded as in training. */
-import { DataType as DT } from '../onnx/dtype.ts';
 import type { OnnxModel } from '../onnx/model.ts';
-import type { InputSpec } from '../data/example-set.ts';
-import { describeInputs } from '../data/model-inputs.ts';
-import { isTask, TASK_INFO, type LabelInput } from '../data/tasks.ts';
+import type { LabelInput } from '../data/tasks.ts';
+import { batchInputs } from '../data/batch-inputs.ts';
 import type { Feeds } from '../runtime/tensors.ts';
 import { openExampleSet } from './data-files.ts';
 
@@ -17,23 +15,6 @@ export interface BatchOptions {
   exclude?: ReadonlySet<string>;
   /** The label inputs and their data fields (default: the task's fields, e.g. `labels`). */
   labels?: readonly LabelInput[];
-}
-
-/** The label inputs a task's loss adds to a model (named as their data fields). */
-export function taskLabels(task: string): LabelInput[] {
-  const fields = isTask(task) ? TASK_INFO[task].labelFields : ['labels'];
-  return fields.map((f) => ({ name: f, field: f }));
-}
-
-/**
- * The inputs a model's batches carry: its data inputs (with their roles, so collation fills
- * masks, position ids and empty caches the data leaves out) plus the labels.
- */
-export function batchInputs(model: OnnxModel, opts: Pick<BatchOptions, 'task' | 'exclude' | 'labels'>): { inputs: InputSpec[]; labels: LabelInput[] } {
-  const labels = [...(opts.labels ?? taskLabels(opts.task))];
-  const inputs = describeInputs(model.proto.graph!, opts.exclude);
-  for (const l of labels) if (!inputs.some((i) => i.name === l.name)) inputs.push({ name: l.name, elemType: opts.task === 'regression' ? DT.FLOAT : DT.INT64, role: 'data' });
-  return { inputs, labels };
 }
 
 /**

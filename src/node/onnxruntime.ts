@@ -150,6 +150,7 @@ export const nodeBackend: RuntimeBackend = {
   name: 'onnxruntime-node',
   version: ort.env.versions?.node ?? 'unknown',
   epChoices: EP_CHOICES,
+  cpuEp: 'cpu',
   create: createOnNode,
   tensor: (t: TensorLike) => new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims),
 };

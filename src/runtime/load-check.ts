@@ -21,7 +21,7 @@ export async function checkModelLoads(runtime: Runtime, model: OnnxModel, what: 
   let session;
   try {
     session = await runtime.createSession(encodeModel(light.proto), {
-      ep: 'cpu',
+      ep: runtime.cpuEp,
       graphOptimizationLevel: 'disabled',
       ...(light.externalData.length ? { externalData: light.externalData } : {}),
     });

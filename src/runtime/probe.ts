@@ -122,7 +122,7 @@ export async function probeShapes(runtime: Runtime, model: OnnxModel, opts: Prob
   const bytes = encodeModel(probeProto);
   const files = light.externalData;
   const session = await runtime.createSession(bytes, {
-    ep: 'cpu',
+    ep: runtime.cpuEp,
     memPattern: false,
     graphOptimizationLevel: 'disabled',
     ...(files.length ? { externalData: files } : {}),

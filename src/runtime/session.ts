@@ -60,6 +60,8 @@ export interface RuntimeBackend {
   readonly version: string;
   /** Values `SessionOptions.ep` may take; the first is the default. */
   readonly epChoices: readonly string[];
+  /** The provider that runs on the CPU everywhere (shape probing and load checks use it). */
+  readonly cpuEp: string;
   /**
    * Creates a session on the requested provider, given the options every session shares;
    * returns the provider actually used.
@@ -89,6 +91,8 @@ export interface Runtime {
   readonly name: string;
   readonly version: string;
   readonly epChoices: readonly string[];
+  /** The provider that runs on the CPU everywhere (shape probing and load checks use it). */
+  readonly cpuEp: string;
   createSession(model: Uint8Array | string, opts?: SessionOptions): Promise<Session>;
 }
 
@@ -113,6 +117,7 @@ export function createRuntime(backend: RuntimeBackend): Runtime {
     name: backend.name,
     version: backend.version,
     epChoices: backend.epChoices,
+    cpuEp: backend.cpuEp,
     async createSession(model, opts = {}) {
       if (opts.ep !== undefined && !backend.epChoices.includes(opts.ep)) {
         throw new PeanutError('E_BAD_CONFIG', `execution provider '${opts.ep}' is not available with ${backend.name}; choose one of ${backend.epChoices.join(', ')}`);

@@ -31,7 +31,7 @@ export interface GradRunOptions {
  * stored in the adapted model.
  */
 export async function runGradModel(runtime: Runtime, gm: GradModel, batch: Feeds, opts: GradRunOptions = {}): Promise<GradRunResult> {
-  const session = await runtime.createSession(encodeModel(gm.model.proto), { ep: opts.ep ?? 'cpu', memPattern: false, ...(opts.externalData?.length ? { externalData: opts.externalData } : {}) });
+  const session = await runtime.createSession(encodeModel(gm.model.proto), { ep: opts.ep ?? runtime.cpuEp, memPattern: false, ...(opts.externalData?.length ? { externalData: opts.externalData } : {}) });
   try {
     const feeds: Feeds = {};
     const paramSet = new Set(gm.params);
