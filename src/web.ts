@@ -138,6 +138,8 @@ export interface WebTrainOptions extends RunSettings {
   /** Stop at the next step boundary; the result then holds the state reached (`interrupted`). */
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
+  /** Extra onnxruntime session options for the training session, passed through as they are (e.g. `{ logSeverityLevel: 0 }`). */
+  sessionOptions?: Readonly<Record<string, unknown>>;
 }
 
 export interface WebTrainResult {
@@ -213,6 +215,7 @@ export async function train(options: WebTrainOptions): Promise<WebTrainResult> {
     stepsPerEpoch: run.stepsPerEpoch,
     ep: options.ep ?? 'wasm',
     ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}),
+    ...(options.sessionOptions ? { sessionExtra: options.sessionOptions } : {}),
     saveEvery: options.saveEvery ?? 0,
     evalEvery: options.evalEvery ?? 0,
     ...(options.signal ? { signal: options.signal } : {}),

@@ -1,58 +1,57 @@
 /**
- * Per-step time of the shipped model's training job on every runtime a browser build can use,
- * in one run on one machine:
+ * Per-step time of the shipped model's training with the library, on every runtime a browser
+ * build can use, in one run on one machine:
  *
- *   npx tsx tools/bench-web.ts [--rounds 10] [--steps-per-round 4] [--out bench/web.json]
+ *   npx tsx tools/bench-web.ts [--rounds 6] [--steps 12] [--webgpu] [--out bench/web.json]
  *
- * The job is what `peanut-onnx demo` trains (graphs/bert-tiny.onnx, PEANuT r 8 on query,value,
- * the seq-cls task in graphs/demo/, batches of 16 with dynamic padding), one train-graph run per
- * step, θ and the moments fed back; one train graph, built in Node by the library, for all:
+ * The job: graphs/bert-tiny.onnx adapted as `peanut-onnx demo` does (PEANuT r 8 on query,value),
+ * the seq-cls task in graphs/demo/, batches of 16 with dynamic padding, lr 3e-3, seed 0. Each
+ * runtime runs the library's own training (`train()` of the Node library, `train()` of
+ * `peanut-onnx/web`: graph built, session created, the loop run):
  *
  *  - Node, onnxruntime-node (CPU EP): 1 intra-op thread, and ONNX Runtime's default;
- *  - Node, onnxruntime-web (wasm): 1 thread (its wasm module starts once per process, with one
+ *  - Node, onnxruntime-web (wasm), 1 thread (its wasm module starts once per process, with one
  *    thread count);
  *  - headless Chromium, onnxruntime-web wasm: 1 and 2 threads (the page cross-origin isolated);
- *  - headless Chromium, onnxruntime-web WebGPU on SwiftShader (a CPU implementation of the GPU:
- *    it shows that the graph runs and what it costs without a GPU, not what a GPU would do).
+ *  - with --webgpu, headless Chromium, WebGPU on SwiftShader (a CPU implementation of the GPU:
+ *    it shows the graph runs and what it costs without a GPU, not what a GPU would do).
  *
- * Every runtime keeps its session open, and the runtimes take turns (rotating order, a few steps
- * each per round), so load changes on a shared machine hit all of them alike. A step is timed
- * from building its feeds to reading its outputs; the first steps of each runtime (warm-up) are
- * not counted. Medians, with the best step and each runtime's ratio to onnxruntime-node on one
- * thread. The batches cycle through the job's first JOB_STEPS steps; WebGPU runs one step per
- * round, so it sees the first batches only (their padded lengths differ a little).
+ * The runtimes take turns (rotating order, one run of --steps steps each per round), so load
+ * changes on a shared machine hit all of them alike. A step's time is the wall time between
+ * consecutive step events of the run (feeds built, graph run, outputs read, metrics line
+ * written); the first WARMUP steps of every run are not counted (session warm-up). Medians, the
+ * best step, and each runtime's ratio to onnxruntime-node on one thread.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ortWeb from 'onnxruntime-web';
-import { createSession, ort } from '../src/node/onnxruntime.ts';
-import { trainingSessionOptions } from '../src/train/training-graph.ts';
-import { demoJob } from '../test/browser/demo-job.ts';
+import { injectFile, train as trainOnNode, type TrainEvent } from '../src/index.ts';
+import { ort } from '../src/node/onnxruntime.ts';
+import { train as trainOnWeb } from '../src/web.ts';
 import { DEFAULT_CHROMIUM, openBrowserPage, ORT_WEB_ROUTES, type BrowserPage } from '../test/browser/harness.ts';
-import { pack } from '../test/browser/pack.ts';
-import type { TrainArgs } from '../test/browser/pages/train.ts';
-import { TrainLoop, type StepResult } from '../test/browser/train-loop.ts';
+import type { JobArgs, JobResult } from '../test/browser/pages/web.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const JOB_STEPS = 40;
-const PAGE = join(ROOT, 'test', 'browser', 'pages', 'train.ts');
-const DATA = { graph: '/data/train.onnx', job: '/data/job.bin' } as const;
+const MODEL = join(ROOT, 'graphs', 'bert-tiny.onnx');
+const TRAIN = join(ROOT, 'graphs', 'demo', 'train.jsonl');
+const PAGE = join(ROOT, 'test', 'browser', 'pages', 'web.ts');
+const URLS = { model: '/data/adapted.onnx', train: '/data/train.jsonl' } as const;
+const JOB = { batchSize: 16, lr: 3e-3, seed: 0 } as const;
+/** Steps of each run not counted (the session's first runs allocate and warm up). */
+const WARMUP = 3;
 
-/** One runtime under test: how to start it and how to run n more steps. */
-interface Runtime {
+/** One runtime under test: one training run of `steps` steps gives each step's wall time. */
+interface Contender {
   id: string;
   where: 'node' | 'chromium';
   runtime: string;
   ep: string;
   threads: number | 'default';
-  /** Steps per round (WebGPU on SwiftShader takes seconds a step). */
-  perRound: number;
-  warmup: number;
-  start(): Promise<{ sessionMs: number; note?: Record<string, unknown> }>;
-  steps(n: number): Promise<StepResult[]>;
+  steps?: number;
+  run(steps: number): Promise<{ stepMs: number[]; firstLoss: number }>;
   close(): Promise<void>;
 }
 
@@ -62,8 +61,6 @@ export interface WebBenchResult {
   runtime: string;
   ep: string;
   threads: number | 'default';
-  sessionCreateMs: number;
-  firstStepMs: number;
   /** Loss of the first step: the same job everywhere, so these agree to float32 rounding. */
   firstLoss: number;
   measuredSteps: number;
@@ -73,13 +70,12 @@ export interface WebBenchResult {
   vsNative1Thread: number;
   /** minMs / (onnxruntime-node, 1 thread).minMs: less exposed to load from other processes. */
   vsNative1ThreadBest: number;
-  note?: Record<string, unknown>;
 }
 
 export interface WebBench {
   what: string;
   machine: { cpus: number; cpuModel: string; loadavgStart: number[]; loadavgEnd: number[]; node: string; chromium: string; onnxruntime: { node: string; web: string } };
-  job: { model: string; method: string; rank: number; targets: string; task: string; batchSize: number; trainableParams: number; jobSteps: number };
+  job: { model: string; method: string; rank: number; targets: string; task: string; batchSize: number; lr: number; stepsPerRun: number; warmupStepsNotCounted: number };
   rounds: number;
   results: WebBenchResult[];
   seconds: number;
@@ -93,42 +89,63 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function nodeRuntime(id: string, runtime: 'onnxruntime-node' | 'onnxruntime-web', threads: number | 'default', graph: Uint8Array, job: Awaited<ReturnType<typeof demoJob>>['job']): Runtime {
-  let loop: TrainLoop | undefined;
-  let release: (() => Promise<void>) | undefined;
+/** Collects step times (between consecutive step events, the first from the start event) and the first loss. */
+function stepClock(): { onEvent: (e: TrainEvent) => void; result: () => { stepMs: number[]; firstLoss: number } } {
+  const stepMs: number[] = [];
+  let last = 0;
+  let firstLoss = NaN;
   return {
-    id,
-    where: 'node',
-    runtime,
-    ep: runtime === 'onnxruntime-node' ? 'cpu' : 'wasm',
-    threads,
-    perRound: 4,
-    warmup: 8,
-    async start() {
-      const t0 = performance.now();
-      if (runtime === 'onnxruntime-node') {
-        const { session } = await createSession(graph, { ...trainingSessionOptions(threads === 'default' ? {} : { threads }), ep: 'cpu' });
-        loop = new TrainLoop(ort, session, job);
-        release = () => session.release();
-      } else {
-        // onnxruntime-web starts its wasm module once per process, with the thread count set then.
-        ortWeb.env.wasm.numThreads = threads === 'default' ? 0 : threads;
-        const session = await ortWeb.InferenceSession.create(graph, { executionProviders: ['wasm'], graphOptimizationLevel: 'all', enableMemPattern: false });
-        loop = new TrainLoop(ortWeb, session, job);
-        release = () => session.release();
+    onEvent(e) {
+      const now = performance.now();
+      if (e.type === 'step') {
+        stepMs.push(now - last);
+        if (Number.isNaN(firstLoss)) firstLoss = e.loss;
       }
-      return { sessionMs: performance.now() - t0 };
+      if (e.type === 'start' || e.type === 'step') last = now;
     },
-    async steps(n) {
-      const out: StepResult[] = [];
-      for (let i = 0; i < n; i++) out.push(await loop!.step());
-      return out;
-    },
-    close: async () => release?.(),
+    result: () => ({ stepMs, firstLoss }),
   };
 }
 
-function chromiumRuntime(id: string, args: Omit<TrainArgs, 'graph' | 'job'>, routes: Parameters<typeof openBrowserPage>[0]['routes']): Runtime {
+function nodeNative(id: string, threads: number | 'default', adapted: string, work: string): Contender {
+  let n = 0;
+  return {
+    id,
+    where: 'node',
+    runtime: 'onnxruntime-node',
+    ep: 'cpu',
+    threads,
+    async run(steps) {
+      const clock = stepClock();
+      const outDir = join(work, `${id}-${n++}`);
+      await trainOnNode(adapted, { data: TRAIN, outDir, steps, ...JOB, task: 'seq-cls', ep: 'cpu', ...(threads === 'default' ? {} : { threads }), saveEvery: 0, onEvent: clock.onEvent });
+      rmSync(outDir, { recursive: true, force: true });
+      return clock.result();
+    },
+    close: async () => {},
+  };
+}
+
+function nodeWasm(adapted: Uint8Array): Contender {
+  const data = readFileSync(TRAIN, 'utf8');
+  return {
+    id: 'node-wasm-1t',
+    where: 'node',
+    runtime: 'onnxruntime-web',
+    ep: 'wasm',
+    threads: 1,
+    async run(steps) {
+      // onnxruntime-web starts its wasm module once per process, with the thread count set then.
+      ortWeb.env.wasm.numThreads = 1;
+      const clock = stepClock();
+      await trainOnWeb({ ort: ortWeb, model: adapted, task: 'seq-cls', data, steps, ...JOB, ep: 'wasm', onEvent: clock.onEvent });
+      return clock.result();
+    },
+    close: async () => {},
+  };
+}
+
+function chromium(id: string, args: Pick<JobArgs, 'bundle' | 'ep' | 'threads'>, routes: Parameters<typeof openBrowserPage>[0]['routes'], steps?: number): Contender {
   let page: BrowserPage | undefined;
   const webgpu = args.ep === 'webgpu';
   return {
@@ -137,17 +154,13 @@ function chromiumRuntime(id: string, args: Omit<TrainArgs, 'graph' | 'job'>, rou
     runtime: `onnxruntime-web (${args.bundle} build)`,
     ep: webgpu ? 'webgpu (SwiftShader)' : 'wasm',
     threads: args.threads,
-    perRound: webgpu ? 1 : 4,
-    warmup: webgpu ? 2 : 8,
-    async start() {
-      page = await openBrowserPage({ entry: PAGE, routes, webgpu });
-      const note: Record<string, unknown> = {};
-      if (webgpu) note.adapter = await page.call('gpuAdapter');
-      const r = await page.call<{ sessionMs: number; crossOriginIsolated: boolean; numThreads: number }>('startTraining', { ...args, ...DATA } satisfies TrainArgs);
+    ...(steps ? { steps } : {}),
+    async run(n) {
+      page ??= await openBrowserPage({ entry: PAGE, routes, webgpu });
+      const r = await page.call<JobResult>('runJob', { ...args, ...URLS, steps: n, ...JOB } satisfies JobArgs);
       if (r.numThreads !== args.threads) throw new Error(`${id}: onnxruntime-web runs ${r.numThreads} thread(s), not ${args.threads} (cross-origin isolated: ${r.crossOriginIsolated})`);
-      return { sessionMs: r.sessionMs, note };
+      return { stepMs: r.stepMs, firstLoss: r.losses[0]! };
     },
-    steps: (n) => page!.call<StepResult[]>('trainSteps', { n }),
     close: async () => page?.close(),
   };
 }
@@ -155,90 +168,79 @@ function chromiumRuntime(id: string, args: Omit<TrainArgs, 'graph' | 'job'>, rou
 /**
  * Runs the benchmark.
  *
- * @param o - rounds of interleaved steps, and steps per round for the CPU runtimes.
+ * @param o - rounds, steps per run, and whether to include WebGPU on SwiftShader.
  */
-export async function benchWeb(o: { rounds?: number; stepsPerRound?: number; onLog?: (line: string) => void } = {}): Promise<WebBench> {
+export async function benchWeb(o: { rounds?: number; steps?: number; webgpu?: boolean; onLog?: (line: string) => void } = {}): Promise<WebBench> {
   const started = performance.now();
   const log = o.onLog ?? (() => {});
-  const rounds = o.rounds ?? 10;
+  const rounds = o.rounds ?? 6;
+  const steps = o.steps ?? 12;
   const loadavgStart = loadavg().map(round3);
-  const demo = await demoJob(JOB_STEPS);
-  const routes = { ...ORT_WEB_ROUTES, [DATA.graph]: { body: demo.trainGraph }, [DATA.job]: { body: pack(demo.job) } };
-  const runtimes: Runtime[] = [
-    nodeRuntime('node-native-1t', 'onnxruntime-node', 1, demo.trainGraph, demo.job),
-    nodeRuntime('node-native', 'onnxruntime-node', 'default', demo.trainGraph, demo.job),
-    nodeRuntime('node-wasm-1t', 'onnxruntime-web', 1, demo.trainGraph, demo.job),
-    chromiumRuntime('chromium-wasm-1t', { bundle: 'wasm', ep: 'wasm', threads: 1 }, routes),
-    chromiumRuntime('chromium-wasm-2t', { bundle: 'wasm', ep: 'wasm', threads: 2 }, routes),
-    chromiumRuntime('chromium-webgpu-swiftshader', { bundle: 'webgpu', ep: 'webgpu', threads: 1 }, routes),
+  const work = mkdtempSync(join(tmpdir(), 'peanut-bench-web-'));
+  const adaptedPath = join(work, 'adapted.onnx');
+  await injectFile(MODEL, adaptedPath, { method: 'peanut', r: 8, targets: 'query,value', seed: 0 });
+  const adapted = readFileSync(adaptedPath);
+  const routes = { ...ORT_WEB_ROUTES, [URLS.model]: { file: adaptedPath }, [URLS.train]: { file: TRAIN } };
+  const contenders: Contender[] = [
+    nodeNative('node-native-1t', 1, adaptedPath, work),
+    nodeNative('node-native', 'default', adaptedPath, work),
+    nodeWasm(adapted),
+    chromium('chromium-wasm-1t', { bundle: 'wasm', ep: 'wasm', threads: 1 }, routes),
+    chromium('chromium-wasm-2t', { bundle: 'wasm', ep: 'wasm', threads: 2 }, routes),
+    ...(o.webgpu ? [chromium('chromium-webgpu-swiftshader', { bundle: 'webgpu', ep: 'webgpu', threads: 1 }, routes, WARMUP + 2)] : []),
   ];
-  if (o.stepsPerRound) for (const r of runtimes) if (r.perRound > 1) r.perRound = o.stepsPerRound;
-  const times = new Map<string, number[]>(runtimes.map((r) => [r.id, []]));
-  const first = new Map<string, StepResult>();
-  const info = new Map<string, { sessionMs: number; note?: Record<string, unknown> }>();
+  const times = new Map<string, number[]>(contenders.map((c) => [c.id, []]));
+  const firstLoss = new Map<string, number>();
   try {
-    for (const r of runtimes) {
-      info.set(r.id, await r.start());
-      const warm = await r.steps(r.warmup);
-      first.set(r.id, warm[0]!);
-      log(`${r.id}: session ${info.get(r.id)!.sessionMs.toFixed(0)} ms, first step ${warm[0]!.ms.toFixed(0)} ms`);
-    }
     for (let round = 0; round < rounds; round++) {
-      const order = runtimes.map((_, i) => runtimes[(i + round) % runtimes.length]!);
-      for (const r of order) for (const s of await r.steps(r.perRound)) times.get(r.id)!.push(s.ms);
-      log(`round ${round + 1}/${rounds}: ${runtimes.map((r) => `${r.id} ${median(times.get(r.id)!).toFixed(1)}`).join(', ')}`);
+      const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
+      for (const c of order) {
+        const r = await c.run(c.steps ?? steps);
+        times.get(c.id)!.push(...r.stepMs.slice(WARMUP));
+        firstLoss.set(c.id, r.firstLoss);
+      }
+      log(`round ${round + 1}/${rounds}: ${contenders.map((c) => `${c.id} ${median(times.get(c.id)!).toFixed(1)} ms`).join(', ')}`);
     }
   } finally {
-    for (const r of runtimes) await r.close().catch(() => {});
+    for (const c of contenders) await c.close().catch(() => {});
+    rmSync(work, { recursive: true, force: true });
   }
   const base = median(times.get('node-native-1t')!);
   const baseBest = Math.min(...times.get('node-native-1t')!);
-  const results: WebBenchResult[] = runtimes.map((r) => {
-    const t = times.get(r.id)!;
+  const results: WebBenchResult[] = contenders.map((c) => {
+    const t = times.get(c.id)!;
     return {
-      id: r.id,
-      where: r.where,
-      runtime: r.runtime,
-      ep: r.ep,
-      threads: r.threads,
-      sessionCreateMs: round3(info.get(r.id)!.sessionMs),
-      firstStepMs: round3(first.get(r.id)!.ms),
-      firstLoss: first.get(r.id)!.loss,
+      id: c.id,
+      where: c.where,
+      runtime: c.runtime,
+      ep: c.ep,
+      threads: c.threads,
+      firstLoss: firstLoss.get(c.id)!,
       measuredSteps: t.length,
       medianMs: round3(median(t)),
       minMs: round3(Math.min(...t)),
       vsNative1Thread: Number((median(t) / base).toFixed(2)),
       vsNative1ThreadBest: Number((Math.min(...t) / baseBest).toFixed(2)),
-      ...(info.get(r.id)!.note && Object.keys(info.get(r.id)!.note!).length ? { note: info.get(r.id)!.note } : {}),
     };
   });
-  let chromium = 'unknown';
+  let chromiumVersion = 'unknown';
   try {
-    chromium = execFileSync(process.env.CHROMIUM ?? DEFAULT_CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    chromiumVersion = execFileSync(process.env.CHROMIUM ?? DEFAULT_CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     // reported as unknown
   }
   return {
-    what: "per-step time of the shipped model's training job, runtimes interleaved; see tools/bench-web.ts",
+    what: "per-step time of the library's training of the shipped model, runtimes interleaved; see tools/bench-web.ts",
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
       loadavgStart,
       loadavgEnd: loadavg().map(round3),
       node: process.version,
-      chromium,
+      chromium: chromiumVersion,
       onnxruntime: { node: ort.env.versions.node ?? 'unknown', web: ortWeb.env.versions.web ?? 'unknown' },
     },
-    job: {
-      model: 'graphs/bert-tiny.onnx',
-      method: 'peanut',
-      rank: 8,
-      targets: 'query,value',
-      task: 'seq-cls (graphs/demo/train.jsonl)',
-      batchSize: demo.trainOptions.batchSize,
-      trainableParams: demo.job.params.reduce((s, p) => s + p.data.length, 0),
-      jobSteps: JOB_STEPS,
-    },
+    job: { model: 'graphs/bert-tiny.onnx', method: 'peanut', rank: 8, targets: 'query,value', task: 'seq-cls (graphs/demo/train.jsonl)', batchSize: JOB.batchSize, lr: JOB.lr, stepsPerRun: steps, warmupStepsNotCounted: WARMUP },
     rounds,
     results,
     seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
@@ -253,7 +255,8 @@ async function main(argv: string[]): Promise<void> {
   const out = resolve(flag('--out') ?? join(ROOT, 'bench', 'web.json'));
   const result = await benchWeb({
     rounds: flag('--rounds') ? Number(flag('--rounds')) : undefined,
-    stepsPerRound: flag('--steps-per-round') ? Number(flag('--steps-per-round')) : undefined,
+    steps: flag('--steps') ? Number(flag('--steps')) : undefined,
+    webgpu: argv.includes('--webgpu'),
     onLog: (line) => console.error(line),
   });
   mkdirSync(dirname(out), { recursive: true });

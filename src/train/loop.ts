@@ -40,6 +40,8 @@ export interface LoopOptions {
   stepsPerEpoch: number;
   ep?: string;
   threads?: number;
+  /** Extra onnxruntime session options, passed through (log level, profiling). */
+  sessionExtra?: Readonly<Record<string, unknown>>;
   maxLength?: number;
   /** Save a checkpoint every N steps (0 = only at the end). */
   saveEvery: number;
@@ -94,7 +96,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   for (const message of manifest.warnings) emit({ type: 'warning', message });
 
   // Why these options: see trainingSessionOptions (memory pattern off, full graph optimization).
-  const sessionOpts = trainingSessionOptions({ ep: opts.ep, threads: opts.threads, externalData: graphs.externalData });
+  const sessionOpts = trainingSessionOptions({ ep: opts.ep, threads: opts.threads, externalData: graphs.externalData, extra: opts.sessionExtra });
   const session = await runtime.createSession(graphs.train, sessionOpts);
   const ep = session.ep;
   let evalSession: Session | undefined;

@@ -195,12 +195,15 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
  *   chain with little to gain from inter-op parallelism. Bit-exact resume assumes the same thread
  *   count before and after, as float reductions are partitioned by thread.
  */
-export function trainingSessionOptions(opts: { ep?: string | undefined; threads?: number | undefined; externalData?: SessionOptions['externalData'] | undefined } = {}): SessionOptions {
+export function trainingSessionOptions(
+  opts: { ep?: string | undefined; threads?: number | undefined; externalData?: SessionOptions['externalData'] | undefined; extra?: SessionOptions['extra'] | undefined } = {},
+): SessionOptions {
   return {
     ep: opts.ep ?? 'auto',
     memPattern: false,
     graphOptimizationLevel: 'all',
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.externalData ? { externalData: opts.externalData } : {}),
+    ...(opts.extra ? { extra: opts.extra } : {}),
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Runs code in headless Chromium and returns its results to Node.
  *
- *   const page = await openBrowserPage({ entry: 'test/browser/pages/train.ts', routes: { ...ORT_WEB_ROUTES } });
- *   const result = await page.call('train', { graph: '/data/train.onnx', threads: 2 });
+ *   const page = await openBrowserPage({ entry: 'test/browser/pages/web.ts', routes: { ...ORT_WEB_ROUTES, '/data/adapted.onnx': { file } } });
+ *   const result = await page.call('runJob', { bundle: 'wasm', ep: 'wasm', threads: 2, model: '/data/adapted.onnx', … });
  *   await page.close();
  *
  * `entry` is a TypeScript module bundled for the browser (esbuild); its exported functions are
