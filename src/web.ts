@@ -160,6 +160,22 @@ export interface WebTrainResult {
   changed: string[];
 }
 
+/**
+ * Hands the event loop back for one task: a message to itself, which unlike `setTimeout(0)` is not
+ * clamped to 4 ms, so a step costs microseconds more while the page stays responsive.
+ */
+function yieldToEventLoop(): Promise<void> {
+  if (typeof MessageChannel === 'undefined') return new Promise((done) => setTimeout(done, 0));
+  return new Promise((done) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      done();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
 /** The head option as a list. */
 function heads(head: WebTrainOptions['head']): string[] | undefined {
   if (head === undefined) return undefined;
@@ -218,6 +234,7 @@ export async function train(options: WebTrainOptions): Promise<WebTrainResult> {
     ...(options.sessionOptions ? { sessionExtra: options.sessionOptions } : {}),
     saveEvery: options.saveEvery ?? 0,
     evalEvery: options.evalEvery ?? 0,
+    afterStep: yieldToEventLoop,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     ...(resumed ? { resumedFrom: 'the resumed checkpoint' } : {}),

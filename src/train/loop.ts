@@ -50,6 +50,11 @@ export interface LoopOptions {
   /** Stop cleanly (checkpoint saved) at the next step boundary when aborted. */
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
+  /**
+   * Awaited after every step: a page hands the event loop back here, so that clicks, timers and
+   * rendering happen during training (a chain of awaited session runs alone never yields to them).
+   */
+  afterStep?: () => Promise<void>;
   /** Stores a checkpoint; returns where it went (a path, or a label). */
   save: (state: TrainState) => string | Promise<string>;
   /** Records one metrics line (a step, or an evaluation). */
@@ -200,6 +205,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
       emit({ type: 'step', step, totalSteps, loss, lr, gradNorm, stepsPerSec: rate, etaSec: (totalSteps - step) / Math.max(rate, 1e-9) });
       if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step < totalSteps) await runEval();
       if (opts.saveEvery > 0 && step % opts.saveEvery === 0) await save();
+      if (opts.afterStep) await opts.afterStep();
     }
     if (!interrupted && evals.at(-1)?.step !== state.step) await runEval();
     await save();

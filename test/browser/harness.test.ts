@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/cli.ts';
 import { openBrowserPage, type BrowserPage } from './harness.ts';
 import { fromBase64, pack, toBase64, unpack } from './pack.ts';
-import { startStaticServer } from './server.ts';
+import { startStaticServer } from '../../src/cli/demo/static-server.ts';
 
 const SAMPLE = {
   f32: Float32Array.of(1.5, -0, Number.NaN, 3.4028234663852886e38, 1e-45),

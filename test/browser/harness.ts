@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { fromBase64, pack, toBase64, unpack } from './pack.ts';
-import { startStaticServer, type Route, type StaticServer } from './server.ts';
+import { startStaticServer, type Route, type StaticServer } from '../../src/cli/demo/static-server.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 

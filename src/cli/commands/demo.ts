@@ -19,6 +19,24 @@ interface Flags {
   ep?: 'auto' | 'cpu' | 'cuda';
   threads?: number;
   json?: boolean;
+  web?: boolean;
+  port?: number;
+}
+
+/** `demo --web`: serves the page until Ctrl-C. */
+async function serveWeb(port: number): Promise<void> {
+  const { serveWebDemo } = await import('../demo/web-demo.ts');
+  const server = await serveWebDemo(port);
+  process.stdout.write(`peanut-onnx browser demo: open ${server.origin}/ in a browser (Chrome or Edge for WebGPU); Ctrl-C stops the server\n`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(done);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -36,7 +54,10 @@ export function demoCommand(): Command {
     .addOption(epOption('execution provider', 'cpu'))
     .addOption(threadsOption())
     .addOption(jsonOption())
+    .option('--web', 'serve the browser demo on localhost instead (the same job in a browser tab: onnxruntime-web, wasm or WebGPU) and print its URL')
+    .option('--port <n>', 'with --web: the port (default 8642; 0 = any free port)', intOption('--port', 0, 65535))
     .action(async (flags: Flags) => {
+      if (flags.web) return serveWeb(flags.port ?? 8642);
       const { runDemo, DEMO_ASSETS } = await import('../demo/run-demo.ts');
       const { createProgress } = await import('../progress.ts');
       const { isAbsolute, relative } = await import('node:path');

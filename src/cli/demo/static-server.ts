@@ -1,5 +1,6 @@
 /**
- * A static localhost server (node:http) for browser tests. Every response carries the headers
+ * A static localhost server (node:http), for the browser demo (`peanut-onnx demo --web`) and the
+ * browser tests. Every response carries the headers
  * that make a page cross-origin isolated (COOP same-origin + COEP require-corp), which browsers
  * require before they give a page SharedArrayBuffer, and so before onnxruntime-web's wasm build
  * can run more than one thread.
@@ -27,6 +28,9 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.map': 'application/json',
+  '.css': 'text/css; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 const ISOLATION_HEADERS = {
@@ -47,12 +51,12 @@ function sendFile(res: ServerResponse, path: string, type?: string): void {
 }
 
 /**
- * Starts the server on an ephemeral port of 127.0.0.1.
+ * Starts the server on 127.0.0.1, on `port` (default: an ephemeral one).
  *
  * @param routes - URL path → route; a key ending in `/` with `{ dir }` serves that directory's
  *   files below the prefix (never outside it).
  */
-export async function startStaticServer(routes: Record<string, Route> = {}): Promise<StaticServer> {
+export async function startStaticServer(routes: Record<string, Route> = {}, port = 0): Promise<StaticServer> {
   const table = new Map(Object.entries(routes));
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
@@ -69,11 +73,11 @@ export async function startStaticServer(routes: Record<string, Route> = {}): Pro
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
-    server.listen(0, '127.0.0.1', ok);
+    server.listen(port, '127.0.0.1', ok);
   });
-  const { port } = server.address() as AddressInfo;
+  const { port: bound } = server.address() as AddressInfo;
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin: `http://127.0.0.1:${bound}`,
     set: (path, route) => void table.set(path, route),
     close: () =>
       new Promise<void>((ok) => {
