@@ -8,8 +8,9 @@
  * Kernel times are summed per op type and per phase, the phase read from the node's name: the
  * backward's nodes are built under `/grad/…`, the loss under `/loss/…`, AdamW under `/optimizer`,
  * the adapter's ΔW under `/peanut_onnx/…`; anything else is the model's forward. Nodes ONNX
- * Runtime's optimizer fused keep the name of one of their nodes; nodes it inserted count as
- * `other`. The first run is warm-up and left out; times are per step. "Outside kernels" is the
+ * Runtime's optimizer made (fusions) are placed by the name of their first output, which is the
+ * tensor the node they replaced wrote (ONNX Runtime's optimized graph is saved to read it); what
+ * still has no phase counts as `other`. The first run is warm-up and left out; times are per step. "Outside kernels" is the
  * run's wall time minus the sum of its kernels (feeds, fetches, allocation, scheduling).
  * Same batch as the bench: 8 × 128 tokens, rank 8 on query,value, PEANuT depth 0.
  */
@@ -40,12 +41,22 @@ interface Event {
 
 type Phase = 'forward' | 'adapter' | 'loss' | 'backward' | 'optimizer' | 'other';
 
-function phaseOf(node: string, known: ReadonlySet<string>): Phase {
-  if (node.startsWith('/grad/')) return 'backward';
-  if (node.startsWith('/optimizer')) return 'optimizer';
-  if (node.startsWith('/loss/')) return 'loss';
-  if (node.startsWith('/peanut_onnx/')) return 'adapter';
-  return known.has(node) ? 'forward' : 'other';
+function prefixPhase(name: string): Phase | undefined {
+  if (name.startsWith('/grad/')) return 'backward';
+  if (name.startsWith('/optimizer')) return 'optimizer';
+  if (name.startsWith('/loss/')) return 'loss';
+  if (name.startsWith('/peanut_onnx/')) return 'adapter';
+  return undefined;
+}
+
+/** A node's phase from its name, or for a node the optimizer made, from its output's name. */
+function phaseOf(node: string, known: ReadonlySet<string>, renamed?: ReadonlyMap<string, string>): Phase {
+  const p = prefixPhase(node);
+  if (p) return p;
+  if (known.has(node)) return 'forward';
+  const out = renamed?.get(node);
+  if (out) return prefixPhase(out) ?? (out.startsWith('/') || known.has(out) ? 'forward' : 'other');
+  return 'other';
 }
 
 /** Runs `runs` calls on a profiling session and returns its events (the file is removed). */
@@ -53,12 +64,17 @@ async function profile(model: Uint8Array | string, feeds: () => Record<string, I
   const dir = join(ROOT, 'bench', 'work', `profile-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const prefix = join(dir, 'ort');
+  const optimized = join(dir, 'optimized.onnx');
   const { session } = await createSession(model, {
     ep: 'cpu',
     threads,
     ...(train ? { memPattern: false, graphOptimizationLevel: 'all' as const } : {}),
-    extra: { enableProfiling: true, profileFilePrefix: prefix },
+    extra: { enableProfiling: true, profileFilePrefix: prefix, optimizedModelFilePath: optimized },
   });
+  // Nodes ONNX Runtime's optimizer made (fusions) get new names; their first output keeps the
+  // name of the tensor the replaced node wrote, which tells the phase.
+  const renamed = new Map<string, string>();
+  for (const n of graphOf(loadModel(optimized)).node) if (n.output[0]) renamed.set(n.name, n.output[0]);
   const wall: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
@@ -71,11 +87,11 @@ async function profile(model: Uint8Array | string, feeds: () => Record<string, I
   if (!file) throw new Error(`ONNX Runtime wrote no profile under ${dir}`);
   const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[];
   rmSync(dir, { recursive: true, force: true });
-  return { events, wall };
+  return { events, wall, renamed };
 }
 
 /** Kernel time per op type and per phase, per run, runs after the first. */
-function breakdown(events: Event[], known: ReadonlySet<string>, runs: number) {
+function breakdown(events: Event[], known: ReadonlySet<string>, runs: number, renamed: ReadonlyMap<string, string>) {
   const starts = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
   const measured = starts.slice(1);
   const from = measured[0]?.ts ?? 0;
@@ -88,7 +104,7 @@ function breakdown(events: Event[], known: ReadonlySet<string>, runs: number) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
     const node = e.name.slice(0, -'_kernel_time'.length);
     const op = e.args?.op_name ?? '?';
-    const phase = phaseOf(node, known);
+    const phase = phaseOf(node, known, renamed);
     const ms = e.dur / 1000 / n;
     kernels += ms;
     perOp[op] = { ms: (perOp[op]?.ms ?? 0) + ms, calls: (perOp[op]?.calls ?? 0) + 1 / n };
@@ -152,7 +168,7 @@ async function main(argv: string[]): Promise<void> {
 
   // Frozen forward.
   const fwd = await profile(path, inputs, steps, threads, false);
-  const forward = breakdown(fwd.events, forwardNodes, steps);
+  const forward = breakdown(fwd.events, forwardNodes, steps, fwd.renamed);
 
   // Training step, as `peanut-onnx train` builds it.
   const adapted = inject(base, { method, r: 8, depth: 0, alpha: 16, targets: 'query,value', seed: 0 }).model;
@@ -181,7 +197,7 @@ async function main(argv: string[]): Promise<void> {
     return f;
   };
   const tr = await profile(encodeModel(trainProto), trainFeeds, steps, threads, true);
-  const train = breakdown(tr.events, forwardNodes, steps);
+  const train = breakdown(tr.events, forwardNodes, steps, tr.renamed);
   const median = (xs: number[]) => {
     const s = xs.slice(1).sort((a, b) => a - b);
     return Number(s[s.length >> 1]!.toFixed(3));
