@@ -53,6 +53,9 @@ const HEADS = { tiny: BERT_TINY_CONFIG.numHeads, base: bertBaseConfig().numHeads
 /** Pause before each interleaved call (ms). */
 const SETTLE_MS = Number(process.env.PEANUT_BENCH_SETTLE_MS ?? 100);
 
+/** Extra ONNX Runtime options for the train sessions (JSON), to measure what they cost. */
+const TRAIN_EXTRA = process.env.PEANUT_BENCH_TRAIN_EXTRA ? (JSON.parse(process.env.PEANUT_BENCH_TRAIN_EXTRA) as Record<string, unknown>) : undefined;
+
 const BATCH = 8;
 const SEQ = 128;
 const RANK = 8;
@@ -221,17 +224,21 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
     const base = loadModel(path);
     const adapted = inject(base, { method, r: RANK, depth: 0, alpha: 2 * RANK, targets: TARGETS, seed: 0 }).model;
     const injectMs = now() - t0;
+    const mib = () => Math.round(process.memoryUsage.rss() / 2 ** 20);
+    const rssStages: Record<string, number> = { afterInject: mib() };
     t0 = now();
     const built = await buildTrainingPlan(nodeRuntime, adapted, { task: 'seq-cls' });
     const buildMs = now() - t0;
+    rssStages.afterBuild = mib();
     const trainProto = built.graphs.train;
     const nodeCounts: Record<string, number> = {};
     for (const n of graphOf({ proto: trainProto, baseDir: adapted.baseDir }).node) nodeCounts[n.opType] = (nodeCounts[n.opType] ?? 0) + 1;
     const trainNodes = trainProto.graph!.node.length;
     const forwardNodes = graphOf(base).node.length;
     t0 = now();
-    const { session } = await createSession(encodeModel(trainProto), { ep: 'cpu', threads, memPattern: false, graphOptimizationLevel: 'all' });
+    const { session } = await createSession(encodeModel(trainProto), { ep: 'cpu', threads, memPattern: false, graphOptimizationLevel: 'all', ...(TRAIN_EXTRA ? { extra: TRAIN_EXTRA } : {}) });
     const createMs = now() - t0;
+    rssStages.afterSessionCreate = mib();
     const m = built.manifest;
     const h = m.train.inputs.hyperparameters;
     const optimizerFeeds = (t: number) =>
@@ -262,6 +269,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
       const out = await session.run(feeds);
       const dt = now() - s0;
       lastLoss = (out[TRAIN_OUTPUTS.loss]!.data as Float32Array)[0]!;
+      if (stepNo === 1) rssStages.afterFirstStep = mib();
       theta = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.params[k]!]!.data as Float32Array]));
       mState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.m[k]!]!.data as Float32Array]));
       vState = new Map([...theta.keys()].map((k) => [k, out[m.train.outputs.moments.v[k]!]!.data as Float32Array]));
@@ -271,6 +279,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
       method,
       trainableParams: trainable,
       injectMs: Math.round(injectMs),
+      rssMiB: rssStages,
+      ...(TRAIN_EXTRA ? { extraSessionOptions: TRAIN_EXTRA } : {}),
       buildArtifactsMs: Math.round(buildMs),
       sessionCreateMs: Math.round(createMs),
       forwardNodes,
