@@ -9,8 +9,8 @@
  */
 import { PeanutError } from '../errors.ts';
 import { exampleSetFromRows, type CollateSpec } from '../data/example-set.ts';
-import { withRole, type InputSpec } from '../data/model-inputs.ts';
-import { TASK_INFO, type Task } from '../data/tasks.ts';
+import { fillInput, withRole, type InputSpec } from '../data/model-inputs.ts';
+import { TASK_INFO, perTokenLabels, type Task } from '../data/tasks.ts';
 import { syntheticTensor } from '../runtime/probe.ts';
 import type { Feeds } from '../runtime/tensors.ts';
 
@@ -44,11 +44,16 @@ export function probeBatch(spec: CollateSpec & { task: Task }, size: ProbeSize):
   const inputs = spec.inputs.map((i) => withRole(i, spec.inputs));
   const ids = inputs.find((i) => i.role === 'input_ids');
   const staticDim = (d: number | string | null | undefined) => (typeof d === 'number' && d > 0 ? d : undefined);
-  const B = staticDim(ids?.dims?.[0]) ?? size.B;
-  const T = staticDim(ids?.dims?.[1]) ?? size.T;
+  // Without a token input, the labels' declared dims (they follow the model's first input).
+  const label = ids ? undefined : inputs.find((i) => i.name === spec.labels[0]?.name);
+  const B = staticDim(ids?.dims?.[0]) ?? staticDim(label?.dims?.[0]) ?? size.B;
+  const T = staticDim(ids?.dims?.[1]) ?? (perTokenLabels(spec.task) ? staticDim(label?.dims?.[1]) : undefined) ?? size.T;
   const labelNames = new Set(spec.labels.map((l) => l.name));
-  // Inputs collation makes from examples, and those it cannot (synthetic tensors below).
-  const collated = inputs.filter((i) => i.role !== 'data' || labelNames.has(i.name));
+  // Inputs collation makes from examples, and those it cannot (synthetic tensors below): data
+  // inputs, and caches of a fixed length that only real values can fill.
+  const shape = { B, T, lengths: new Array<number>(B).fill(T) };
+  const fillable = (i: InputSpec) => (i.role !== 'past' && i.role !== 'static_cache') || fillInput(i, shape) !== undefined;
+  const collated = inputs.filter((i) => labelNames.has(i.name) || (i.role !== 'data' && fillable(i)));
   const rows = Array.from({ length: B }, () => {
     const row: Record<string, unknown> = {};
     if (ids) row.input_ids = new Array<number>(T).fill(0);

@@ -25,6 +25,7 @@ import { nodeRuntime } from '../../src/node/onnxruntime.ts';
 import { inject } from '../../src/adapter/inject.ts';
 import { computeGradients } from '../../src/node/gradients.ts';
 import { readBatches } from '../../src/node/batches.ts';
+import { probeBatch } from '../../src/train/probe-batches.ts';
 import { buildGradModel } from '../../src/train/grad-model.ts';
 import { runGradModel } from '../../src/train/grad-run.ts';
 import { describeInputs, fillInput, modelBounds, positionIdsFromMask, type InputSpec } from '../../src/data/model-inputs.ts';
@@ -131,6 +132,23 @@ describe('roles of extra inputs, from the graph', () => {
     const inputs = describeInputs(g);
     expect(inputs.map((i) => i.role)).toEqual(['input_ids', 'attention_mask']);
     expect(modelBounds(g, inputs)).toEqual({ vocab: 30, positions: 5 });
+  });
+});
+
+describe('probe batches of a model without a token input', () => {
+  it('Whisper decoder layer: its fixed-length caches are synthetic (never asked of collation), the labels take their declared [2, 1]', async () => {
+    const model = inject(real('whisper_hf_fp32_decoder_attention_with_past.onnx'), { r: 4, seed: 1 }).model;
+    const gm = await buildGradModel(nodeRuntime, model, { task: 'token-cls', heads: ['output_hidden_states'] });
+    expect(gm.params.length).toBe(6);
+    const feeds = probeBatch({ inputs: gm.inputs, labels: gm.labels, task: 'token-cls' }, { B: 3, T: 5 });
+    expect(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims]))).toEqual({
+      input_hidden_states: [2, 1, 10],
+      past_key_self: [2, 2, 10, 5],
+      past_value_self: [2, 2, 10, 5],
+      past_key_cross: [2, 2, 20, 5],
+      past_value_cross: [2, 2, 20, 5],
+      labels: [2, 1],
+    });
   });
 });
 
