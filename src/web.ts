@@ -37,7 +37,7 @@ import { halfBitsToFloat } from './onnx/dtype.ts';
 import { checkpointBytes, decodeCheckpoint, type TrainState } from './train/checkpoint.ts';
 import { runTraining, type TrainEvent } from './train/loop.ts';
 import { buildTrainingPlan, checkTask, planToRun } from './train/plan.ts';
-import { resolveRun, type RunSettings } from './train/run-config.ts';
+import { checkResumable, resolveRun, type RunSettings } from './train/run-config.ts';
 import type { EvalMetrics } from './train/evaluate.ts';
 import { adapterFromModel, adapterFromTensors, peftFiles, summaryOfModel, type AdapterSource } from './interop/peft/adapter.ts';
 import type { PeftConfigOptions } from './interop/peft/config.ts';
@@ -212,11 +212,7 @@ export async function train(options: WebTrainOptions): Promise<WebTrainResult> {
 
   let state: TrainState = graphs.init;
   if (resumed) {
-    for (const p of manifest.train.inputs.params) {
-      if (!resumed.params.has(p.name)) throw new PeanutError('E_BAD_SAFETENSORS', `the resumed checkpoint has no tensor '${p.name}'; it belongs to another model or adapter`);
-    }
-    const ours = parseAdapterSummary(manifest.peanut, 'the adapted model');
-    if (ours) checkSameBase(ours, parseAdapterSummary(resumed.peanut, 'the resumed checkpoint'), 'the resumed checkpoint', 'the adapted model');
+    checkResumable(manifest, resumed, 'the resumed checkpoint', 'the adapted model');
     state = resumed;
   }
   const run = resolveRun(manifest.hyperparameters, options, data.size, resumed, options.force);

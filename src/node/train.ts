@@ -10,12 +10,10 @@ import { PeanutError } from '../errors.ts';
 import type { SafeTensor } from '../formats/safetensors.ts';
 import type { ScheduleName } from '../train/schedule.ts';
 import { runTraining, type LoopResult, type TrainEvent } from '../train/loop.ts';
-import { resolveRun, type RunSettings } from '../train/run-config.ts';
+import { checkResumable, resolveRun, type RunSettings } from '../train/run-config.ts';
 import type { TrainState } from '../train/checkpoint.ts';
 import { assertNotInput, removeDeadTemps, withFileErrors, writeFileAtomic } from './atomic.ts';
 import { checkCanCreateDir, ensureDir } from './output-paths.ts';
-import { checkSameBase } from '../adapter/fingerprint.ts';
-import { parseAdapterSummary } from '../adapter/adapter-meta.ts';
 import type { RunGraphs } from '../train/plan.ts';
 import { loadRunGraphs } from './artifacts.ts';
 import { loadTokenizer, openExampleSet } from './data-files.ts';
@@ -203,11 +201,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       if (!latest) throw new PeanutError('E_FILE_NOT_FOUND', `nothing to resume: ${join(outDir, CHECKPOINT_DIR)} holds no checkpoint; start the run without --resume`);
       state = loadCheckpoint(latest.path);
       resumedFrom = latest.path;
-      for (const p of manifest.train.inputs.params) {
-        if (!state.params.has(p.name)) throw new PeanutError('E_BAD_SAFETENSORS', `${latest.path} has no tensor '${p.name}'; it belongs to another model or adapter`);
-      }
-      const ours = parseAdapterSummary(manifest.peanut, source);
-      if (ours) checkSameBase(ours, parseAdapterSummary(state.peanut, latest.path), latest.path, source);
+      checkResumable(manifest, state, latest.path, source);
     } else {
       if (latest) throw new PeanutError('E_OUTPUT_EXISTS', `${outDir} already holds checkpoints (latest step ${latest.step}); continue it with --resume, or choose a new -o run directory`);
       state = graphs.init;

@@ -7,6 +7,9 @@ import { PeanutError } from '../errors.ts';
 import { stepsPerEpoch } from '../data/order.ts';
 import type { ScheduleName } from './schedule.ts';
 import type { Hyperparameters, TrainState } from './checkpoint.ts';
+import type { Manifest } from './manifest.ts';
+import { parseAdapterSummary } from '../adapter/adapter-meta.ts';
+import { checkSameBase } from '../adapter/fingerprint.ts';
 
 /** The settings of a run a caller may choose (every one optional; see `TrainOptions`). */
 export interface RunSettings {
@@ -101,4 +104,19 @@ export function resolveRun(defaults: RunHyper, settings: RunSettings, dataSize: 
     }
   }
   return { hyper, stepsPerEpoch: perEpoch, changed };
+}
+
+/**
+ * Checks that a checkpoint can continue a run of these graphs: it holds every trained θ, and it
+ * was trained on the same base weights (the fingerprints its adapter record carries).
+ *
+ * @param what - the checkpoint, for messages (a path); `source` - the model or artifacts
+ * @throws PeanutError E_BAD_SAFETENSORS for a checkpoint of another adapter, E_BASE_MISMATCH for other base weights
+ */
+export function checkResumable(manifest: Pick<Manifest, 'train' | 'peanut'>, state: TrainState, what: string, source: string): void {
+  for (const p of manifest.train.inputs.params) {
+    if (!state.params.has(p.name)) throw new PeanutError('E_BAD_SAFETENSORS', `${what} has no tensor '${p.name}'; it belongs to another model or adapter`);
+  }
+  const ours = parseAdapterSummary(manifest.peanut, source);
+  if (ours) checkSameBase(ours, parseAdapterSummary(state.peanut, what), what, source);
 }
