@@ -27,7 +27,7 @@ export type { AdapterMeta } from './adapter/adapter-meta.ts';
 // Training
 export { train, type TrainOptions, type TrainResult, type TrainEvent } from './node/train.ts';
 export { writeArtifactsFor as writeArtifacts } from './node/artifacts.ts';
-export { loadCheckpoint as readCheckpoint } from './node/run-dir.ts';
+export { loadCheckpoint as readCheckpoint, averageCheckpoints } from './node/run-dir.ts';
 export type { TrainState } from './train/checkpoint.ts';
 export { readBatches } from './node/batches.ts';
 

@@ -36,6 +36,7 @@ import { IGNORE_INDEX, isTask, TASK_INFO } from './data/tasks.ts';
 import { halfBitsToFloat } from './onnx/dtype.ts';
 import { checkpointBytes, decodeCheckpoint, type TrainState } from './train/checkpoint.ts';
 import { runTraining, type TrainEvent } from './train/loop.ts';
+import { averageStates } from './train/average.ts';
 import { buildTrainingPlan, checkTask, planToRun } from './train/plan.ts';
 import { checkResumable, resolveRun, type RunSettings } from './train/run-config.ts';
 import type { EvalMetrics } from './train/evaluate.ts';
@@ -328,6 +329,17 @@ export function exportPeft(options: { model?: Uint8Array; checkpoint?: Uint8Arra
     at += c.byteLength;
   }
   return { config: `${JSON.stringify(files.config, null, 2)}\n`, weights, keys: files.keys, warnings: files.warnings };
+}
+
+/**
+ * The weighted average of several checkpoints of the same adapted model (θ and moments; the rest
+ * the first's), e.g. the clients of a federated round: the bytes `peanut-onnx average` writes.
+ *
+ * @param weights - one weight >= 0 per checkpoint (e.g. examples seen); default equal
+ */
+export function average(checkpoints: readonly Uint8Array[], weights?: readonly number[]): Uint8Array {
+  const names = checkpoints.map((_, i) => `checkpoint ${i + 1}`);
+  return checkpointBytes(averageStates(checkpoints.map((c, i) => decodeCheckpoint(c, names[i]!)), names, weights));
 }
 
 /** Reads a checkpoint's bytes: step, data cursor, hyper-parameters, θ and moments. */

@@ -13,10 +13,12 @@ import { existsSync, linkSync, readdirSync, readFileSync, rmSync, statSync, writ
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PeanutError } from '../errors.ts';
-import { decodeCheckpoint, encodeCheckpoint, type TrainState } from '../train/checkpoint.ts';
+import { CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, type TrainState } from '../train/checkpoint.ts';
 import { ARTIFACT_FILES } from '../train/manifest.ts';
 import { fileError, processAlive, removeDeadTemps, tempPathFor, writeFileAtomic } from './atomic.ts';
-import { ensureDir } from './output-paths.ts';
+import { checkOutput, ensureDir } from './output-paths.ts';
+import { averageStates } from '../train/average.ts';
+import { parseSafetensors } from '../formats/safetensors.ts';
 
 export const CHECKPOINT_DIR = 'checkpoints';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -158,4 +160,29 @@ function readLock(path: string): string[] {
 /** Temporary files of interrupted writes by processes that are gone, in the run directory and its checkpoints. */
 function removeStaleTemps(runDir: string): void {
   for (const dir of [runDir, join(runDir, CHECKPOINT_DIR)]) removeDeadTemps(dir);
+}
+
+/**
+ * `peanut-onnx average`: the weighted average of several checkpoints (files or run directories,
+ * their latest; see train/average.ts), written atomically to `outPath` — never over one of them,
+ * nor over a file that is not a checkpoint.
+ */
+export function averageCheckpoints(paths: readonly string[], outPath: string, weights?: readonly number[]): { path: string; from: string[] } {
+  const files = paths.map(resolveCheckpoint);
+  checkOutput(outPath, ...files);
+  if (existsSync(outPath) && !isCheckpointFile(outPath)) {
+    throw new PeanutError('E_OUTPUT_EXISTS', `-o ${outPath} exists and is not a peanut-onnx checkpoint; choose another path (files this command did not write are never overwritten)`);
+  }
+  const state = averageStates(files.map(loadCheckpoint), files, weights);
+  writeCheckpointFile(outPath, state);
+  return { path: outPath, from: files };
+}
+
+/** Whether `path` is a training checkpoint (so a later `average` may replace it). */
+function isCheckpointFile(path: string): boolean {
+  try {
+    return parseSafetensors(readFileSync(path), path).metadata.format === CHECKPOINT_FORMAT;
+  } catch {
+    return false;
+  }
 }

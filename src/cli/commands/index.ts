@@ -9,5 +9,6 @@ import { gradCommand } from './grad.ts';
 import { exportPeftCommand } from './export-peft.ts';
 import { importPeftCommand } from './import-peft.ts';
 import { demoCommand } from './demo.ts';
+import { averageCommand } from './average.ts';
 
-export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand, exportPeftCommand, importPeftCommand, demoCommand];
+export const COMMANDS: Array<() => Command> = [inspectCommand, injectCommand, gradCommand, artifactsCommand, trainCommand, mergeCommand, exportPeftCommand, importPeftCommand, averageCommand, demoCommand];
