@@ -50,7 +50,7 @@ describe('average', () => {
     }
     // The two runs differ (other data orders), so the mean is neither of them.
     const k = [...a.params.keys()].find((key) => key.includes('peanut_B'))!;
-    expect(Array.from(avg.params.get(k)!.data)).not.toEqual(Array.from(a.params.get(k)!.data));
+    expect(Array.from(avg.params.get(k)!.data as Float32Array)).not.toEqual(Array.from(a.params.get(k)!.data as Float32Array));
     expect({ step: avg.step, epoch: avg.epoch, position: avg.position, hyper: avg.hyper, peanut: avg.peanut, task: avg.task }).toEqual({ step: a.step, epoch: a.epoch, position: a.position, hyper: a.hyper, peanut: a.peanut, task: a.task });
     // The web module writes the same bytes.
     const files = runs.map((r) => readFileSync(join(r, 'checkpoints', 'step-4.safetensors')));
