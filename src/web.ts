@@ -37,7 +37,7 @@ import { halfBitsToFloat } from './onnx/dtype.ts';
 import { checkpointBytes, decodeCheckpoint, type TrainState } from './train/checkpoint.ts';
 import { runTraining, type TrainEvent } from './train/loop.ts';
 import { averageStates } from './train/average.ts';
-import { buildTrainingPlan, checkTask, planToRun } from './train/plan.ts';
+import { buildTrainingPlan, checkTask, headList, planToRun } from './train/plan.ts';
 import { checkResumable, resolveRun, type RunSettings } from './train/run-config.ts';
 import type { EvalMetrics } from './train/evaluate.ts';
 import { adapterFromModel, adapterFromTensors, peftFiles, summaryOfModel, type AdapterSource } from './interop/peft/adapter.ts';
@@ -177,14 +177,6 @@ function yieldToEventLoop(): Promise<void> {
   });
 }
 
-/** The head option as a list. */
-function heads(head: WebTrainOptions['head']): string[] | undefined {
-  if (head === undefined) return undefined;
-  const list = typeof head === 'string' ? head.split(',') : [...head];
-  const out = list.map((h) => h.trim()).filter(Boolean);
-  return out.length ? out : undefined;
-}
-
 /**
  * `train`: builds the training graph here (shapes probed through `ort`), then runs the CLI's loop:
  * the same data order, schedule and AdamW for the same seed and hyper-parameters, so θ follows
@@ -202,7 +194,7 @@ export async function train(options: WebTrainOptions): Promise<WebTrainResult> {
   const data = exampleSet(options.data, 'the training data', tokenizer);
   const evalData = options.eval !== undefined ? exampleSet(options.eval, 'the eval data', tokenizer) : undefined;
   const resumed = options.resume ? decodeCheckpoint(options.resume, 'the resumed checkpoint') : undefined;
-  const head = heads(options.head);
+  const head = headList(options.head);
 
   const plan = await buildTrainingPlan(runtime, adapted, { task, ...(head ? { heads: head } : {}) });
   const graphs = planToRun(plan);

@@ -28,11 +28,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ortWeb from 'onnxruntime-web';
-import { injectFile, train as trainOnNode, type TrainEvent } from '../src/index.ts';
+import { injectFile, train as trainOnNode } from '../src/index.ts';
 import { ort } from '../src/node/onnxruntime.ts';
 import { train as trainOnWeb } from '../src/web.ts';
 import { DEFAULT_CHROMIUM, openBrowserPage, ORT_WEB_ROUTES, type BrowserPage } from '../test/browser/harness.ts';
 import type { JobArgs, JobResult } from '../test/browser/pages/web.ts';
+import { stepClock } from '../test/browser/step-clock.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL = join(ROOT, 'graphs', 'bert-tiny.onnx');
@@ -87,24 +88,6 @@ function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Collects step times (between consecutive step events, the first from the start event) and the first loss. */
-function stepClock(): { onEvent: (e: TrainEvent) => void; result: () => { stepMs: number[]; firstLoss: number } } {
-  const stepMs: number[] = [];
-  let last = 0;
-  let firstLoss = NaN;
-  return {
-    onEvent(e) {
-      const now = performance.now();
-      if (e.type === 'step') {
-        stepMs.push(now - last);
-        if (Number.isNaN(firstLoss)) firstLoss = e.loss;
-      }
-      if (e.type === 'start' || e.type === 'step') last = now;
-    },
-    result: () => ({ stepMs, firstLoss }),
-  };
 }
 
 function nodeNative(id: string, threads: number | 'default', adapted: string, work: string): Contender {

@@ -7,13 +7,12 @@ import { join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.ts';
-import { buildTrainingPlan, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
+import { buildTrainingPlan, headList, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadModel, saveModel } from './model-files.ts';
 import { assertNotModelSource, externalDataFiles, removeReplaced } from './model-data.ts';
 import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { nodeRuntime } from './onnxruntime.ts';
-import { headList } from './gradients.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
 
 /** Writes the artifact directory (each file atomically). */

@@ -8,6 +8,7 @@ import type { OnnxModel } from '../onnx/model.ts';
 import type { Task } from '../data/tasks.ts';
 import { buildGradModel, type GradModel } from '../train/grad-model.ts';
 import { runGradModel } from '../train/grad-run.ts';
+import { headList } from '../train/plan.ts';
 import { readBatches } from './batches.ts';
 import { openExampleSet } from './data-files.ts';
 import { writeSafetensors } from './safetensors-files.ts';
@@ -37,13 +38,6 @@ export interface GradientsResult {
   /** Tweaker parameters left out because they do not reach the loss, and one warning line per target. */
   dropped: string[];
   warnings: string[];
-}
-
-/** `a,b` or a list as head names (none: the task's default). */
-export function headList(head: string | readonly string[] | undefined): string[] | undefined {
-  if (head === undefined) return undefined;
-  const list = (typeof head === 'string' ? head.split(',') : [...head]).map((h) => h.trim()).filter(Boolean);
-  return list.length ? list : undefined;
 }
 
 /** Loss and gradients of an adapted model on the batch in `opts.data`. */

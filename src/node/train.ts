@@ -14,11 +14,10 @@ import { checkResumable, resolveRun, type RunSettings } from '../train/run-confi
 import type { TrainState } from '../train/checkpoint.ts';
 import { assertNotInput, removeDeadTemps, withFileErrors, writeFileAtomic } from './atomic.ts';
 import { checkCanCreateDir, ensureDir } from './output-paths.ts';
-import type { RunGraphs } from '../train/plan.ts';
+import { headList, type RunGraphs } from '../train/plan.ts';
 import { loadRunGraphs } from './artifacts.ts';
 import { loadTokenizer, openExampleSet } from './data-files.ts';
 import { nodeRuntime, type EpChoice } from './onnxruntime.ts';
-import { headList } from './gradients.ts';
 import { assertRunDirFree, latestCheckpoint, loadCheckpoint, lockRunDir, METRICS_FILE, CHECKPOINT_DIR, pruneCheckpoints, saveCheckpoint } from './run-dir.ts';
 
 export type { TrainEvent };

@@ -37,6 +37,13 @@ export interface RunGraphs {
   externalData?: SessionOptions['externalData'];
 }
 
+/** `a,b` or a list as head names (none: the task's default). */
+export function headList(head: string | readonly string[] | undefined): string[] | undefined {
+  if (head === undefined) return undefined;
+  const list = (typeof head === 'string' ? head.split(',') : [...head]).map((h) => h.trim()).filter(Boolean);
+  return list.length ? list : undefined;
+}
+
 /** The task name, checked. */
 export function checkTask(task: string | undefined): Task {
   if (!task) throw new PeanutError('E_BAD_CONFIG', `--task is required to build training graphs; one of ${TASKS.join(', ')}`);

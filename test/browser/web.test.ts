@@ -58,14 +58,19 @@ beforeAll(async () => {
   expect(inj.code, inj.stderr).toBe(0);
   const t = await runCli(['train', adapted, '--task', 'seq-cls', '--data', FILES.train, '--eval', FILES.eval, '-o', cliRun, '--epochs', '1', '--batch-size', '16', '--lr', '3e-3', '--seed', '0', '--ep', 'cpu', '--threads', '1']);
   expect(t.code, t.stderr).toBe(0);
-  const lines = readFileSync(join(cliRun, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number });
-  cliLosses = lines.flatMap((l) => (l.loss !== undefined ? [l.loss] : []));
+  cliLosses = stepLosses(cliRun);
   cliCheckpoint = join(cliRun, 'checkpoints', `step-${STEPS_PER_EPOCH}.safetensors`);
 }, 180_000);
 
 afterAll(() => {
   if (measured.length) console.info(measured.join('\n'));
 });
+
+/** The step losses of a CLI run, from its metrics.jsonl (evaluation lines left out). */
+function stepLosses(run: string): number[] {
+  const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number });
+  return lines.flatMap((l) => (l.loss !== undefined ? [l.loss] : []));
+}
 
 const maxLossDiff = (a: number[], b: number[], n: number) => Math.max(...a.slice(0, n).map((l, i) => Math.abs(l - b[i]!)));
 
@@ -130,7 +135,7 @@ describe('Chromium, onnxruntime-web wasm: inject → train (1 epoch) → merge, 
     expect(two.numThreads).toBe(2);
     const r = await runCli(['train', adapted, '--task', 'seq-cls', '--data', FILES.train, '-o', join(dir, 'cli-20'), '--steps', '20', '--batch-size', '16', '--lr', '3e-3', '--seed', '0', '--ep', 'cpu', '--threads', '1']);
     expect(r.code, r.stderr).toBe(0);
-    const want = readFileSync(join(dir, 'cli-20', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss).filter((l) => l !== undefined);
+    const want = stepLosses(join(dir, 'cli-20'));
     const loss = maxLossDiff(two.losses, want, 20);
     measured.push(`chromium wasm 2 threads vs CLI, 20 steps: |Δloss| max ${loss.toExponential(2)}`);
     expect(loss).toBeLessThan(LOSS_BAR);

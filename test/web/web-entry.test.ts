@@ -22,6 +22,7 @@ import { loadModel, saveModel, train as trainOnNode } from '../../src/index.ts';
 import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
 import { parseSafetensors } from '../../src/formats/safetensors.ts';
 import { runCli, tempDir } from '../helpers/cli.ts';
+import { relError } from '../helpers/fixtures.ts';
 
 ortWeb.env.wasm.numThreads = 1;
 
@@ -36,16 +37,6 @@ const dir = tempDir('peanut-web-entry-');
 const adaptedPath = join(dir, 'adapted.onnx');
 let adapted: Uint8Array;
 let web: WebTrainResult;
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / Math.max(den, 1e-12);
-}
 
 beforeAll(async () => {
   const r = await runCli(['inject', MODEL, '--targets', 'query,value', '--rank', '8', '--seed', '0', '-o', adaptedPath]);
@@ -70,7 +61,7 @@ describe('peanut-onnx/web on onnxruntime-web (wasm) vs the CLI on onnxruntime-no
     expect(web.ep).toBe('wasm');
     expect(web.metrics.map((m) => m.loss)).toHaveLength(STEPS);
     web.metrics.forEach((m, i) => expect(Math.abs((m.loss as number) - lines[i]!)).toBeLessThan(1e-4));
-    for (const [k, t] of node.params) expect(maxRel(web.params[k]!.data as Float32Array, t.data as Float32Array), k).toBeLessThan(1e-3);
+    for (const [k, t] of node.params) expect(relError(web.params[k]!.data as Float32Array, t.data as Float32Array), k).toBeLessThan(1e-3);
     // The checkpoint is the CLI's format with the CLI's metadata (step, cursor, seed, every hyper-parameter, adapter, task).
     const ours = parseSafetensors(web.checkpoint, 'web').metadata;
     const theirs = parseSafetensors(readFileSync(node.checkpoint), 'cli').metadata;
@@ -125,7 +116,7 @@ describe('peanut-onnx/web on onnxruntime-web (wasm) vs the CLI on onnxruntime-no
     const r = await runCli(['train', adaptedPath, '--task', 'seq-cls', '--data', TRAIN, '-o', run, '--resume', '--ep', 'cpu', '--threads', '1']);
     expect(r.code, r.stderr).toBe(0);
     const cli = decodeCheckpoint(readFileSync(join(run, 'checkpoints', `step-${STEPS}.safetensors`)), 'cli');
-    for (const [k, t] of cli.params) expect(maxRel(t.data as Float32Array, web.params[k]!.data as Float32Array), k).toBeLessThan(1e-3);
+    for (const [k, t] of cli.params) expect(relError(t.data as Float32Array, web.params[k]!.data as Float32Array), k).toBeLessThan(1e-3);
     // CLI → web: a CLI run that saved at `half`, continued here.
     const cliRun = join(dir, 'cli-half');
     const c = await runCli(['train', adaptedPath, '--task', 'seq-cls', '--data', TRAIN, '-o', cliRun, '--steps', String(STEPS), '--batch-size', '16', '--lr', '3e-3', '--seed', '0', '--save-every', String(half), '--ep', 'cpu', '--threads', '1']);
@@ -133,7 +124,7 @@ describe('peanut-onnx/web on onnxruntime-web (wasm) vs the CLI on onnxruntime-no
     const resumed = await train({ ort: ortWeb, model: adapted, data, task: 'seq-cls', resume: readFileSync(join(cliRun, 'checkpoints', `step-${half}.safetensors`)) });
     expect(resumed.step).toBe(STEPS);
     expect(resumed.metrics[0]!.step).toBe(half + 1);
-    for (const [k, t] of Object.entries(resumed.params)) expect(maxRel(t.data as Float32Array, web.params[k]!.data as Float32Array), k).toBeLessThan(1e-3);
+    for (const [k, t] of Object.entries(resumed.params)) expect(relError(t.data as Float32Array, web.params[k]!.data as Float32Array), k).toBeLessThan(1e-3);
   }, 180_000);
 });
 

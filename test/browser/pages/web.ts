@@ -6,6 +6,7 @@
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { evaluate, merge, train, type EvalMetrics } from '../../../src/web.ts';
+import { stepClock } from '../step-clock.ts';
 
 type Ort = typeof OrtWeb;
 
@@ -91,8 +92,7 @@ export async function runJob(a: JobArgs): Promise<JobResult> {
   if (a.logLevel) ort.env.logLevel = a.logLevel;
   const [model, data, evalData] = await Promise.all([fetchBytes(a.model), fetchBytes(a.train), a.eval ? fetchBytes(a.eval) : undefined]);
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  const stepMs: number[] = [];
-  let last = 0;
+  const clock = stepClock();
   const r = await train({
     ort,
     model,
@@ -107,18 +107,14 @@ export async function runJob(a: JobArgs): Promise<JobResult> {
     ep: a.ep,
     ...(a.evalEvery !== undefined ? { evalEvery: a.evalEvery } : {}),
     ...(a.logLevel === 'verbose' ? { sessionOptions: { logSeverityLevel: 0, logVerbosityLevel: 0 } } : {}),
-    onEvent: (e) => {
-      const now = performance.now();
-      if (e.type === 'step') stepMs.push(now - last);
-      if (e.type === 'start' || e.type === 'step') last = now;
-    },
+    onEvent: clock.onEvent,
   });
   const out: JobResult = {
     params: Object.fromEntries(Object.entries(r.params).map(([k, t]) => [k, t.data as Float32Array])),
     checkpoint: r.checkpoint,
     losses: r.metrics.map((m) => m.loss as number),
     evals: r.evals,
-    stepMs,
+    stepMs: clock.result().stepMs,
     ep: r.ep,
     crossOriginIsolated: self.crossOriginIsolated,
     numThreads: ort.env.wasm.numThreads ?? 0,
