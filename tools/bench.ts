@@ -184,7 +184,7 @@ class Reference {
 
 async function worker(job: Job, model: ModelKey, runs: number, warmup: number, threads: number, withTorch: boolean): Promise<Record<string, unknown>> {
   const { ort, createSession } = await import('../src/node/onnxruntime.ts');
-  const { encodeModel, graphOf } = await import('../src/onnx/model.ts');
+  const { graphOf } = await import('../src/onnx/model.ts');
   const { loadModel, saveModel } = await import('../src/node/model-files.ts');
   const path = model === 'tiny' ? TINY : BASE;
 
@@ -218,7 +218,8 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
     const { inject } = await import('../src/adapter/inject.ts');
     const { buildTrainingPlan } = await import('../src/train/plan.ts');
     const { nodeRuntime } = await import('../src/node/onnxruntime.ts');
-    const { TRAIN_OUTPUTS } = await import('../src/train/training-graph.ts');
+    const { TRAIN_OUTPUTS, trainingSessionOptions } = await import('../src/train/training-graph.ts');
+    const { planToSessionRun } = await import('../src/node/artifacts.ts');
     const { adamWScalarFeeds } = await import('../src/train/adamw.ts');
     let t0 = now();
     const base = loadModel(path);
@@ -236,7 +237,9 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
     const trainNodes = trainProto.graph!.node.length;
     const forwardNodes = graphOf(base).node.length;
     t0 = now();
-    const { session } = await createSession(encodeModel(trainProto), { ep: 'cpu', threads, memPattern: false, graphOptimizationLevel: 'all', ...(TRAIN_EXTRA ? { extra: TRAIN_EXTRA } : {}) });
+    // As `train <adapted.onnx>` runs it: the graphs encoded with the weights left in their file.
+    const run = planToSessionRun(built);
+    const { session } = await createSession(run.train, { ...trainingSessionOptions({ threads, externalData: run.externalData, extra: TRAIN_EXTRA }), ep: 'cpu' });
     const createMs = now() - t0;
     rssStages.afterSessionCreate = mib();
     const m = built.manifest;

@@ -23,6 +23,7 @@ import { loadModel, saveModel } from '../src/node/model-files.ts';
 import { encodeModel, graphOf } from '../src/onnx/model.ts';
 import { adamWScalarFeeds } from '../src/train/adamw.ts';
 import { buildTrainingPlan } from '../src/train/plan.ts';
+import { trainingSessionOptions } from '../src/train/training-graph.ts';
 import { Random } from '../src/util/random.ts';
 import { buildBertBase } from './lib/bert.ts';
 
@@ -65,12 +66,9 @@ async function profile(model: Uint8Array | string, feeds: () => Record<string, I
   mkdirSync(dir, { recursive: true });
   const prefix = join(dir, 'ort');
   const optimized = join(dir, 'optimized.onnx');
-  const { session } = await createSession(model, {
-    ep: 'cpu',
-    threads,
-    ...(train ? { memPattern: false, graphOptimizationLevel: 'all' as const } : {}),
-    extra: { enableProfiling: true, profileFilePrefix: prefix, optimizedModelFilePath: optimized },
-  });
+  const profiling = { enableProfiling: true, profileFilePrefix: prefix, optimizedModelFilePath: optimized };
+  // The train session with the options `peanut-onnx train` uses.
+  const { session } = await createSession(model, train ? { ...trainingSessionOptions({ ep: 'cpu', threads, extra: profiling }), ep: 'cpu' } : { ep: 'cpu', threads, extra: profiling });
   // Nodes ONNX Runtime's optimizer made (fusions) get new names; their first output keeps the
   // name of the tensor the replaced node wrote, which tells the phase.
   const renamed = new Map<string, string>();

@@ -6,9 +6,10 @@
 import { PeanutError } from '../errors.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
 import type { Graph } from '../onnx/graph.ts';
-import type { NodeProto } from '../onnx/proto.ts';
+import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import type { ValueShape } from '../onnx/shapes.ts';
-import { tensorToInts } from '../onnx/tensor.ts';
+import { numElements, tensorDims, tensorToFloat32, tensorToInts } from '../onnx/tensor.ts';
+import { isFloatType } from '../onnx/dtype.ts';
 import { unbroadcast } from './broadcast.ts';
 import { nodeLabel } from './reach.ts';
 import type { GradContext, StaticShape } from './rule.ts';
@@ -67,6 +68,14 @@ export function gradContext(node: NodeProto, src: ContextSources): GradContext {
     needsGrad: src.needs,
     shape: shapeOf,
     rank: (name) => shapeOf(name).length,
+    sameDim: (a, i, bName, j) => {
+      const da = shapeOf(a)[i];
+      const db = shapeOf(bName)[j];
+      if (typeof da === 'number' || typeof db === 'number') return da === db;
+      const sa = src.meta(a)?.samples;
+      const sb = src.meta(bName)?.samples;
+      return !!sa && !!sb && sa.length === sb.length && sa.every((dims, k) => dims[i] === sb[k]![j]);
+    },
     dtype: (name) => {
       const m = src.meta(name);
       if (!m) throw new PeanutError('E_GRAPH', `gradient rule for ${nodeLabel(node)} asked for the dtype of '${name}', which was not probed`);
@@ -102,4 +111,24 @@ export function constantInts(graph: Graph, producers: ReadonlyMap<string, NodePr
     default:
       return undefined;
   }
+}
+
+/** Constants larger than this are not read as values here (patterns only need scalars). */
+const SMALL_CONSTANT = 16;
+
+/**
+ * The values of a small floating-point constant (an initializer or a Constant node) as numbers;
+ * undefined for run-time values, integer tensors and constants of more than 16 elements.
+ */
+export function constantFloats(graph: Graph, producers: ReadonlyMap<string, NodeProto>, baseDir: string, name: string): number[] | undefined {
+  const read = (t: TensorProto) => (isFloatType(t.dataType) && numElements(tensorDims(t)) <= SMALL_CONSTANT ? Array.from(tensorToFloat32(t, baseDir)) : undefined);
+  const t = graph.initializer(name);
+  if (t) return read(t);
+  const p = producers.get(name);
+  const a = p?.opType === 'Constant' ? p.attribute[0] : undefined;
+  if (!a) return undefined;
+  if (a.name === 'value') return a.t ? read(a.t) : undefined;
+  if (a.name === 'value_float') return [a.f];
+  if (a.name === 'value_floats') return a.floats.length <= SMALL_CONSTANT ? [...a.floats] : undefined;
+  return undefined;
 }

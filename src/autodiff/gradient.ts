@@ -8,6 +8,8 @@
  *    its outputs (GO) into gradients of the inputs that need one (context.ts). A node none of
  *    whose outputs received a gradient is skipped. Gradients meeting at a value are summed with
  *    one `Sum` node.
+ *    A decomposed LayerNorm or GELU on the path is differentiated as the op it spells, by that
+ *    op's rule (patterns.ts), its inner nodes receiving no gradient.
  * 3. Each rule's output is checked (check.ts): present for every input that needs it, and of the
  *    input's dtype and rank where the builder knows the returned value's type.
  * Backward nodes are emitted for the model's default-domain opset, or for opset 7 where the
@@ -23,9 +25,10 @@ import { tensorDims } from '../onnx/tensor.ts';
 import { expandTo } from '../onnx/ops.ts';
 import { checkRuleResult, inferEmitted } from './check.ts';
 import { gradientOpset } from './opset-raise.ts';
-import { constantInts, gradContext } from './context.ts';
+import { constantFloats, constantInts, gradContext } from './context.ts';
 import { findGradientPath, nodeLabel } from './reach.ts';
 import { defaultRegistry, type GradRegistry } from './registry.ts';
+import { findSpelledOps, type PatternSources, type SpelledOp } from './patterns.ts';
 
 export interface BuildGradientsOptions {
   graph: Graph;
@@ -46,6 +49,11 @@ export interface BuildGradientsOptions {
   baseDir?: string;
   /** Only find the gradient path and check every node on it has a rule; emit nothing. */
   checkOnly?: boolean;
+  /**
+   * Differentiate a decomposed LayerNorm or GELU as the op it spells (patterns.ts; default true).
+   * false differentiates every node by its own rule (equivalence checks of those rules).
+   */
+  spelledOps?: boolean;
 }
 
 export interface GradientResult {
@@ -134,21 +142,24 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
   }
 
   const constInts = (name: string) => constantInts(graph, producers, opts.baseDir ?? '.', name);
+  // Decomposed LayerNorm / GELU: differentiated as the op they spell (patterns.ts).
+  const spelled = opts.spelledOps === false ? new Map<NodeProto, SpelledOp>() : findSpelledOps(path.nodes, patternSources(graph, nodes, producers, opts.baseDir ?? '.', forwardMeta));
   for (let k = path.nodes.length - 1; k >= 0; k--) {
     const node = path.nodes[k]!;
     // No gradient reached any output (the rules below cut it): this node's inputs get none from it.
     if (!node.output.some((o) => o && path.active(o) && contributions.get(o)?.length)) continue;
-    const rule = path.rule(node)!;
+    const target = spelled.get(node)?.node ?? node;
+    const rule = path.rule(target)!;
     const b = new GraphBuilder(graph, `/grad${node.name.startsWith('/') ? '' : '/'}${node.name || node.opType}`);
-    const needs = (i: number) => i < node.input.length && path.diffEdge(node, i) && path.active(node.input[i]!);
-    const out = rule.grad(gradContext(node, { b, opset, meta, gradOf, active: path.active, needs, constInts }));
+    const needs = (i: number) => i < target.input.length && target.input[i] !== '' && path.diffEdge(target, i) && path.active(target.input[i]!);
+    const out = rule.grad(gradContext(target, { b, opset, meta, gradOf, active: path.active, needs, constInts }));
     backwardNodes.push(...accBuilder.emitted.splice(0), ...b.emitted);
     for (const e of b.emitted) inferEmitted(e, (n) => meta(n) ?? emittedMeta.get(n), emittedMeta);
-    node.input.forEach((name, i) => {
+    target.input.forEach((name, i) => {
       if (!needs(i)) return;
       const g = out[i];
       const want = forwardMeta(name);
-      checkRuleResult(g, `the gradient rule for ${nodeLabel(node)}, input ${i} ('${name}')`, want, typeof g === 'string' ? (meta(g) ?? emittedMeta.get(g)) : undefined);
+      checkRuleResult(g, `the gradient rule for ${nodeLabel(target)}, input ${i} ('${name}')`, want, typeof g === 'string' ? (meta(g) ?? emittedMeta.get(g)) : undefined);
       if (want && !gradMeta.has(g)) gradMeta.set(g, want);
       let list = contributions.get(name);
       if (!list) contributions.set(name, (list = []));
@@ -164,4 +175,18 @@ export function buildGradients(opts: BuildGradientsOptions): GradientResult {
   }
   backwardNodes.push(...accBuilder.emitted.splice(0));
   return { grads, pathNodes: path.nodes, backwardNodes, opset };
+}
+
+/** What pattern matching reads of the graph: readers, outputs, producers, constants, shapes. */
+function patternSources(graph: Graph, nodes: readonly NodeProto[], producers: ReadonlyMap<string, NodeProto>, baseDir: string, meta: (name: string) => ValueShape | undefined): PatternSources {
+  const consumers = new Map<string, NodeProto[]>();
+  for (const n of nodes) for (const i of n.input) if (i) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(n);
+  return {
+    consumers,
+    outputs: new Set(graph.proto.output.map((o) => o.name)),
+    producer: (name) => producers.get(name),
+    constFloats: (name) => constantFloats(graph, producers, baseDir, name),
+    constInts: (name) => constantInts(graph, producers, baseDir, name),
+    shape: (name) => meta(name)?.shape,
+  };
 }

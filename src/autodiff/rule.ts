@@ -37,6 +37,11 @@ export interface GradContext {
   /** Shape of a forward value, from shape probing; every value on the gradient path has one. */
   shape(name: string): StaticShape;
   rank(name: string): number;
+  /**
+   * Whether dim `i` of forward value `a` and dim `j` of `b` are the same at run time: equal
+   * static dims, or dynamic dims that agreed in every probe run.
+   */
+  sameDim(a: string, i: number, b: string, j: number): boolean;
   /** ONNX element type of a forward value. */
   dtype(name: string): number;
   /**

@@ -7,13 +7,14 @@ import { join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { ARTIFACT_FILES, parseManifest, type Manifest } from '../train/manifest.ts';
-import { buildTrainingPlan, headList, planInitialState, planToRun, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
+import { buildTrainingPlan, headList, planInitialState, type RunGraphs, type TrainingPlan } from '../train/plan.ts';
 import { assertNotInput, writeFileAtomic } from './atomic.ts';
 import { loadModel, saveModel } from './model-files.ts';
-import { assertNotModelSource, externalDataFiles, removeReplaced } from './model-data.ts';
+import { assertNotModelSource, removeReplaced } from './model-data.ts';
 import { checkCanCreateDir, ensureDir } from './output-paths.ts';
 import { nodeRuntime } from './onnxruntime.ts';
 import { loadCheckpoint, writeCheckpointFile } from './run-dir.ts';
+import { sessionModel } from './session-model.ts';
 
 /** Writes the artifact directory (each file atomically). */
 export function writeArtifacts(dir: string, plan: TrainingPlan): void {
@@ -93,5 +94,22 @@ export async function loadRunGraphs(source: string, task: string | undefined, he
   }
   const adapted = loadModel(source);
   const plan = await buildTrainingPlan(nodeRuntime, adapted, { ...(task !== undefined ? { task } : {}), ...(heads?.length ? { heads } : {}) });
-  return planToRun(plan, externalDataFiles(adapted));
+  return planToSessionRun(plan);
+}
+
+/**
+ * A plan as a run on Node takes it: each graph encoded by `sessionModel`, so the frozen weights
+ * stay in their files until ONNX Runtime reads them (no copy of them in JS memory for the run).
+ */
+export function planToSessionRun(plan: TrainingPlan): RunGraphs {
+  const train = sessionModel({ proto: plan.graphs.train, baseDir: plan.baseDir });
+  const evalGraph = sessionModel({ proto: plan.graphs.eval, baseDir: plan.baseDir });
+  const files = new Map([...train.externalData, ...evalGraph.externalData].map((f) => [f.path, f.data]));
+  return {
+    manifest: plan.manifest,
+    train: train.model,
+    eval: evalGraph.model,
+    init: planInitialState(plan),
+    ...(files.size ? { externalData: [...files].map(([path, data]) => ({ path, data })) } : {}),
+  };
 }

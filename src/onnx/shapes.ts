@@ -10,6 +10,12 @@ export type StaticShape = ReadonlyArray<number | null>;
 export interface ValueShape {
   readonly dtype: number;
   readonly shape: StaticShape;
+  /**
+   * The dims each probe run measured, where some are dynamic: two dynamic dims that agree in
+   * every run are taken to be the same run-time dim (each run gives each symbolic input dim its
+   * own size).
+   */
+  readonly samples?: ReadonlyArray<readonly number[]>;
 }
 
 /** Probed shapes of every value of a graph: inputs, initializers and node outputs. */

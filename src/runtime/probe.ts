@@ -187,7 +187,8 @@ export async function probeShapes(runtime: Runtime, model: OnnxModel, opts: Prob
         if (shape[i] !== d) shape[i] = null;
       });
     }
-    table.set(name, { dtype: r0.dtype, shape });
+    const samples = shape.includes(null) ? runs.map((r) => r.get(name)!.dims) : undefined;
+    table.set(name, { dtype: r0.dtype, shape, ...(samples ? { samples } : {}) });
   }
   return table;
 }

@@ -9,7 +9,7 @@ import { create, GraphProtoSchema, ModelProtoSchema } from '../../src/onnx/proto
 import { Graph, makeValueInfo } from '../../src/onnx/graph.ts';
 import { DataType as DT } from '../../src/onnx/dtype.ts';
 import { encodeModel, type OnnxModel } from '../../src/onnx/model.ts';
-import { floatTensor } from '../../src/onnx/tensor.ts';
+import { floatTensor, int64Tensor } from '../../src/onnx/tensor.ts';
 import { createSession, ort } from '../../src/node/onnxruntime.ts';
 import { PeanutError } from '../../src/errors.ts';
 import { buildGradients } from '../../src/autodiff/gradient.ts';
@@ -71,11 +71,47 @@ describe('shape probing', () => {
     graph.addNode({ opType: 'ReduceSum', inputs: ['h'], outputs: ['s'], attrs: { keepdims: 0 } });
     g.output.push(makeValueInfo('s'));
     const shapes = await probeShapes(nodeRuntime, model(g));
-    expect(shapes.get('h')).toEqual({ dtype: DT.FLOAT, shape: [null, null, 3] });
-    expect(shapes.get('m')).toEqual({ dtype: DT.FLOAT, shape: [null, null] });
+    // Dynamic values keep each run's dims (batch 2, 3; seq 3, 5), which tell their dims apart.
+    expect(shapes.get('h')).toEqual({ dtype: DT.FLOAT, shape: [null, null, 3], samples: [[2, 3, 3], [3, 5, 3]] });
+    expect(shapes.get('m')).toEqual({ dtype: DT.FLOAT, shape: [null, null], samples: [[2, 3], [3, 5]] });
     expect(shapes.get('s')).toEqual({ dtype: DT.FLOAT, shape: [] });
     expect(shapes.get('emb')).toEqual({ dtype: DT.FLOAT, shape: [5, 3] });
     expect(shapes.get('ids')!.dtype).toBe(DT.INT64);
+  });
+});
+
+describe('dynamic shapes in the backward', () => {
+  it('reads no forward activation only for its shape (linear layer, head split, mean), and the gradient is right at two sizes', async () => {
+    // x [batch, seq, 8] · w [8, 6] -> Reshape [0, 0, 2, 3] -> ReduceMean(-1) -> ReduceSum = loss
+    // loss = (1/3) Σ x·w, so dL/dx[b, s, i] = (1/3) Σ_j w[i, j] at every size.
+    const g = create(GraphProtoSchema, { name: 'dyn' });
+    g.input.push(makeValueInfo('x', DT.FLOAT, ['batch', 'seq', 8]));
+    const w = randomValues(48, 5);
+    g.initializer.push(floatTensor('w', [8, 6], w), int64Tensor('heads', [4], [0, 0, 2, 3]));
+    const graph = new Graph(g);
+    graph.addNode({ opType: 'MatMul', inputs: ['x', 'w'], outputs: ['h'] });
+    graph.addNode({ opType: 'Reshape', inputs: ['h', 'heads'], outputs: ['r'] });
+    graph.addNode({ opType: 'ReduceMean', inputs: ['r'], outputs: ['m'], attrs: { axes: [-1], keepdims: 1 } });
+    graph.addNode({ opType: 'ReduceSum', inputs: ['m'], outputs: ['loss'], attrs: { keepdims: 0 } });
+    g.output.push(makeValueInfo('loss'));
+    const m = model(g, 17);
+    const shapes = await probeShapes(nodeRuntime, m);
+    const { grads, backwardNodes } = buildGradients({ graph, opset: 17, loss: 'loss', params: ['x'], shapes });
+    // (The final ReduceSum reduces dynamic dims, so it reads Shape(m): that one is unavoidable.)
+    const forward = new Set(['h', 'r']);
+    const shapeReads = backwardNodes.filter((n) => (n.opType === 'Shape' || n.opType === 'Size') && forward.has(n.input[0]!));
+    expect(shapeReads.map((n) => `${n.opType}(${n.input[0]})`)).toEqual([]);
+    g.output = [makeValueInfo(grads.get('x')!)];
+    const { session } = await createSession(encodeModel(m.proto));
+    const want = Array.from({ length: 8 }, (_, i) => (w.slice(i * 6, i * 6 + 6).reduce((a, v) => a + v, 0)) / 3);
+    for (const [batch, seq] of [[2, 3], [3, 5]] as const) {
+      const x = new ort.Tensor('float32', randomValues(batch * seq * 8, 9), [batch, seq, 8]);
+      const out = (await session.run({ x }))[grads.get('x')!]!;
+      expect(out.dims).toEqual([batch, seq, 8]);
+      const got = out.data as Float32Array;
+      for (let k = 0; k < got.length; k++) expect(got[k]).toBeCloseTo(want[k % 8]!, 5);
+    }
+    await session.release();
   });
 });
 

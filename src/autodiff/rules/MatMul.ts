@@ -5,16 +5,19 @@
  *
  * Cases:
  *   1. both 2-D: Gemm with transB / transA (no Transpose node).
- *   2. B 2-D [K, N] (a linear layer), A N-D: dA = MatMul(dY, Bᵀ) keeps A's shape; dB folds the
- *      batch dims into rows: Gemm(Reshape(A, [−1, K]), Reshape(dY, [−1, N]), transA) — one GEMM
- *      instead of a batched product and a reduction. K and N are static weight dims.
+ *   2. B 2-D [K, N] (a linear layer), A N-D: both fold the batch dims into rows, one GEMM each:
+ *      dA = Reshape(Gemm(Reshape(dY, [−1, N]), B, transB), Shape(A)) and
+ *      dB = Gemm(Reshape(A, [−1, K]), Reshape(dY, [−1, N]), transA) — no Transpose node (one of a
+ *      frozen weight would be folded into a stored transposed copy) and no batched product and
+ *      reduction. K and N are static weight dims.
  *   3. otherwise: batched MatMul with the last two axes swapped, then un-broadcast.
  * 1-D operands are unsqueezed to 2-D first (A [K] -> [1, K], B [K] -> [K, 1]) and squeezed back.
  * A weight that needs no gradient (a frozen layer) gets none: only the branch that is needed runs.
  */
 import type { GradContext, GradRule, StaticShape } from '../rule.ts';
 import { unbroadcast } from '../broadcast.ts';
-import { gemm, squeeze, swapLast2, unsqueeze } from '../../onnx/ops.ts';
+import { concatInts, gemm, sliceConst, squeeze, swapLast2, unsqueeze } from '../../onnx/ops.ts';
+import { isStatic } from './shared/helpers.ts';
 
 export const matMulGrad: GradRule = {
   opType: 'MatMul',
@@ -83,7 +86,16 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
     if (needA) dA = gemm(ctx, dY, bb, { transB: 1 }, dt);
     if (needB) dB = gemm(ctx, a, dY, { transA: 1 }, dt);
   } else {
-    if (needA) {
+    if (needA && rb === 2 && typeof N === 'number' && typeof K === 'number') {
+      // One Gemm over the rows with transB instead of MatMul(dY, Transpose(B)): ONNX Runtime
+      // folds a Transpose of a frozen weight into a transposed copy kept for the session's life
+      // (a second copy of every frozen linear layer). A is N-D and B 2-D, so dA has A's shape.
+      // dA's shape from dY's leading dims (dY is live here; Shape(A) would keep A alive until the
+      // backward reaches this layer only for its shape).
+      const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
+      const aDims = isStatic(aShape) ? b.constInt64([...aShape]) : concatInts(ctx, [sliceConst(ctx, b.op('Shape', [dY]), [0], [ry - 1], [0]), K as number]);
+      dA = b.op('Reshape', [gemm(ctx, dY2, bb, { transB: 1 }, dt), aDims]);
+    } else if (needA) {
       const g = b.op('MatMul', [dY, swapLast2(ctx, bb, rb)]);
       dA = unbroadcast(b, opset, g, [...yShape.slice(0, -1), K], aShape);
     }

@@ -3,8 +3,7 @@
  * reduced axes kept. Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
-import { expandTo } from '../../onnx/ops.ts';
+import { expandReduced, keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceLogSumGrad: GradRule = {
   opType: 'ReduceLogSum',
@@ -14,6 +13,6 @@ export const reduceLogSumGrad: GradRule = {
     const b = ctx.b;
     const axes = reduceAxes(ctx);
     const share = b.op('Div', [keepdimsGrad(ctx, dY, axes), b.op('Exp', [keepdimsGrad(ctx, ctx.O(0), axes)])]);
-    return [expandTo(ctx, share, shapeOf(ctx, ctx.I(0)), ctx.rank(ctx.I(0)))];
+    return [expandReduced(ctx, share, axes)];
   },
 };

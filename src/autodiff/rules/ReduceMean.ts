@@ -1,12 +1,12 @@
 /**
- * ReduceMean: dX = Expand(keepdims ? dY : Unsqueeze(dY, axes), Shape(X)) / n, where n is the
+ * ReduceMean: dX = Expand(keepdims ? dY : Unsqueeze(dY, axes), X's shape) (see expandReduced) / n, where n is the
  * number of elements averaged (a constant when the reduced dims are static, else
  * Size(X) / Size(Y) at run time). Axes are an attribute before opset 18 and input 1 from 18.
  * GlobalAveragePool shares the spreading (`meanGrad`).
  */
 import type { GradContext, GradRule } from '../rule.ts';
-import { expandTo, scalarOf } from '../../onnx/ops.ts';
-import { keepdimsGrad, reduceAxes, shapeOf } from './shared/helpers.ts';
+import { scalarOf } from '../../onnx/ops.ts';
+import { expandReduced, keepdimsGrad, reduceAxes } from './shared/helpers.ts';
 
 export const reduceMeanGrad: GradRule = {
   opType: 'ReduceMean',
@@ -29,7 +29,7 @@ export function meanGrad(ctx: GradContext, dYk: string, reduced: readonly number
   const b = ctx.b;
   const x = ctx.I(0);
   const dt = ctx.dtype(x);
-  const expanded = expandTo(ctx, dYk, shapeOf(ctx, x), ctx.rank(x));
+  const expanded = expandReduced(ctx, dYk, reduced);
   const shape = ctx.shape(x);
   const dims = reduced?.map((a) => shape[a]);
   if (dims && dims.every((d) => typeof d === 'number')) {

@@ -10,7 +10,7 @@
 import type { GradContext, GradRule, StaticShape } from '../../rule.ts';
 import { attrInts, attrInt, attrString } from '../../../onnx/attributes.ts';
 import { PeanutError } from '../../../errors.ts';
-import { concatInts, needsOpset, normAxis, padConst, sliceConst, unsqueeze, zerosOfShape, type ReduceArg } from '../../../onnx/ops.ts';
+import { concatInts, expandTo, needsOpset, normAxis, padConst, sliceConst, unsqueeze, zerosOfShape, type ReduceArg } from '../../../onnx/ops.ts';
 
 export function isStatic(shape: StaticShape): shape is readonly number[] {
   return shape.every((d) => d !== null);
@@ -119,6 +119,32 @@ export function keepdimsGrad(ctx: GradContext, dY: string, axes: ReduceAxes): st
   }
   if (axes.kind === 'const') return unsqueeze(ctx, dY, axes.axes);
   return ctx.b.op('Unsqueeze', [dY, axes.name]);
+}
+
+/**
+ * A Reduce* gradient with the reduced axes kept (`keepdimsGrad`) spread back over input 0's
+ * shape. Where every reduced axis is static (from opset 8) the target is those dims with 1 on the
+ * kept axes, which Expand fills from the gradient itself: no Shape(X), which would keep X alive
+ * until the backward reaches this node only for its shape. Otherwise Expand to Shape(X).
+ */
+export function expandReduced(ctx: GradContext, dYk: string, axes: ReduceAxes | readonly number[] | undefined): string {
+  const x = ctx.I(0);
+  const rank = ctx.rank(x);
+  const shape = ctx.shape(x);
+  const reduced = axes === undefined || Array.isArray(axes) ? (axes as readonly number[] | undefined) : reducedAxisList(axes as ReduceAxes, rank);
+  if (ctx.opset >= 8 && reduced && reduced.every((a) => typeof shape[a] === 'number')) {
+    const target = shape.map((d, i) => (reduced.includes(i) ? (d as number) : 1));
+    return target.every((d) => d === 1) ? dYk : ctx.b.op('Expand', [dYk, ctx.b.constInt64(target)]);
+  }
+  return expandTo(ctx, dYk, shapeOf(ctx, x), rank);
+}
+
+/** The axes reduced, when known at build time. */
+function reducedAxisList(axes: ReduceAxes, rank: number): readonly number[] | undefined {
+  if (axes.kind === 'all') return Array.from({ length: rank }, (_, i) => i);
+  if (axes.kind === 'const') return axes.axes;
+  if (axes.kind === 'none') return [];
+  return undefined;
 }
 
 /** `ReduceAxes` as the argument of `reduce()`. */
