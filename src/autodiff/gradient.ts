@@ -188,5 +188,6 @@ function patternSources(graph: Graph, nodes: readonly NodeProto[], producers: Re
     constFloats: (name) => constantFloats(graph, producers, baseDir, name),
     constInts: (name) => constantInts(graph, producers, baseDir, name),
     shape: (name) => meta(name)?.shape,
+    dtype: (name) => meta(name)?.dtype,
   };
 }

@@ -15,7 +15,10 @@
  * as before.
  *
  *   LayerNorm:  μ = ReduceMean(x), d = x − μ, v = ReduceMean(d²), y = d / √(v + ε) [· γ] [+ β]
- *   GELU (erf): y = ½ · x · (1 + erf(x / √2))   (any grouping of the three factors)
+ *   GELU:       y = ½ · x · (1 + erf(x / √2))                          (Gelu)
+ *               y = ½ · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))    (Gelu, approximate=tanh)
+ *               any grouping of the three factors, either operand order
+ * (exports also write x − μ twice, or cast it to its own type before squaring: both accepted).
  */
 import { create, NodeProtoSchema, type NodeProto } from '../onnx/proto.ts';
 import { attrInt, attrInts, float, makeAttribute } from '../onnx/attributes.ts';
@@ -40,6 +43,7 @@ export interface PatternSources {
   /** Constant integer values (for opset-18 ReduceMean axes inputs). */
   constInts(name: string): number[] | undefined;
   shape(name: string): StaticShape | undefined;
+  dtype(name: string): number | undefined;
 }
 
 /** Recognised patterns among `nodes`, keyed by each pattern's last node. */
@@ -101,20 +105,53 @@ function gelu(head: NodeProto, src: PatternSources): SpelledOp | undefined {
       if (!add) continue;
       inner.push(add);
       const oneAt = add.input.findIndex((i) => near(scalar(src, i), 1));
-      const erf = oneAt < 0 ? undefined : innerProducer(src, add.input[1 - oneAt]!, 'Erf', inside);
-      if (!erf) continue;
-      inner.push(erf);
-      const scaled = src.producer(erf.input[0]!);
-      if (!scaled || !innerProducer(src, erf.input[0]!, scaled.opType, inside)) continue;
-      const xAt = scaled.input.indexOf(x);
-      const by = xAt < 0 ? undefined : scalar(src, scaled.input[1 - xAt]!);
-      const ok = (scaled.opType === 'Div' && xAt === 0 && near(by, Math.SQRT2)) || (scaled.opType === 'Mul' && near(by, Math.SQRT1_2));
-      if (!ok) continue;
-      inner.push(scaled);
-      return spelled('Gelu', head, [x], [], inner);
+      if (oneAt < 0) continue;
+      const t = add.input[1 - oneAt]!;
+      if (erfOfScaledX(src, t, x, inner, inside)) return spelled('Gelu', head, [x], [], inner);
+      if (tanhOfCubic(src, t, x, inner, inside)) return spelled('Gelu', head, [x], [makeAttribute('approximate', 'tanh')], inner);
     }
   }
   return undefined;
+}
+
+/** `t` = erf(x / √2) (Div by √2 or Mul by 1/√2); its nodes pushed onto `inner`. */
+function erfOfScaledX(src: PatternSources, t: string, x: string, inner: NodeProto[], inside: (n: NodeProto) => boolean): boolean {
+  const erf = innerProducer(src, t, 'Erf', inside);
+  if (!erf) return false;
+  inner.push(erf);
+  const scaled = src.producer(erf.input[0]!);
+  if (!scaled || !innerProducer(src, erf.input[0]!, scaled.opType, inside)) return false;
+  const xAt = scaled.input.indexOf(x);
+  const by = xAt < 0 ? undefined : scalar(src, scaled.input[1 - xAt]!);
+  if (!((scaled.opType === 'Div' && xAt === 0 && near(by, Math.SQRT2)) || (scaled.opType === 'Mul' && near(by, Math.SQRT1_2)))) return false;
+  inner.push(scaled);
+  return true;
+}
+
+/** `t` = tanh(√(2/π) · (x + 0.044715 · x³)), x³ as Pow(x, 3); its nodes pushed onto `inner`. */
+function tanhOfCubic(src: PatternSources, t: string, x: string, inner: NodeProto[], inside: (n: NodeProto) => boolean): boolean {
+  const tanh = innerProducer(src, t, 'Tanh', inside);
+  if (!tanh) return false;
+  inner.push(tanh);
+  // scalar · operand, either order; the operand's producer must be read only inside.
+  const scaledBy = (name: string, k: number, op: string): NodeProto | undefined => {
+    const m = innerProducer(src, name, 'Mul', inside);
+    if (!m) return undefined;
+    const at = m.input.findIndex((i) => near(scalar(src, i), k));
+    if (at < 0) return undefined;
+    inner.push(m);
+    const operand = innerProducer(src, m.input[1 - at]!, op, inside);
+    return operand;
+  };
+  const sum = scaledBy(tanh.input[0]!, Math.sqrt(2 / Math.PI), 'Add');
+  if (!sum) return false;
+  inner.push(sum);
+  const xAt = sum.input.indexOf(x);
+  if (xAt < 0) return false;
+  const cube = scaledBy(sum.input[1 - xAt]!, 0.044715, 'Pow');
+  if (!cube || cube.input[0] !== x || !near(scalar(src, cube.input[1]!), 3)) return false;
+  inner.push(cube);
+  return true;
 }
 
 /** The first of the trailing axes a ReduceMean (keepdims 1) averages over; undefined otherwise. */
@@ -170,8 +207,9 @@ function layerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined 
   if (!sub || sub.opType !== 'Sub' || sub.domain !== '' || src.outputs.has(div.input[0]!)) return undefined;
   inner.push(sub);
   const x = sub.input[0]!;
-  const mean = innerProducer(src, sub.input[1]!, 'ReduceMean', inside);
-  if (!mean || mean.input[0] !== x) return undefined;
+  // μ may be read by a second Sub(x, μ) too: its readers are checked at the end.
+  const mean = src.producer(sub.input[1]!);
+  if (!mean || mean.opType !== 'ReduceMean' || mean.domain !== '' || mean.input[0] !== x || src.outputs.has(sub.input[1]!)) return undefined;
   inner.push(mean);
   const sqrt = innerProducer(src, div.input[1]!, 'Sqrt', inside);
   if (!sqrt) return undefined;
@@ -185,13 +223,25 @@ function layerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined 
   const variance = innerProducer(src, addEps.input[1 - epsAt]!, 'ReduceMean', inside);
   if (!variance) return undefined;
   inner.push(variance);
-  const d = sub.output[0]!;
   const sq = src.producer(variance.input[0]!);
-  const isSquare = !!sq && ((sq.opType === 'Pow' && sq.input[0] === d && near(scalar(src, sq.input[1]!), 2)) || (sq.opType === 'Mul' && sq.input[0] === d && sq.input[1] === d));
-  if (!sq || !isSquare || !innerProducer(src, variance.input[0]!, sq.opType, inside)) return undefined;
+  if (!sq || !innerProducer(src, variance.input[0]!, sq.opType, inside)) return undefined;
   inner.push(sq);
+  // The squared value: x − μ, perhaps cast to its own type, perhaps a second Sub(x, μ).
+  let d = sq.input[0]!;
+  const cast = src.producer(d);
+  if (cast?.opType === 'Cast' && attrInt(cast, 'to') === src.dtype(cast.input[0]!) && innerProducer(src, d, 'Cast', inside)) {
+    inner.push(cast);
+    d = cast.input[0]!;
+  }
+  const isSquare = (sq.opType === 'Pow' && near(scalar(src, sq.input[1]!), 2)) || (sq.opType === 'Mul' && sq.input[1] === sq.input[0]);
+  if (!isSquare) return undefined;
+  if (d !== sub.output[0]) {
+    const again = src.producer(d);
+    if (!again || again.opType !== 'Sub' || again.domain !== '' || again.input[0] !== x || again.input[1] !== sub.input[1] || src.outputs.has(d)) return undefined;
+    inner.push(again);
+  }
   // x − μ is read by the square and the Div only; the statistics by nothing else.
-  if (!(src.consumers.get(d) ?? []).every(inside)) return undefined;
+  if (![d, sub.output[0]!, sub.input[1]!].every((v) => (src.consumers.get(v) ?? []).every(inside))) return undefined;
   const axis = trailingMeanAxis(mean, src);
   if (axis === undefined || trailingMeanAxis(variance, src) !== axis) return undefined;
   const xShape = src.shape(x);

@@ -65,6 +65,12 @@ export interface TrainOptions extends RunSettings {
   signal?: AbortSignal;
   /** Progress and log events. */
   onEvent?: (e: TrainEvent) => void;
+  /**
+   * Extra onnxruntime session options for the training sessions, passed through as they are
+   * (e.g. `{ extra: { session: { disable_prepacking: '0' } } }`: faster steps, more memory;
+   * docs/training.md, "Session options").
+   */
+  sessionOptions?: Readonly<Record<string, unknown>>;
 }
 
 export interface TrainResult extends Omit<LoopResult, 'ep' | 'state'> {
@@ -224,6 +230,7 @@ export async function train(source: string, options: TrainOptions): Promise<Trai
       ep: options.ep ?? 'auto',
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}),
+      ...(options.sessionOptions ? { sessionExtra: options.sessionOptions } : {}),
       saveEvery: options.saveEvery ?? DEFAULT_SAVE_EVERY,
       evalEvery: options.evalEvery ?? 0,
       ...(options.signal ? { signal: options.signal } : {}),

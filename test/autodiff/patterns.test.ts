@@ -32,12 +32,15 @@ interface Variant {
 
 const mean = (b: GraphBuilder, v: string, axes: number[], opset: number) => (opset >= 18 ? b.op('ReduceMean', [v, b.constInt64(axes)]) : b.op('ReduceMean', [v], { axes }));
 
-function layerNorm(opts: { square?: 'pow' | 'mul'; gamma?: boolean; beta?: boolean; axes?: number[]; swap?: boolean; eps?: number; opset?: number } = {}): Variant['emit'] {
+function layerNorm(opts: { square?: 'pow' | 'mul'; gamma?: boolean; beta?: boolean; axes?: number[]; swap?: boolean; eps?: number; opset?: number; castBeforeSquare?: number; subTwice?: boolean } = {}): Variant['emit'] {
   const opset = opts.opset ?? 14;
   return (b, k, x, y) => {
     const axes = opts.axes ?? [-1];
-    const d = b.op('Sub', [x, mean(b, x, axes, opset)]);
-    const sq = opts.square === 'mul' ? b.op('Mul', [d, d]) : b.op('Pow', [d, k(2)]);
+    const mu = mean(b, x, axes, opset);
+    const d = b.op('Sub', [x, mu]);
+    // GPT-2's export casts x − μ to its own type before squaring; some write x − μ twice.
+    const e = opts.castBeforeSquare !== undefined ? b.op('Cast', [d], { to: opts.castBeforeSquare }) : opts.subTwice ? b.op('Sub', [x, mu], {}, { name: 'again' }) : d;
+    const sq = opts.square === 'mul' ? b.op('Mul', [e, e]) : b.op('Pow', [e, k(2)]);
     const eps = k(opts.eps ?? 1e-5);
     const std = b.op('Sqrt', [b.op('Add', opts.swap ? [eps, mean(b, sq, axes, opset)] : [mean(b, sq, axes, opset), eps])]);
     let out = b.op('Div', [d, std]);
@@ -48,9 +51,14 @@ function layerNorm(opts: { square?: 'pow' | 'mul'; gamma?: boolean; beta?: boole
   };
 }
 
-function gelu(form: 'torch' | 'half-first' | 'x-last' | 'mul-inv-sqrt2', half = 0.5): Variant['emit'] {
+function gelu(form: 'torch' | 'half-first' | 'x-last' | 'mul-inv-sqrt2' | 'tanh', half = 0.5): Variant['emit'] {
   return (b, k, x, y) => {
     const c = (scaled: string) => b.op('Add', [b.op('Erf', [scaled]), k(1)]);
+    // Hugging Face's gelu_new as exported: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    if (form === 'tanh') {
+      const inner = b.op('Mul', [b.op('Add', [x, b.op('Mul', [b.op('Pow', [x, k(3)]), k(0.044715)])]), k(Math.sqrt(2 / Math.PI))]);
+      b.opN('Mul', [b.op('Mul', [x, k(half)]), b.op('Add', [b.op('Tanh', [inner]), k(1)])], {}, { outputs: [y] });
+    }
     if (form === 'torch') b.opN('Mul', [b.op('Mul', [x, c(b.op('Div', [x, k(Math.SQRT2)]))]), k(half)], {}, { outputs: [y] });
     if (form === 'half-first') b.opN('Mul', [b.op('Mul', [x, k(half)]), c(b.op('Div', [x, k(Math.SQRT2)]))], {}, { outputs: [y] });
     if (form === 'x-last') b.opN('Mul', [b.op('Mul', [k(half), c(b.op('Div', [x, k(Math.SQRT2)]))]), x], {}, { outputs: [y] });
@@ -129,6 +137,8 @@ describe('decomposed LayerNorm, differentiated as LayerNormalization', () => {
     ['β only', { beta: true }],
     ['over the last two axes', { gamma: true, beta: true, axes: [1, 2] }],
     ['ReduceMean axes as an input (opset 18)', { gamma: true, beta: true, opset: 18 }],
+    ['x − μ cast to its own type before squaring (GPT-2)', { gamma: true, beta: true, castBeforeSquare: DT.DOUBLE }],
+    ['x − μ written twice', { gamma: true, beta: true, subTwice: true }],
   ])('%s: same gradients, no intermediate read by the backward', async (_label, o) => {
     const { spelled, plain } = await check({ emit: layerNorm(o), spelled: true, ...(o?.opset ? { opset: o.opset } : {}) });
     expect([...spelled.read].filter((r) => !allowed.has(r))).toEqual([]);
@@ -143,14 +153,15 @@ describe('decomposed LayerNorm, differentiated as LayerNormalization', () => {
   it.each<[string, Variant]>([
     ['x − μ also a graph output', { emit: layerNorm({ gamma: true, beta: true }), spelled: false, alsoOutput: (nodes) => [nodes.find((n) => n.opType === 'Sub')!.output[0]!] }],
     ['mean over a leading axis', { emit: layerNorm({ gamma: true, beta: true, axes: [1] }), spelled: false }],
+    ['ε = 0 (not a LayerNorm epsilon)', { emit: layerNorm({ gamma: true, beta: true, eps: 0 }), spelled: false }],
   ])('near miss left node by node: %s', async (_label, v) => {
     const { spelled } = await check(v);
     expect([...spelled.read].some((r) => !allowed.has(r))).toBe(true);
   });
 });
 
-describe('decomposed exact GELU, differentiated as Gelu', () => {
-  it.each(['torch', 'half-first', 'x-last', 'mul-inv-sqrt2'] as const)('%s grouping: same gradients, the backward reads x only', async (form) => {
+describe('decomposed GELU (erf and tanh forms), differentiated as Gelu', () => {
+  it.each(['torch', 'half-first', 'x-last', 'mul-inv-sqrt2', 'tanh'] as const)('%s form: same gradients, the backward reads x only', async (form) => {
     const { spelled, plain } = await check({ emit: gelu(form), spelled: true, dtype: DT.FLOAT });
     expect([...spelled.read].filter((r) => !allowed.has(r))).toEqual([]);
     expect([...plain.read].some((r) => !allowed.has(r))).toBe(true);
