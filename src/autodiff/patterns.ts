@@ -14,11 +14,13 @@
  * read outside the pattern or is a graph output. Anything else is differentiated node by node,
  * as before.
  *
- *   LayerNorm:  μ = ReduceMean(x), d = x − μ, v = ReduceMean(d²), y = d / √(v + ε) [· γ] [+ β]
+ *   LayerNorm:  μ = ReduceMean(x), d = x − μ, σ = √(ReduceMean(d²) + ε), y = d / σ [· γ] [+ β],
+ *               or tf2onnx's y = x·m + (β − μ·m), m = Reciprocal(σ) [· γ]
  *   GELU:       y = ½ · x · (1 + erf(x / √2))                          (Gelu)
  *               y = ½ · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))    (Gelu, approximate=tanh)
  *               any grouping of the three factors, either operand order
- * (exports also write x − μ twice, or cast it to its own type before squaring: both accepted).
+ * (exports also write x − μ twice, cast it to its own type before squaring, or compute √2 as
+ * Sqrt(2): all accepted).
  */
 import { create, NodeProtoSchema, type NodeProto } from '../onnx/proto.ts';
 import { attrInt, attrInts, float, makeAttribute } from '../onnx/attributes.ts';
@@ -67,9 +69,14 @@ function near(v: number | undefined, want: number): boolean {
   return v !== undefined && Math.abs(v - want) <= 1e-6 * Math.abs(want);
 }
 
+/** A scalar constant, or the Sqrt of one (tf2onnx writes √2 as Sqrt(2)). */
 function scalar(src: PatternSources, name: string): number | undefined {
   const v = src.constFloats(name);
-  return v && v.length === 1 ? v[0] : undefined;
+  if (v) return v.length === 1 ? v[0] : undefined;
+  const p = src.producer(name);
+  if (p?.opType !== 'Sqrt' || p.domain !== '') return undefined;
+  const inner = src.constFloats(p.input[0]!);
+  return inner && inner.length === 1 && inner[0]! >= 0 ? Math.sqrt(inner[0]!) : undefined;
 }
 
 /** The producer of `name` if it is an `op` node and every reader of `name` is `inside`. */
@@ -166,88 +173,137 @@ function trailingMeanAxis(n: NodeProto, src: PatternSources): number | undefined
   return norm[0];
 }
 
+/** The producer of `name` if it is an `op` node of the default domain (readers checked later, by `closed`). */
+function producerOf(src: PatternSources, name: string, op: string): NodeProto | undefined {
+  const p = src.producer(name);
+  return p && p.opType === op && p.domain === '' ? p : undefined;
+}
+
+/** Whether every value the pattern's inner nodes write is read only inside it and is no graph output. */
+function closed(src: PatternSources, head: NodeProto, inner: readonly NodeProto[]): boolean {
+  const nodes = new Set([head, ...inner]);
+  return inner.every((n) => n.output.every((o) => !o || (!src.outputs.has(o) && (src.consumers.get(o) ?? []).every((c) => nodes.has(c)))));
+}
+
 /**
- * `node` = op(v, p) in either order with v produced by one of `ops` and read only inside the
- * pattern: that producer and p (γ or β).
+ * σ = √(mean((x − μ)²) + ε), μ = mean(x), written out, from σ's name: x, μ, ε, the first averaged
+ * axis; the nodes are pushed onto `inner`. The squared x − μ may be cast to its own type first.
  */
-function affine(node: NodeProto, ops: readonly string[], src: PatternSources, inside: (n: NodeProto) => boolean): { next: NodeProto; param: string } | undefined {
+function deviation(src: PatternSources, sigma: string, inner: NodeProto[]): { x: string; mu: string; eps: number; axis: number } | undefined {
+  const sqrt = producerOf(src, sigma, 'Sqrt');
+  const addEps = sqrt && producerOf(src, sqrt.input[0]!, 'Add');
+  if (!sqrt || !addEps) return undefined;
+  const epsAt = addEps.input.findIndex((i) => scalar(src, i) !== undefined);
+  const eps = epsAt < 0 ? undefined : scalar(src, addEps.input[epsAt]!);
+  const variance = epsAt < 0 ? undefined : producerOf(src, addEps.input[1 - epsAt]!, 'ReduceMean');
+  if (eps === undefined || !(eps > 0) || !variance) return undefined;
+  const sq = src.producer(variance.input[0]!);
+  if (!sq || sq.domain !== '') return undefined;
+  const isSquare = (sq.opType === 'Pow' && near(scalar(src, sq.input[1]!), 2)) || (sq.opType === 'Mul' && sq.input[1] === sq.input[0]);
+  if (!isSquare) return undefined;
+  inner.push(sqrt, addEps, variance, sq);
+  let d = sq.input[0]!;
+  const cast = producerOf(src, d, 'Cast');
+  if (cast && attrInt(cast, 'to') === src.dtype(cast.input[0]!)) {
+    inner.push(cast);
+    d = cast.input[0]!;
+  }
+  const sub = producerOf(src, d, 'Sub');
+  const mean = sub && producerOf(src, sub.input[1]!, 'ReduceMean');
+  if (!sub || !mean || mean.input[0] !== sub.input[0]) return undefined;
+  inner.push(sub, mean);
+  const axis = trailingMeanAxis(mean, src);
+  if (axis === undefined || trailingMeanAxis(variance, src) !== axis) return undefined;
+  return { x: sub.input[0]!, mu: sub.input[1]!, eps, axis };
+}
+
+/** `node` = op(a, b) with one operand produced by a `want` node: that node and the other operand. */
+function operandOf(src: PatternSources, node: NodeProto | undefined, want: string): { next: NodeProto; other: string } | undefined {
+  if (!node) return undefined;
   for (const k of [0, 1]) {
-    for (const op of ops) {
-      const next = innerProducer(src, node.input[k]!, op, inside);
-      if (next) return { next, param: node.input[1 - k]! };
+    const next = producerOf(src, node.input[k]!, want);
+    if (next) return { next, other: node.input[1 - k]! };
+  }
+  return undefined;
+}
+
+/**
+ * LayerNorm written out, `head` its last node. Two spellings:
+ *   PyTorch: y = (x − μ) / σ [· γ] [+ β]                     (head: the β Add, the γ Mul or the Div)
+ *   TensorFlow (tf2onnx, "batchnorm"): m = γ / σ as Reciprocal(σ) [· γ];
+ *            y = x · m + (β − μ · m)                          (head: the final Add)
+ */
+function layerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined {
+  return torchLayerNorm(head, src) ?? tfLayerNorm(head, src);
+}
+
+function torchLayerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined {
+  const inner: NodeProto[] = [];
+  let cur: NodeProto | undefined = head;
+  let bias: string | undefined;
+  let scale: string | undefined;
+  if (cur.opType === 'Add') {
+    const a = operandOf(src, cur, 'Mul') ?? operandOf(src, cur, 'Div');
+    if (!a) return undefined;
+    bias = a.other;
+    cur = a.next;
+    inner.push(cur);
+  }
+  if (cur.opType === 'Mul') {
+    const a = operandOf(src, cur, 'Div');
+    if (!a) return undefined;
+    scale = a.other;
+    cur = a.next;
+    inner.push(cur);
+  }
+  if (cur.opType !== 'Div' || cur.domain !== '') return undefined;
+  const div = cur;
+  const dev = deviation(src, div.input[1]!, inner);
+  if (!dev) return undefined;
+  // The numerator: the squared x − μ itself, or a second Sub(x, μ).
+  const numerator = producerOf(src, div.input[0]!, 'Sub');
+  if (!numerator || numerator.input[0] !== dev.x || numerator.input[1] !== dev.mu) return undefined;
+  if (!inner.includes(numerator)) inner.push(numerator);
+  return finishLayerNorm(head, src, inner, dev, scale, bias);
+}
+
+function tfLayerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined {
+  if (head.opType !== 'Add' || head.domain !== '') return undefined;
+  const inner: NodeProto[] = [];
+  // head = x·m + (β − μ·m)
+  for (const k of [0, 1]) {
+    const xm = producerOf(src, head.input[k]!, 'Mul');
+    const shift = producerOf(src, head.input[1 - k]!, 'Sub');
+    if (!xm || !shift) continue;
+    const muM = producerOf(src, shift.input[1]!, 'Mul');
+    if (!muM) continue;
+    const bias = shift.input[0]!;
+    for (const j of [0, 1]) {
+      const x = xm.input[j]!;
+      const m = xm.input[1 - j]!;
+      if (!muM.input.includes(m)) continue;
+      const mu = muM.input[0] === m ? muM.input[1]! : muM.input[0]!;
+      // m = Reciprocal(σ) · γ, or Reciprocal(σ) alone.
+      const scaled = operandOf(src, src.producer(m)?.opType === 'Mul' ? src.producer(m) : undefined, 'Reciprocal');
+      const recip = scaled ? scaled.next : producerOf(src, m, 'Reciprocal');
+      if (!recip) continue;
+      const found = [xm, shift, muM, ...(scaled ? [src.producer(m)!] : []), recip];
+      const dev = deviation(src, recip.input[0]!, found);
+      if (!dev || dev.x !== x || dev.mu !== mu) continue;
+      inner.push(...found);
+      return finishLayerNorm(head, src, inner, dev, scaled?.other, bias);
     }
   }
   return undefined;
 }
 
-/** LayerNorm written out, `head` its last node (the β Add, the γ Mul, or the Div). */
-function layerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined {
-  const { inner, inside } = patternOf(head);
-  let cur = head;
-  let bias: string | undefined;
-  let scale: string | undefined;
-  if (cur.opType === 'Add') {
-    const a = affine(cur, ['Mul', 'Div'], src, inside);
-    if (!a) return undefined;
-    bias = a.param;
-    cur = a.next;
-    inner.push(cur);
-  }
-  if (cur.opType === 'Mul') {
-    const a = affine(cur, ['Div'], src, inside);
-    if (!a) return undefined;
-    scale = a.param;
-    cur = a.next;
-    inner.push(cur);
-  }
-  if (cur.opType !== 'Div') return undefined;
-  const div = cur;
-  // x − μ is read by the square too: its readers are checked once the square is found.
-  const sub = src.producer(div.input[0]!);
-  if (!sub || sub.opType !== 'Sub' || sub.domain !== '' || src.outputs.has(div.input[0]!)) return undefined;
-  inner.push(sub);
-  const x = sub.input[0]!;
-  // μ may be read by a second Sub(x, μ) too: its readers are checked at the end.
-  const mean = src.producer(sub.input[1]!);
-  if (!mean || mean.opType !== 'ReduceMean' || mean.domain !== '' || mean.input[0] !== x || src.outputs.has(sub.input[1]!)) return undefined;
-  inner.push(mean);
-  const sqrt = innerProducer(src, div.input[1]!, 'Sqrt', inside);
-  if (!sqrt) return undefined;
-  inner.push(sqrt);
-  const addEps = innerProducer(src, sqrt.input[0]!, 'Add', inside);
-  if (!addEps) return undefined;
-  inner.push(addEps);
-  const epsAt = addEps.input.findIndex((i) => scalar(src, i) !== undefined);
-  const eps = epsAt < 0 ? undefined : scalar(src, addEps.input[epsAt]!);
-  if (eps === undefined || !(eps > 0)) return undefined;
-  const variance = innerProducer(src, addEps.input[1 - epsAt]!, 'ReduceMean', inside);
-  if (!variance) return undefined;
-  inner.push(variance);
-  const sq = src.producer(variance.input[0]!);
-  if (!sq || !innerProducer(src, variance.input[0]!, sq.opType, inside)) return undefined;
-  inner.push(sq);
-  // The squared value: x − μ, perhaps cast to its own type, perhaps a second Sub(x, μ).
-  let d = sq.input[0]!;
-  const cast = src.producer(d);
-  if (cast?.opType === 'Cast' && attrInt(cast, 'to') === src.dtype(cast.input[0]!) && innerProducer(src, d, 'Cast', inside)) {
-    inner.push(cast);
-    d = cast.input[0]!;
-  }
-  const isSquare = (sq.opType === 'Pow' && near(scalar(src, sq.input[1]!), 2)) || (sq.opType === 'Mul' && sq.input[1] === sq.input[0]);
-  if (!isSquare) return undefined;
-  if (d !== sub.output[0]) {
-    const again = src.producer(d);
-    if (!again || again.opType !== 'Sub' || again.domain !== '' || again.input[0] !== x || again.input[1] !== sub.input[1] || src.outputs.has(d)) return undefined;
-    inner.push(again);
-  }
-  // x − μ is read by the square and the Div only; the statistics by nothing else.
-  if (![d, sub.output[0]!, sub.input[1]!].every((v) => (src.consumers.get(v) ?? []).every(inside))) return undefined;
-  const axis = trailingMeanAxis(mean, src);
-  if (axis === undefined || trailingMeanAxis(variance, src) !== axis) return undefined;
-  const xShape = src.shape(x);
+/** The checks both spellings share, then the LayerNormalization node. */
+function finishLayerNorm(head: NodeProto, src: PatternSources, inner: NodeProto[], dev: { x: string; eps: number; axis: number }, scale: string | undefined, bias: string | undefined): SpelledOp | undefined {
+  if (!closed(src, head, inner)) return undefined;
+  const xShape = src.shape(dev.x);
   if (!xShape) return undefined;
   // γ and β broadcast over the normalised axes only: shapes that are suffixes of them (or 1s).
-  const normalized = xShape.slice(axis);
+  const normalized = xShape.slice(dev.axis);
   const produced = new Set([head, ...inner].flatMap((n) => n.output));
   for (const p of [scale, bias]) {
     if (p === undefined) continue;
@@ -255,10 +311,10 @@ function layerNorm(head: NodeProto, src: PatternSources): SpelledOp | undefined 
     if (produced.has(p) || !s || s.length > normalized.length || s.some((v, i) => v !== 1 && v !== normalized[normalized.length - s.length + i])) return undefined;
   }
   const attribute = [
-    makeAttribute('axis', axis),
-    makeAttribute('epsilon', float(eps)),
+    makeAttribute('axis', dev.axis),
+    makeAttribute('epsilon', float(dev.eps)),
     // The forward ran in x's own element type; so does the backward.
     makeAttribute('stash_type', 0),
   ];
-  return spelled('LayerNormalization', head, [x, scale ?? '', bias ?? ''], attribute, inner);
+  return spelled('LayerNormalization', head, [dev.x, scale ?? '', bias ?? ''], attribute, inner);
 }

@@ -51,7 +51,18 @@ function layerNorm(opts: { square?: 'pow' | 'mul'; gamma?: boolean; beta?: boole
   };
 }
 
-function gelu(form: 'torch' | 'half-first' | 'x-last' | 'mul-inv-sqrt2' | 'tanh', half = 0.5): Variant['emit'] {
+/** tf2onnx's LayerNorm ("batchnorm" form): m = γ / σ, y = x·m + (β − μ·m). */
+function tfLayerNorm(opts: { gamma?: boolean } = {}): Variant['emit'] {
+  return (b, k, x, y) => {
+    const mu = mean(b, x, [-1], 14);
+    const d = b.op('Sub', [x, mu]);
+    const r = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [mean(b, b.op('Mul', [d, d]), [-1], 14), k(1e-12)])])]);
+    const m = opts.gamma ? b.op('Mul', [r, 'gamma']) : r;
+    b.opN('Add', [b.op('Mul', [x, m]), b.op('Sub', ['beta', b.op('Mul', [mu, m])])], {}, { outputs: [y] });
+  };
+}
+
+function gelu(form: 'torch' | 'half-first' | 'x-last' | 'mul-inv-sqrt2' | 'tanh' | 'tf', half = 0.5): Variant['emit'] {
   return (b, k, x, y) => {
     const c = (scaled: string) => b.op('Add', [b.op('Erf', [scaled]), k(1)]);
     // Hugging Face's gelu_new as exported: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
@@ -62,6 +73,8 @@ function gelu(form: 'torch' | 'half-first' | 'x-last' | 'mul-inv-sqrt2' | 'tanh'
     if (form === 'torch') b.opN('Mul', [b.op('Mul', [x, c(b.op('Div', [x, k(Math.SQRT2)]))]), k(half)], {}, { outputs: [y] });
     if (form === 'half-first') b.opN('Mul', [b.op('Mul', [x, k(half)]), c(b.op('Div', [x, k(Math.SQRT2)]))], {}, { outputs: [y] });
     if (form === 'x-last') b.opN('Mul', [b.op('Mul', [k(half), c(b.op('Div', [x, k(Math.SQRT2)]))]), x], {}, { outputs: [y] });
+    // tf2onnx: x / Sqrt(2) with √2 computed by a Sqrt node, ½ applied to (1 + erf) first
+    if (form === 'tf') b.opN('Mul', [x, b.op('Mul', [k(half), b.op('Add', [k(1), b.op('Erf', [b.op('Div', [x, b.op('Sqrt', [k(2)])])])])])], {}, { outputs: [y] });
     if (form === 'mul-inv-sqrt2') b.opN('Mul', [k(half), b.op('Mul', [c(b.op('Mul', [k(Math.SQRT1_2), x])), x])], {}, { outputs: [y] });
   };
 }
@@ -145,6 +158,12 @@ describe('decomposed LayerNorm, differentiated as LayerNormalization', () => {
     expect([...plain.read].some((r) => !allowed.has(r))).toBe(true);
   });
 
+  it.each([true, false])('tf2onnx spelling (γ: %s): same gradients, no intermediate read by the backward', async (gamma) => {
+    const { spelled, plain } = await check({ emit: tfLayerNorm({ gamma }), spelled: true });
+    expect([...spelled.read].filter((r) => !allowed.has(r))).toEqual([]);
+    expect([...plain.read].some((r) => !allowed.has(r))).toBe(true);
+  });
+
   it('float32 at opset 17', async () => {
     const { spelled } = await check({ emit: layerNorm({ gamma: true, beta: true }), spelled: true, dtype: DT.FLOAT, opset: 17 });
     expect([...spelled.read].filter((r) => !allowed.has(r))).toEqual([]);
@@ -161,7 +180,7 @@ describe('decomposed LayerNorm, differentiated as LayerNormalization', () => {
 });
 
 describe('decomposed GELU (erf and tanh forms), differentiated as Gelu', () => {
-  it.each(['torch', 'half-first', 'x-last', 'mul-inv-sqrt2', 'tanh'] as const)('%s form: same gradients, the backward reads x only', async (form) => {
+  it.each(['torch', 'half-first', 'x-last', 'mul-inv-sqrt2', 'tanh', 'tf'] as const)('%s form: same gradients, the backward reads x only', async (form) => {
     const { spelled, plain } = await check({ emit: gelu(form), spelled: true, dtype: DT.FLOAT });
     expect([...spelled.read].filter((r) => !allowed.has(r))).toEqual([]);
     expect([...plain.read].some((r) => !allowed.has(r))).toBe(true);
