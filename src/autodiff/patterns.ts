@@ -96,7 +96,7 @@ function patternOf(head: NodeProto) {
   return { inner, inside: (n: NodeProto) => n === head || inner.includes(n) };
 }
 
-/** y = ½ · x · (1 + erf(x / √2)), `head` the outer of the two Muls. */
+/** y = ½ · x · (1 + erf(x / √2)) or its tanh form, `head` the outer of the two Muls. */
 function gelu(head: NodeProto, src: PatternSources): SpelledOp | undefined {
   for (const k of [0, 1]) {
     const innerMul = innerProducer(src, head.input[k]!, 'Mul', (n) => n === head);
