@@ -126,7 +126,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   const evals: LoopResult['evals'] = [];
   const runEval = async () => {
     if (!opts.eval) return;
-    evalSession ??= await runtime.createSession(graphs.eval, { ...sessionOpts, ep });
+    evalSession ??= await runtime.createSession(typeof graphs.eval === 'function' ? graphs.eval() : graphs.eval, { ...sessionOpts, ep });
     const feeds: Feeds = {};
     for (const [k, d] of theta) feeds[k] = f32Tensor(d, shapes.get(k)!);
     const metrics = await evaluate(evalSession, opts.eval, { ...spec, inputs: manifest.eval.inputs.data }, feeds, hyper.batchSize);

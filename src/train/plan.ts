@@ -31,7 +31,8 @@ export interface TrainingPlan {
 export interface RunGraphs {
   manifest: Manifest;
   train: Uint8Array | string;
-  eval: Uint8Array | string;
+  /** The eval graph; a function encodes it only when the first evaluation needs it. */
+  eval: Uint8Array | string | (() => Uint8Array);
   init: TrainState;
   /** External data files of graphs given as bytes. */
   externalData?: SessionOptions['externalData'];
@@ -92,7 +93,9 @@ export function planToRun(plan: TrainingPlan, externalData?: SessionOptions['ext
   return {
     manifest: plan.manifest,
     train: encodeModel(plan.graphs.train),
-    eval: encodeModel(plan.graphs.eval),
+    // Encoded when first evaluated, so a run without eval data never holds a second copy of the
+    // weights in memory.
+    eval: () => encodeModel(plan.graphs.eval),
     init: planInitialState(plan),
     ...(externalData?.length ? { externalData } : {}),
   };
