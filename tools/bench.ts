@@ -62,7 +62,7 @@ const RANK = 8;
 const TARGETS = 'query,value';
 
 type ModelKey = 'tiny' | 'base';
-type Job = 'forward' | 'train-peanut' | 'train-lora' | 'interleaved' | 'io';
+type Job = 'forward' | 'train-peanut' | 'train-lora' | 'train-run' | 'interleaved' | 'io';
 
 interface Timing {
   medianMs: number;
@@ -107,6 +107,23 @@ function benchBatch(model: ModelKey): { ids: number[]; labels: number[] } {
 }
 
 const batchFile = (model: ModelKey) => join(WORK, `batch-${model}.json`);
+
+/** Where the `train-run` job finds its adapted model and data. */
+const runDir = (model: ModelKey) => join(WORK, `train-run-${model}`);
+
+/** Writes the PEANuT-adapted model and `steps` batches of the bench batch as JSONL for `train-run`. */
+async function prepareTrainRun(model: ModelKey, steps: number): Promise<void> {
+  const { inject } = await import('../src/adapter/inject.ts');
+  const { loadModel, saveModel } = await import('../src/node/model-files.ts');
+  const dir = runDir(model);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  saveModel(inject(loadModel(model === 'tiny' ? TINY : BASE), { method: 'peanut', r: RANK, depth: 0, alpha: 2 * RANK, targets: TARGETS, seed: 0 }).model, join(dir, 'adapted.onnx'));
+  const { ids, labels } = benchBatch(model);
+  const lines: string[] = [];
+  for (let k = 0; k < steps; k++) for (let b = 0; b < BATCH; b++) lines.push(JSON.stringify({ input_ids: ids.slice(b * SEQ, (b + 1) * SEQ), label: labels[b] }));
+  writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
+}
 
 /** Writes the batch for the reference (rows of token ids, labels). */
 function writeBatchFile(model: ModelKey): void {
@@ -293,6 +310,16 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
     });
     return { step, info, release: () => session.release() };
   };
+
+  if (job === 'train-run') {
+    // The whole `peanut-onnx train <adapted.onnx>` process: build in memory, `runs` steps, one
+    // checkpoint (the adapted model and the data were written by the driver: runDir(model)).
+    const { train } = await import('../src/node/train.ts');
+    const dir = runDir(model);
+    const t0 = now();
+    const r = await train(join(dir, 'adapted.onnx'), { data: join(dir, 'train.jsonl'), outDir: join(dir, 'run'), task: 'seq-cls', steps: runs, batchSize: BATCH, threads, ep: 'cpu', saveEvery: 0 });
+    return { job, model, steps: r.step, wallMs: Math.round(now() - t0), lastLoss: r.lastLoss, peakRssMiB: maxRssMiB() };
+  }
 
   if (job === 'train-peanut' || job === 'train-lora') {
     const trainer = await makeTrainer(job === 'train-peanut' ? 'peanut' : 'lora');
@@ -604,6 +631,10 @@ async function main(): Promise<void> {
     results[model]!.interleaved = runWorker('interleaved', model, runs, warmup, args.threads, torch.available);
     const rssRuns = model === 'tiny' ? runs : 2;
     for (const job of ['forward', 'train-peanut', 'train-lora'] as const) results[model]![job] = runWorker(job, model, rssRuns, warmup, args.threads);
+    const runSteps = model === 'tiny' ? 20 : 4;
+    await prepareTrainRun(model, runSteps);
+    results[model]!['train-run'] = runWorker('train-run', model, runSteps, 0, args.threads);
+    rmSync(runDir(model), { recursive: true, force: true });
     if (torch.available) {
       for (const job of ['forward', 'peanut', 'lora'] as const) results[model]![`pytorch-${job}`] = runReferenceJob(model, job, warmup + rssRuns, args.threads);
     }
@@ -621,7 +652,13 @@ async function main(): Promise<void> {
     const fwdMin = get<number>(model, 'interleaved', 'forward', 'minMs');
     const peaMin = get<number>(model, 'interleaved', 'peanutStep', 'minMs');
     const loraMin = get<number>(model, 'interleaved', 'loraStep', 'minMs');
-    const rss = { forward: get<number>(model, 'forward', 'peakRssMiB'), peanut: get<number>(model, 'train-peanut', 'peakRssMiB'), lora: get<number>(model, 'train-lora', 'peakRssMiB'), io: get<number>(model, 'io', 'peakRssMiB') };
+    const rss = {
+      forward: get<number>(model, 'forward', 'peakRssMiB'),
+      peanut: get<number>(model, 'train-peanut', 'peakRssMiB'),
+      lora: get<number>(model, 'train-lora', 'peakRssMiB'),
+      trainRun: get<number>(model, 'train-run', 'peakRssMiB'),
+      io: get<number>(model, 'io', 'peakRssMiB'),
+    };
     const pt = get<Record<string, unknown> | null>(model, 'interleaved', 'pytorch');
     let pytorch: PytorchCells;
     if (pt) {
@@ -642,7 +679,7 @@ async function main(): Promise<void> {
         minLoraStepOverPytorch: r3(loraMin / t('loraStep', 'minMs')),
         minForwardOverPytorch: r3(fwdMin / t('forward', 'minMs')),
         pytorchPeanutStepOverForward: r3(t('peanutStep', 'medianMs') / t('forward', 'medianMs')),
-        rssOverPytorch: { forward: r3(rss.forward / ptRss.forward), peanut: r3(rss.peanut / ptRss.peanut), lora: r3(rss.lora / ptRss.lora) },
+        rssOverPytorch: { forward: r3(rss.forward / ptRss.forward), peanut: r3(rss.peanut / ptRss.peanut), lora: r3(rss.lora / ptRss.lora), trainRun: r3(rss.trainRun / ptRss.peanut) },
         logitsMaxAbsDiff: pt.logitsMaxAbsDiff as number,
       };
     } else {
@@ -662,7 +699,7 @@ async function main(): Promise<void> {
         minLoraStepOverPytorch: null,
         minForwardOverPytorch: null,
         pytorchPeanutStepOverForward: null,
-        rssOverPytorch: { forward: null, peanut: null, lora: null },
+        rssOverPytorch: { forward: null, peanut: null, lora: null, trainRun: null },
         logitsMaxAbsDiff: null,
       };
     }
@@ -736,7 +773,7 @@ interface PytorchCells {
   minLoraStepOverPytorch: Cell;
   minForwardOverPytorch: Cell;
   pytorchPeanutStepOverForward: Cell;
-  rssOverPytorch: { forward: Cell; peanut: Cell; lora: Cell };
+  rssOverPytorch: { forward: Cell; peanut: Cell; lora: Cell; trainRun: Cell };
   logitsMaxAbsDiff: Cell;
 }
 
@@ -749,7 +786,7 @@ interface SummaryRow {
   loraStepOverForward: number;
   peanutOverLora: number;
   min: { frozenForwardMs: number; peanutStepMs: number; loraStepMs: number; peanutStepOverForward: number; loraStepOverForward: number };
-  peakRssMiB: { forward: number; peanut: number; lora: number; io: number };
+  peakRssMiB: { forward: number; peanut: number; lora: number; trainRun: number; io: number };
   mergedOverOriginalInference: number;
   injectOverCopy: number;
   mergeOverCopy: number;
@@ -792,6 +829,7 @@ export function markdown(report: Report): string {
   row('peak RSS MiB: forward / PEANuT / LoRA', (r) => `${mib(r.peakRssMiB.forward)} / ${mib(r.peakRssMiB.peanut)} / ${mib(r.peakRssMiB.lora)}`);
   row('PyTorch peak RSS MiB: forward / PEANuT / LoRA', (r) => `${mib(r.pytorch.peakRssMiB.forward)} / ${mib(r.pytorch.peakRssMiB.peanut)} / ${mib(r.pytorch.peakRssMiB.lora)}`);
   row('**peak RSS / PyTorch’s**: forward / PEANuT / LoRA', (r) => `${x(r.pytorch.rssOverPytorch.forward)} / ${x(r.pytorch.rssOverPytorch.peanut)} / ${x(r.pytorch.rssOverPytorch.lora)}`);
+  row('peak RSS MiB of a `peanut-onnx train` run (PEANuT) · / PyTorch’s PEANuT step', (r) => `${mib(r.peakRssMiB.trainRun)} · ${x(r.pytorch.rssOverPytorch.trainRun)}`);
   row('merged / original inference time', (r) => x(r.mergedOverOriginalInference));
   row('inject / plain copy + fsync', (r) => x(r.injectOverCopy));
   row('merge / plain copy + fsync', (r) => x(r.mergeOverCopy));
