@@ -4,9 +4,10 @@
  * carry the writing process's id, so a later run can remove those a killed process left behind.
  * File-system failures (a read-only or missing folder, a full disk) become one-line errors.
  */
-import { close, closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync, realpathSync } from 'node:fs';
+import { close, constants, lstatSync, openSync, readdirSync, renameSync, rmSync, existsSync, realpathSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
+import { FileSink } from './sink.ts';
 
 let counter = 0;
 
@@ -113,16 +114,15 @@ export function withFileErrors<T>(doing: string, path: string, fn: () => T): T {
 /** Writes `chunks` in order to `dest` atomically. */
 export function writeFileAtomic(dest: string, ...chunks: Uint8Array[]): void {
   const tmp = tempPathFor(dest);
-  const fd = withFileErrors('write', dest, () => openSync(tmp, 'w'));
+  const sink = new FileSink(withFileErrors('write', dest, () => openSync(tmp, 'w')));
   try {
-    for (const chunk of chunks) writeAll(fd, chunk);
-    fsyncSync(fd);
+    for (const chunk of chunks) sink.add(chunk);
+    sink.finish();
   } catch (err) {
-    closeSync(fd);
+    sink.abort();
     rmSync(tmp, { force: true });
     throw fileError(err, 'write', dest);
   }
-  closeSync(fd);
   renameAtomic(tmp, dest);
 }
 
@@ -172,12 +172,4 @@ function holdForRelease(path: string): () => void {
     return none;
   }
   return () => close(fd, () => {});
-}
-
-/** `writeSync` may write less than asked for large buffers; loop until done. */
-export function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.byteLength) {
-    off += writeSync(fd, bytes, off, bytes.byteLength - off);
-  }
 }

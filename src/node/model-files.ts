@@ -5,7 +5,7 @@
  * without the large raw_data payloads is read, and those tensors read their bytes from the file
  * on demand (see `loadModel`). External tensors stay on disk until someone asks for their bytes.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { create, DataLocation, StringStringEntryProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -14,7 +14,8 @@ import { dtypeSize } from '../onnx/dtype.ts';
 import { encodeModelParts, type ModelPart } from '../onnx/encode-chunks.ts';
 import { allInitializers, checkedBytes, decodeModel, encodeModel, graphOf, materializeNested, type OnnxModel } from '../onnx/model.ts';
 import { checkModelTensors, modelTensors } from '../onnx/check-tensors.ts';
-import { canonical, fileError, removeDeadTemps, renameAtomic, tempPathFor, withFileErrors, writeAll, writeFileAtomic } from './atomic.ts';
+import { canonical, fileError, removeDeadTemps, renameAtomic, tempPathFor, withFileErrors, writeFileAtomic } from './atomic.ts';
+import { FileSink } from './sink.ts';
 import { checkRange, externalDataPath, fileIdentity, openExternal, openSourceRange } from './files.ts';
 import { readSkeleton } from './lazy-load.ts';
 import { assertNotModelSource, freshDataName, removeReplaced, replacedDataFiles, sourceFiles, taggedDataFiles } from './model-data.ts';
@@ -184,29 +185,24 @@ class SourceFiles {
 /** Writes model parts to `dest` atomically, copying lazily loaded tensors from their files in chunks. */
 function writePartsAtomic(dest: string, parts: readonly ModelPart[]): void {
   const tmp = tempPathFor(dest);
-  const fd = withFileErrors('write', dest, () => openSync(tmp, 'w'));
+  const sink = new FileSink(withFileErrors('write', dest, () => openSync(tmp, 'w')));
   const sources = new SourceFiles();
   try {
     let chunk: Uint8Array | undefined;
     for (const p of parts) {
       if (p instanceof Uint8Array) {
-        writeAll(fd, p);
+        sink.add(p);
         continue;
       }
       const src = deferredSource(p.tensor);
       if (src) {
         chunk ??= new Uint8Array(COPY_CHUNK);
-        copyRange(sources.open(src), src.path, src.offset, src.length, fd, chunk, 'model file');
-      } else writeAll(fd, checkedBytes(p.tensor, p.length));
+        copyRange(sources.open(src), src.path, src.offset, src.length, sink, chunk, 'model file');
+      } else sink.add(checkedBytes(p.tensor, p.length));
     }
-    fsyncSync(fd);
-    closeSync(fd);
+    sink.finish();
   } catch (err) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
+    sink.abort();
     rmSync(tmp, { force: true });
     throw fileError(err, 'write', dest);
   } finally {
@@ -263,7 +259,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
   const dataName = freshDataName(out);
   const dataPath = join(dirname(out), dataName);
   const dataTmp = tempPathFor(dataPath);
-  const fd = withFileErrors('write', dataPath, () => openSync(dataTmp, 'w'));
+  const sink = new FileSink(withFileErrors('write', dataPath, () => openSync(dataTmp, 'w')));
   // Tensors are swapped for external references only while encoding, then restored, so the
   // in-memory model is unchanged by a save.
   const restore: Array<[TensorProto, TensorProto]> = [];
@@ -288,33 +284,28 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
           sources.set(ref.location, src);
         }
         checkRange(src.path, ref.offset, ref.length, src.size);
-        copyRange(src.fd, src.path, ref.offset, ref.length, fd, chunk);
+        copyRange(src.fd, src.path, ref.offset, ref.length, sink, chunk);
         written = ref.length;
       } else if (deferredSource(t)) {
         const src = deferredSource(t)!;
-        copyRange(lazySources.open(src), src.path, src.offset, src.length, fd, chunk, 'model file');
+        copyRange(lazySources.open(src), src.path, src.offset, src.length, sink, chunk, 'model file');
         written = src.length;
       } else {
         const bytes = tensorBytes(t, model.baseDir);
-        writeAll(fd, bytes);
+        sink.add(bytes);
         written = bytes.byteLength;
       }
       swapToExternal(t, dataName, offset, written, restore);
       saved.refs.set(t, { offset, length: written });
       offset += written;
     }
-    fsyncSync(fd);
-    closeSync(fd);
+    sink.finish();
     const encoded = encodeModel(model.proto);
     renameAtomic(dataTmp, dataPath);
     dataInPlace = true;
     writeFileAtomic(out, encoded);
   } catch (err) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
+    sink.abort();
     rmSync(dataTmp, { force: true });
     // The new data file is nobody's until the model naming it is in place.
     if (dataInPlace) rmSync(dataPath, { force: true });
@@ -387,8 +378,8 @@ function saveSharingData(model: OnnxModel, inits: TensorProto[], outPath: string
  */
 const COPY_CHUNK = 256 * 2 ** 10;
 
-/** Copies `length` bytes at `offset` of `src` to the current position of `dst`, chunk by chunk. */
-function copyRange(src: number, srcPath: string, offset: number, length: number, dst: number, chunk: Uint8Array, what = 'external data file'): void {
+/** Copies `length` bytes at `offset` of `src` to `dst`, chunk by chunk. */
+function copyRange(src: number, srcPath: string, offset: number, length: number, dst: FileSink, chunk: Uint8Array, what = 'external data file'): void {
   let done = 0;
   while (done < length) {
     const want = Math.min(chunk.byteLength, length - done);
@@ -398,7 +389,7 @@ function copyRange(src: number, srcPath: string, offset: number, length: number,
       if (n === 0) throw new PeanutError('E_NOT_ONNX', `${what} '${srcPath}' is truncated: need bytes ${offset}..${offset + length}`);
       got += n;
     }
-    writeAll(dst, chunk.subarray(0, want));
+    dst.write(chunk.subarray(0, want));
     done += want;
   }
 }
