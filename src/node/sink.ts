@@ -1,14 +1,18 @@
 /**
  * Writing a new file front to back, for large outputs (models, their data files). Small pieces
  * (a model's headers and small tensors, thousands of them) are gathered and written with one
- * `writev` each, large ones as they come. As the file grows, its writeback is started by a worker
- * thread (an `fdatasync` each time `FLUSH_AHEAD_BYTES` more are written, one at a time), so the disk
- * works while the rest of the file is still being produced and the final fsync has little left to
- * wait for (see flusher.ts). `finish` still fsyncs and closes before returning, so a finished
- * file is as durable as with a plain write + fsync.
+ * `writev` each, large ones as they come, and ranges of other files (tensors of the model being
+ * saved that live in a file) are copied by a worker thread (io-worker.ts) while the writer goes
+ * on to the next piece, e.g. computes the next merged weight. Every write goes to its own
+ * position, so the order in which they land does not matter. As the file grows, its writeback is
+ * started early (an `fdatasync` on another thread once `FLUSH_AHEAD_BYTES` more are written), so
+ * the disk works while the rest is still being produced and the final fsync has little left to
+ * wait for. `finish` waits for the worker's jobs, fsyncs and closes before returning, so a
+ * finished file is as durable as with a plain write + fsync.
  */
-import { closeSync, fsyncSync, writeSync, writevSync } from 'node:fs';
-import { startFlush, waitForFlush } from './flusher.ts';
+import { closeSync, fsyncSync, readSync, writeSync, writevSync } from 'node:fs';
+import { PeanutError } from '../errors.ts';
+import { ioWorker, type CopyJob } from './io-worker.ts';
 
 /** Bytes written between two early writeback starts. */
 const FLUSH_AHEAD_BYTES = 32 * 2 ** 20;
@@ -17,20 +21,28 @@ const GATHER_BELOW = 64 * 1024;
 /** Gathered bytes and pieces written in one go at most (the piece limit is Linux's IOV_MAX). */
 const GATHER_BYTES = 1024 * 1024;
 const GATHER_PIECES = 1024;
+/** Copies at least this large go to the worker; smaller ones are not worth a message. */
+const WORKER_COPY_BYTES = 1024 * 1024;
+/**
+ * Bytes per read/write when the writer copies a range itself. Small enough to stay in the CPU
+ * cache between the read and the write.
+ */
+const COPY_CHUNK = 256 * 2 ** 10;
 
-/** `writeSync` may write less than asked for large buffers; loop until done. */
-export function writeAll(fd: number, bytes: Uint8Array): void {
+/** `writeSync` at `position` until every byte is written (it may write less than asked). */
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let off = 0;
   while (off < bytes.byteLength) {
-    off += writeSync(fd, bytes, off, bytes.byteLength - off);
+    off += writeSync(fd, bytes, off, bytes.byteLength - off, position + off);
   }
 }
 
-/** `writevSync` until every piece is written (it may write less than asked). */
-function writevAll(fd: number, pieces: Uint8Array[]): void {
+/** `writevSync` at `position` until every piece is written (it may write less than asked). */
+function writevAll(fd: number, pieces: Uint8Array[], position: number): void {
   let rest = pieces;
   while (rest.length > 0) {
-    let n = writevSync(fd, rest);
+    let n = writevSync(fd, rest, position);
+    position += n;
     let i = 0;
     while (i < rest.length && n >= rest[i]!.byteLength) n -= rest[i++]!.byteLength;
     rest = rest.slice(i);
@@ -38,13 +50,19 @@ function writevAll(fd: number, pieces: Uint8Array[]): void {
   }
 }
 
-/** Sequential writes to the new file open as `fd` (see the module comment). */
+/** Writes to the new file open as `fd`, front to back (see the module comment). */
 export class FileSink {
   private readonly gathered: Uint8Array[] = [];
   private gatheredBytes = 0;
-  private written = 0;
+  /** Where the next piece goes (everything before it is written or given to the worker). */
+  private offset = 0;
   private flushedAt = 0;
-  private flushing = false;
+  /** Bytes this sink wrote itself; with the worker's copies since `copiedBase`, what has landed. */
+  private landed = 0;
+  private copiedBase = 0;
+  private copied = false;
+  private chunk: Uint8Array | undefined;
+  private usedWorker = false;
   private done = false;
 
   constructor(private readonly fd: number) {}
@@ -52,7 +70,7 @@ export class FileSink {
   /** Writes `bytes` now (after anything gathered); the caller may reuse them on return. */
   write(bytes: Uint8Array): void {
     this.drain();
-    writeAll(this.fd, bytes);
+    writeAll(this.fd, bytes, this.offset);
     this.advance(bytes.byteLength);
   }
 
@@ -65,43 +83,102 @@ export class FileSink {
     if (this.gathered.length >= GATHER_PIECES || this.gatheredBytes >= GATHER_BYTES) this.drain();
   }
 
-  /** Writes what is gathered, fsyncs and closes the file. */
-  finish(): void {
+  /**
+   * Appends `length` bytes at `offset` of the file open as `src` (its path `srcPath`, `what` it is,
+   * for errors). `src` must stay open until `finish` or `abort` returns.
+   *
+   * @throws PeanutError E_NOT_ONNX when the file ends before the range does (here or from `finish`)
+   */
+  copy(src: number, srcPath: string, offset: number, length: number, what: string): void {
     this.drain();
-    fsyncSync(this.fd);
-    this.close();
+    const job: CopyJob = { src, srcPath, srcOffset: offset, length, dst: this.fd, dstOffset: this.offset, what };
+    const worker = length >= WORKER_COPY_BYTES ? ioWorker() : null;
+    if (worker) {
+      if (!this.usedWorker) this.copiedBase = worker.copiedBytes();
+      this.usedWorker = true;
+      worker.copy(job);
+      // Counted as it lands (`flushAhead`).
+      this.copied = true;
+      this.advance(length);
+      this.copied = false;
+    } else {
+      this.copyHere(job);
+      this.advance(length);
+    }
   }
 
-  /** Closes the file after a failure (the caller removes it). */
+  /** Writes what is gathered, waits for the worker's copies, fsyncs and closes the file. */
+  finish(): void {
+    this.drain();
+    this.settle();
+    fsyncSync(this.fd);
+    this.done = true;
+    closeSync(this.fd);
+  }
+
+  /** Closes the file after a failure (the caller removes it), once the worker is done with it. */
   abort(): void {
+    if (this.done) return;
     try {
-      this.close();
+      this.settle();
+    } catch {
+      /* the failure being handled is the one to report */
+    }
+    this.done = true;
+    try {
+      closeSync(this.fd);
     } catch {
       /* already closed */
     }
   }
 
-  private close(): void {
-    if (this.done) return;
-    this.done = true;
-    // An early flush may still be using the descriptor.
-    if (this.flushing) waitForFlush();
-    closeSync(this.fd);
+  /** Waits until the worker has done every job for this file. */
+  private settle(): void {
+    if (!this.usedWorker) return;
+    const worker = ioWorker()!;
+    // While the copies run, keep the writeback going as they land.
+    while (worker.copying(10)) this.flushAhead();
+    this.usedWorker = false;
+    worker.drain();
+  }
+
+  private copyHere(job: CopyJob): void {
+    const chunk = (this.chunk ??= new Uint8Array(COPY_CHUNK));
+    for (let done = 0; done < job.length; ) {
+      const want = Math.min(chunk.byteLength, job.length - done);
+      for (let got = 0; got < want; ) {
+        const n = readSync(job.src, chunk, got, want - got, job.srcOffset + done + got);
+        if (n === 0) throw new PeanutError('E_NOT_ONNX', `${job.what} '${job.srcPath}' is truncated: need bytes ${job.srcOffset}..${job.srcOffset + job.length}`);
+        got += n;
+      }
+      writeAll(this.fd, chunk.subarray(0, want), job.dstOffset + done);
+      done += want;
+    }
   }
 
   private drain(): void {
     if (this.gathered.length === 0) return;
-    writevAll(this.fd, this.gathered);
+    writevAll(this.fd, this.gathered, this.offset);
     this.advance(this.gatheredBytes);
     this.gathered.length = 0;
     this.gatheredBytes = 0;
   }
 
   private advance(n: number): void {
-    this.written += n;
-    if (this.written - this.flushedAt < FLUSH_AHEAD_BYTES) return;
-    if (!startFlush(this.fd)) return;
-    this.flushing = true;
-    this.flushedAt = this.written;
+    this.offset += n;
+    if (!this.copied) this.landed += n;
+    this.flushAhead();
+  }
+
+  /** Starts an early flush once `FLUSH_AHEAD_BYTES` more have landed in the file (written here or by the worker's copies). */
+  private flushAhead(): void {
+    const worker = this.usedWorker ? ioWorker() : null;
+    const landed = this.landed + (worker ? worker.copiedBytes() - this.copiedBase : 0);
+    if (landed - this.flushedAt < FLUSH_AHEAD_BYTES) return;
+    const w = worker ?? ioWorker();
+    if (!w?.flush(this.fd)) return;
+    if (!this.usedWorker) this.copiedBase = w.copiedBytes();
+    this.usedWorker = true;
+    this.flushedAt = landed;
   }
 }

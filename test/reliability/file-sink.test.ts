@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,57 @@ describe('FileSink', () => {
     sink.abort();
     sink.abort();
     expect(statSync(path).size).toBe(100 + 40 * 2 ** 20);
+  });
+});
+
+describe('FileSink copies', () => {
+  const source = join(dir, 'source.bin');
+  const bytes = pattern(12 * 2 ** 20 + 123, 9);
+  writeFileSync(source, bytes);
+
+  it('copies ranges of another file, large ones on a worker thread, between written pieces', () => {
+    const path = join(dir, 'copied.bin');
+    const src = openSync(source, 'r');
+    const sink = new FileSink(openSync(path, 'w'));
+    const ranges: Array<[number, number]> = [[5, 3 * 2 ** 20], [100, 1000], [2 ** 20 + 7, 8 * 2 ** 20 + 11], [0, bytes.byteLength]];
+    const expected: Uint8Array[] = [];
+    for (const [i, [offset, length]] of ranges.entries()) {
+      const head = pattern(10 + i, i);
+      sink.add(head);
+      expected.push(head);
+      sink.copy(src, source, offset, length, 'test file');
+      expected.push(bytes.subarray(offset, offset + length));
+    }
+    const tail = pattern(2 * 2 ** 20, 5);
+    sink.write(tail);
+    expected.push(tail);
+    sink.finish();
+    closeSync(src);
+    expect(Buffer.compare(readFileSync(path), Buffer.concat(expected))).toBe(0);
+  });
+
+  it('a range past the end of its file fails the write with E_NOT_ONNX, on the worker or not', () => {
+    for (const length of [1000, 4 * 2 ** 20]) {
+      const src = openSync(source, 'r');
+      const sink = new FileSink(openSync(join(dir, 'short.bin'), 'w'));
+      let err: unknown;
+      try {
+        sink.copy(src, source, bytes.byteLength - 10, length, 'test file');
+        sink.finish();
+      } catch (e) {
+        err = e;
+        sink.abort();
+      }
+      closeSync(src);
+      expect(err).toMatchObject({ code: 'E_NOT_ONNX', message: expect.stringContaining(`is truncated: need bytes ${bytes.byteLength - 10}..`) });
+    }
+    // The worker goes on working after a failed copy.
+    const src = openSync(source, 'r');
+    const sink = new FileSink(openSync(join(dir, 'after.bin'), 'w'));
+    sink.copy(src, source, 0, bytes.byteLength, 'test file');
+    sink.finish();
+    closeSync(src);
+    expect(Buffer.compare(readFileSync(join(dir, 'after.bin')), bytes)).toBe(0);
   });
 });
 
