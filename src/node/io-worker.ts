@@ -105,10 +105,11 @@ export function ioWorker(): IoWorker | null {
  * holds up the copies behind it.
  */
 function start(): IoWorker | null {
-  const copies = lane();
-  const flushes = copies && lane();
+  // Both threads start at once; each must answer before either is used.
+  const started = [spawn(), spawn()];
+  const [copies, flushes] = started.map((l) => (l && ready(l) ? l : null));
   if (!copies || !flushes) {
-    if (copies) void copies.thread.terminate();
+    for (const l of started) if (l) void l.thread.terminate();
     return null;
   }
   const wait = (l: Lane) => {
@@ -144,23 +145,23 @@ function start(): IoWorker | null {
   };
 }
 
-function lane(): Lane | null {
+function spawn(): Lane | null {
   const shared = new SharedArrayBuffer(4 * 4);
-  const state = new Int32Array(shared);
   const { port1, port2 } = new MessageChannel();
-  let thread: Worker;
   try {
-    thread = new Worker(WORKER, { eval: true, workerData: { shared, port: port1 }, transferList: [port1] });
+    const thread = new Worker(WORKER, { eval: true, workerData: { shared, port: port1 }, transferList: [port1] });
+    thread.unref();
+    port2.unref();
+    return { thread, state: new Int32Array(shared), errors: port2, posted: 0 };
   } catch {
     return null;
   }
-  thread.unref();
-  port2.unref();
-  if (Atomics.wait(state, READY, 0, START_TIMEOUT_MS) === 'timed-out' && Atomics.load(state, READY) === 0) {
-    void thread.terminate();
-    return null;
-  }
-  return { thread, state, errors: port2, posted: 0 };
+}
+
+/** Whether a thread has started, waiting up to `START_TIMEOUT_MS` (counted from now). */
+function ready(l: Lane): boolean {
+  Atomics.wait(l.state, READY, 0, START_TIMEOUT_MS);
+  return Atomics.load(l.state, READY) === 1;
 }
 
 /** The error a failed job reported, as the writer would have thrown it. */

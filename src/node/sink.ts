@@ -60,7 +60,8 @@ export class FileSink {
   /** Bytes this sink wrote itself; with the worker's copies since `copiedBase`, what has landed. */
   private landed = 0;
   private copiedBase = 0;
-  private copied = false;
+  /** The last range given to `copy`, not started yet (see `dispatch`). */
+  private pending: CopyJob | undefined;
   private chunk: Uint8Array | undefined;
   private usedWorker = false;
   private done = false;
@@ -91,25 +92,41 @@ export class FileSink {
    */
   copy(src: number, srcPath: string, offset: number, length: number, what: string): void {
     this.drain();
-    const job: CopyJob = { src, srcPath, srcOffset: offset, length, dst: this.fd, dstOffset: this.offset, what };
-    const worker = length >= WORKER_COPY_BYTES ? ioWorker() : null;
+    // A range that continues the previous one in both files (external data written back in
+    // its order) joins it: one job instead of many.
+    const p = this.pending;
+    if (p && p.src === src && p.srcOffset + p.length === offset && p.dstOffset + p.length === this.offset) {
+      p.length += length;
+      this.offset += length;
+      return;
+    }
+    this.dispatch();
+    this.pending = { src, srcPath, srcOffset: offset, length, dst: this.fd, dstOffset: this.offset, what };
+    this.offset += length;
+  }
+
+  /** Starts the copy `copy` left pending: on the worker when large, here otherwise. */
+  private dispatch(): void {
+    const job = this.pending;
+    if (!job) return;
+    this.pending = undefined;
+    const worker = job.length >= WORKER_COPY_BYTES ? ioWorker() : null;
     if (worker) {
       if (!this.usedWorker) this.copiedBase = worker.copiedBytes();
       this.usedWorker = true;
-      worker.copy(job);
       // Counted as it lands (`flushAhead`).
-      this.copied = true;
-      this.advance(length);
-      this.copied = false;
+      worker.copy(job);
     } else {
       this.copyHere(job);
-      this.advance(length);
+      this.landed += job.length;
     }
+    this.flushAhead();
   }
 
   /** Writes what is gathered, waits for the worker's copies, fsyncs and closes the file. */
   finish(): void {
     this.drain();
+    this.dispatch();
     this.settle();
     fsyncSync(this.fd);
     this.done = true;
@@ -166,7 +183,7 @@ export class FileSink {
 
   private advance(n: number): void {
     this.offset += n;
-    if (!this.copied) this.landed += n;
+    this.landed += n;
     this.flushAhead();
   }
 
