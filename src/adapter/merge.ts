@@ -178,6 +178,12 @@ export function mergeState(adapted: OnnxModel, meta: AdapterMeta, opts: MergeOpt
   return opts.params ? checkParams(meta, opts.params) : stateFromModel(adapted, meta);
 }
 
+/** Index of the first NaN or ±Inf in `a`, or -1 (a plain loop: `findIndex` with a callback is ~5× slower on typed arrays). */
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
+  return -1;
+}
+
 /**
  * The merged model, given each target's merged weight: writes the weights, removes everything
  * injection recorded, points the feeding nodes back at the weights and drops the metadata entry.
@@ -213,7 +219,7 @@ export function rebuildMerged(adapted: OnnxModel, meta: AdapterMeta, weightFor: 
       }
       if (merged.length !== size) throw new PeanutError('E_GRAPH', `merged weight of ${t.module} has ${merged.length} values, expected ${size}`);
       if (safe) {
-        const bad = merged.findIndex((v) => !Number.isFinite(v));
+        const bad = firstNonFinite(merged);
         if (bad >= 0) throw new PeanutError('E_NON_FINITE', `merged weight of ${group.map((x) => x.module).join(', ')} ('${t.weight}') has a non-finite value (${merged[bad]}); refusing to write it (--safe)`);
       }
       // float32: the merged array is handed over (see MergedWeightFn) and becomes the bytes as is.

@@ -5,13 +5,13 @@
  * once the new model is in place (src/node/model-files.ts writes the pair in that order).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PeanutError } from '../errors.ts';
 import { modelTensors } from '../onnx/check-tensors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { deferredSource, externalRef, isExternal } from '../onnx/tensor.ts';
-import { canonical } from './atomic.ts';
+import { canonical, removeFile } from './atomic.ts';
 import { externalDataPath } from './files.ts';
 
 /**
@@ -112,5 +112,5 @@ export function taggedDataFiles(outPath: string, keep: ReadonlySet<string>): str
 
 /** Removes data files of replaced models (see `SaveOptions.replaced`). */
 export function removeReplaced(paths: readonly string[]): void {
-  for (const p of paths) rmSync(p, { force: true });
+  for (const p of paths) removeFile(p);
 }
