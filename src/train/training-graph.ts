@@ -190,9 +190,10 @@ export function buildTrainingGraphs(grad: GradModelLike): TrainingGraphs {
  * - Graph optimization **all**. The frozen part of the graph (weights are initializers) is
  *   constant-folded and its ops fused once, when the session is created. θ are graph inputs, so
  *   ΔW = f(W0; θ) is never folded into a constant, and every step sees the current θ.
- * - Weight prepacking **off**. Prepacking keeps a second, packed copy of every constant GEMM
- *   operand (the frozen weights) for the session's life; without it a bert-base step ran as fast
- *   and its process held ~170 MB less (measured with tools/bench.ts).
+ * - Weight prepacking **off**. Prepacking keeps a packed copy of every constant GEMM operand
+ *   (the frozen weights, once for the forward's MatMul and once for the backward's Gemm) for the
+ *   session's life: with it a bert-base step was 6–10 % faster but the process 180–340 MiB
+ *   larger (tools/bench.ts; docs/training.md). A caller's `extra` can turn it back on.
  * - Threads: ONNX Runtime's default (one intra-op thread per physical core) unless `threads` is
  *   given; sequential execution (the default), since a training graph is one long dependency
  *   chain with little to gain from inter-op parallelism. Bit-exact resume assumes the same thread
