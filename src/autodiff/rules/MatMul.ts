@@ -6,7 +6,7 @@
  * Cases:
  *   1. both 2-D: Gemm with transB / transA (no Transpose node).
  *   2. B 2-D [K, N] (a linear layer), A N-D: both fold the batch dims into rows, one GEMM each:
- *      dA = Reshape(Gemm(Reshape(dY, [−1, N]), B, transB), Shape(A)) and
+ *      dA = Reshape(Gemm(Reshape(dY, [−1, N]), B, transB), dY's leading dims + [K]) and
  *      dB = Gemm(Reshape(A, [−1, K]), Reshape(dY, [−1, N]), transA) — no Transpose node (one of a
  *      frozen weight would be folded into a stored transposed copy) and no batched product and
  *      reduction. K and N are static weight dims.
@@ -87,11 +87,9 @@ export function matMulGrads(ctx: GradContext, m: MatMulOperands): [string | unde
     if (needB) dB = gemm(ctx, a, dY, { transA: 1 }, dt);
   } else {
     if (needA && rb === 2 && typeof N === 'number' && typeof K === 'number') {
-      // One Gemm over the rows with transB instead of MatMul(dY, Transpose(B)): ONNX Runtime
-      // folds a Transpose of a frozen weight into a transposed copy kept for the session's life
-      // (a second copy of every frozen linear layer). A is N-D and B 2-D, so dA has A's shape.
-      // dA's shape from dY's leading dims (dY is live here; Shape(A) would keep A alive until the
-      // backward reaches this layer only for its shape).
+      // Gemm with transB, not MatMul(dY, Transpose(B)): ONNX Runtime folds a Transpose of a
+      // frozen weight into a transposed copy it keeps for the session's life. dA's shape comes
+      // from dY (live here); Shape(A) would keep A alive until now only for its shape.
       const dY2 = b.op('Reshape', [dY, b.constInt64([-1, N])]);
       const aDims = isStatic(aShape) ? b.constInt64([...aShape]) : concatInts(ctx, [sliceConst(ctx, b.op('Shape', [dY]), [0], [ry - 1], [0]), K as number]);
       dA = b.op('Reshape', [gemm(ctx, dY2, bb, { transB: 1 }, dt), aDims]);

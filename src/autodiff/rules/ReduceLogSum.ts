@@ -3,7 +3,7 @@
  * reduced axes kept. Axes: attribute before opset 18, input 1 from 18.
  */
 import type { GradRule } from '../rule.ts';
-import { expandReduced, keepdimsGrad, reduceAxes } from './shared/helpers.ts';
+import { expandReduced, keepdimsGrad, reduceAxes, reducedAxisList } from './shared/helpers.ts';
 
 export const reduceLogSumGrad: GradRule = {
   opType: 'ReduceLogSum',
@@ -13,6 +13,6 @@ export const reduceLogSumGrad: GradRule = {
     const b = ctx.b;
     const axes = reduceAxes(ctx);
     const share = b.op('Div', [keepdimsGrad(ctx, dY, axes), b.op('Exp', [keepdimsGrad(ctx, ctx.O(0), axes)])]);
-    return [expandReduced(ctx, share, axes)];
+    return [expandReduced(ctx, share, reducedAxisList(axes, ctx.rank(ctx.I(0))))];
   },
 };

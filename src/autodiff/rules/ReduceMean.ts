@@ -6,7 +6,7 @@
  */
 import type { GradContext, GradRule } from '../rule.ts';
 import { scalarOf } from '../../onnx/ops.ts';
-import { expandReduced, keepdimsGrad, reduceAxes } from './shared/helpers.ts';
+import { expandReduced, keepdimsGrad, reduceAxes, reducedAxisList } from './shared/helpers.ts';
 
 export const reduceMeanGrad: GradRule = {
   opType: 'ReduceMean',
@@ -15,9 +15,7 @@ export const reduceMeanGrad: GradRule = {
     const dY = ctx.dY;
     const axes = reduceAxes(ctx);
     if (axes.kind === 'none') return [dY];
-    const rank = ctx.rank(ctx.I(0));
-    const reduced = axes.kind === 'all' ? Array.from({ length: rank }, (_, i) => i) : axes.kind === 'const' ? axes.axes : undefined;
-    return [meanGrad(ctx, keepdimsGrad(ctx, dY, axes), reduced)];
+    return [meanGrad(ctx, keepdimsGrad(ctx, dY, axes), reducedAxisList(axes, ctx.rank(ctx.I(0))))];
   },
 };
 

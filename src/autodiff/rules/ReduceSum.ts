@@ -4,7 +4,7 @@
  * Axes are an attribute before opset 13 and input 1 from 13 (a stop-gradient edge).
  */
 import type { GradRule } from '../rule.ts';
-import { expandReduced, keepdimsGrad, reduceAxes } from './shared/helpers.ts';
+import { expandReduced, keepdimsGrad, reduceAxes, reducedAxisList } from './shared/helpers.ts';
 
 export const reduceSumGrad: GradRule = {
   opType: 'ReduceSum',
@@ -13,6 +13,6 @@ export const reduceSumGrad: GradRule = {
     const dY = ctx.dY;
     const axes = reduceAxes(ctx);
     if (axes.kind === 'none') return [dY];
-    return [expandReduced(ctx, keepdimsGrad(ctx, dY, axes), axes)];
+    return [expandReduced(ctx, keepdimsGrad(ctx, dY, axes), reducedAxisList(axes, ctx.rank(ctx.I(0))))];
   },
 };

@@ -127,11 +127,10 @@ export function keepdimsGrad(ctx: GradContext, dY: string, axes: ReduceAxes): st
  * kept axes, which Expand fills from the gradient itself: no Shape(X), which would keep X alive
  * until the backward reaches this node only for its shape. Otherwise Expand to Shape(X).
  */
-export function expandReduced(ctx: GradContext, dYk: string, axes: ReduceAxes | readonly number[] | undefined): string {
+export function expandReduced(ctx: GradContext, dYk: string, reduced: readonly number[] | undefined): string {
   const x = ctx.I(0);
   const rank = ctx.rank(x);
   const shape = ctx.shape(x);
-  const reduced = axes === undefined || Array.isArray(axes) ? (axes as readonly number[] | undefined) : reducedAxisList(axes as ReduceAxes, rank);
   if (ctx.opset >= 8 && reduced && reduced.every((a) => typeof shape[a] === 'number')) {
     const target = shape.map((d, i) => (reduced.includes(i) ? (d as number) : 1));
     return target.every((d) => d === 1) ? dYk : ctx.b.op('Expand', [dYk, ctx.b.constInt64(target)]);
@@ -139,8 +138,8 @@ export function expandReduced(ctx: GradContext, dYk: string, axes: ReduceAxes | 
   return expandTo(ctx, dYk, shapeOf(ctx, x), rank);
 }
 
-/** The axes reduced, when known at build time. */
-function reducedAxisList(axes: ReduceAxes, rank: number): readonly number[] | undefined {
+/** The axes a Reduce* node reduces as a list, when known at build time (`rank`: input 0's). */
+export function reducedAxisList(axes: ReduceAxes, rank: number): readonly number[] | undefined {
   if (axes.kind === 'all') return Array.from({ length: rank }, (_, i) => i);
   if (axes.kind === 'const') return axes.axes;
   if (axes.kind === 'none') return [];
