@@ -233,7 +233,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
   /** A training session built exactly as `peanut-onnx train` builds it; `step()` runs one step. */
   const makeTrainer = async (method: 'peanut' | 'lora') => {
     const { inject } = await import('../src/adapter/inject.ts');
-    const { buildTrainingPlan } = await import('../src/train/plan.ts');
+    const { buildTrainingPlan, graphBytes } = await import('../src/train/plan.ts');
     const { nodeRuntime } = await import('../src/node/onnxruntime.ts');
     const { TRAIN_OUTPUTS, trainingSessionOptions } = await import('../src/train/training-graph.ts');
     const { planToSessionRun } = await import('../src/node/artifacts.ts');
@@ -256,7 +256,7 @@ async function worker(job: Job, model: ModelKey, runs: number, warmup: number, t
     t0 = now();
     // As `train <adapted.onnx>` runs it: the graphs encoded with the weights left in their file.
     const run = planToSessionRun(built);
-    const { session } = await createSession(run.train, { ...trainingSessionOptions({ threads, externalData: run.externalData, extra: TRAIN_EXTRA }), ep: 'cpu' });
+    const { session } = await createSession(graphBytes(run.train), { ...trainingSessionOptions({ threads, externalData: run.externalData, extra: TRAIN_EXTRA }), ep: 'cpu' });
     const createMs = now() - t0;
     rssStages.afterSessionCreate = mib();
     const m = built.manifest;

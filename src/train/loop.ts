@@ -19,7 +19,7 @@ import { f32Tensor, type Feeds } from '../runtime/tensors.ts';
 import { adamWScalarFeeds } from './adamw.ts';
 import type { Hyperparameters, TrainState } from './checkpoint.ts';
 import { evaluate, type EvalMetrics } from './evaluate.ts';
-import type { RunGraphs } from './plan.ts';
+import { graphBytes, type RunGraphs } from './plan.ts';
 import { learningRate } from './schedule.ts';
 import { TRAIN_OUTPUTS, trainingSessionOptions } from './training-graph.ts';
 
@@ -102,7 +102,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
 
   // Why these options: see trainingSessionOptions (memory pattern off, full graph optimization).
   const sessionOpts = trainingSessionOptions({ ep: opts.ep, threads: opts.threads, externalData: graphs.externalData, extra: opts.sessionExtra });
-  const session = await runtime.createSession(graphs.train, sessionOpts);
+  const session = await runtime.createSession(graphBytes(graphs.train), sessionOpts);
   const ep = session.ep;
   let evalSession: Session | undefined;
 
@@ -126,7 +126,7 @@ export async function runTraining(runtime: Runtime, graphs: RunGraphs, opts: Loo
   const evals: LoopResult['evals'] = [];
   const runEval = async () => {
     if (!opts.eval) return;
-    evalSession ??= await runtime.createSession(typeof graphs.eval === 'function' ? graphs.eval() : graphs.eval, { ...sessionOpts, ep });
+    evalSession ??= await runtime.createSession(graphBytes(graphs.eval), { ...sessionOpts, ep });
     const feeds: Feeds = {};
     for (const [k, d] of theta) feeds[k] = f32Tensor(d, shapes.get(k)!);
     const metrics = await evaluate(evalSession, opts.eval, { ...spec, inputs: manifest.eval.inputs.data }, feeds, hyper.batchSize);

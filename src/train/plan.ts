@@ -28,11 +28,23 @@ export interface TrainingPlan {
  * What a run needs, wherever it came from: the graphs as bytes (a plan built in memory) or files
  * (an artifact directory), the manifest, and the state to start from.
  */
+/** A graph for a session: its bytes, its file, or a function encoding it on demand. */
+export type GraphSource = Uint8Array | string | (() => Uint8Array);
+
+/** The bytes or file of a `GraphSource`, encoding it if it is a function. */
+export function graphBytes(source: GraphSource): Uint8Array | string {
+  return typeof source === 'function' ? source() : source;
+}
+
 export interface RunGraphs {
   manifest: Manifest;
-  train: Uint8Array | string;
-  /** The eval graph; a function encodes it only when the first evaluation needs it. */
-  eval: Uint8Array | string | (() => Uint8Array);
+  /**
+   * The train graph: bytes, a file, or a function that encodes it when the session is created
+   * (so the bytes need not stay in memory for the run).
+   */
+  train: GraphSource;
+  /** The eval graph, likewise (a function encodes it only when the first evaluation needs it). */
+  eval: GraphSource;
   init: TrainState;
   /** External data files of graphs given as bytes. */
   externalData?: SessionOptions['externalData'];
@@ -92,9 +104,9 @@ export function planInitialState(plan: Pick<TrainingPlan, 'params' | 'manifest'>
 export function planToRun(plan: TrainingPlan, externalData?: SessionOptions['externalData']): RunGraphs {
   return {
     manifest: plan.manifest,
-    train: encodeModel(plan.graphs.train),
-    // Encoded when first evaluated, so a run without eval data never holds a second copy of the
-    // weights in memory.
+    // Encoded when their sessions are created: the train graph's bytes are not held for the
+    // run, and a run without eval data never encodes a second copy of the weights.
+    train: () => encodeModel(plan.graphs.train),
     eval: () => encodeModel(plan.graphs.eval),
     init: planInitialState(plan),
     ...(externalData?.length ? { externalData } : {}),
