@@ -79,82 +79,62 @@ function scalar(src: PatternSources, name: string): number | undefined {
   return inner && inner.length === 1 && inner[0]! >= 0 ? Math.sqrt(inner[0]!) : undefined;
 }
 
-/** The producer of `name` if it is an `op` node and every reader of `name` is `inside`. */
-function innerProducer(src: PatternSources, name: string, op: string, inside: (n: NodeProto) => boolean): NodeProto | undefined {
-  const p = src.producer(name);
-  if (!p || p.opType !== op || p.domain !== '' || src.outputs.has(name)) return undefined;
-  return (src.consumers.get(name) ?? []).every(inside) ? p : undefined;
-}
-
 function spelled(opType: string, head: NodeProto, inputs: string[], attribute: NodeProto['attribute'], inner: NodeProto[]): SpelledOp {
   return { node: create(NodeProtoSchema, { opType, domain: '', name: head.name, input: inputs, output: [head.output[0]!], attribute }), inner };
-}
-
-/** A set of pattern nodes that grows as the match proceeds. */
-function patternOf(head: NodeProto) {
-  const inner: NodeProto[] = [];
-  return { inner, inside: (n: NodeProto) => n === head || inner.includes(n) };
 }
 
 /** y = ½ · x · (1 + erf(x / √2)) or its tanh form, `head` the outer of the two Muls. */
 function gelu(head: NodeProto, src: PatternSources): SpelledOp | undefined {
   for (const k of [0, 1]) {
-    const innerMul = innerProducer(src, head.input[k]!, 'Mul', (n) => n === head);
+    const innerMul = producerOf(src, head.input[k]!, 'Mul');
     if (!innerMul) continue;
     const factors = [head.input[1 - k]!, ...innerMul.input];
     const halfAt = factors.findIndex((f) => near(scalar(src, f), 0.5));
     if (halfAt < 0) continue;
     const [f1, f2] = factors.filter((_, i) => i !== halfAt) as [string, string];
     for (const [x, c] of [[f1, f2], [f2, f1]] as const) {
-      const { inner, inside } = patternOf(head);
-      inner.push(innerMul);
-      const add = innerProducer(src, c, 'Add', inside);
-      if (!add) continue;
-      inner.push(add);
-      const oneAt = add.input.findIndex((i) => near(scalar(src, i), 1));
-      if (oneAt < 0) continue;
+      const add = producerOf(src, c, 'Add');
+      const oneAt = add ? add.input.findIndex((i) => near(scalar(src, i), 1)) : -1;
+      if (!add || oneAt < 0) continue;
       const t = add.input[1 - oneAt]!;
-      if (erfOfScaledX(src, t, x, inner, inside)) return spelled('Gelu', head, [x], [], inner);
-      if (tanhOfCubic(src, t, x, inner, inside)) return spelled('Gelu', head, [x], [makeAttribute('approximate', 'tanh')], inner);
+      const inner = [innerMul, add];
+      if (erfOfScaledX(src, t, x, inner) && closed(src, head, inner)) return spelled('Gelu', head, [x], [], inner);
+      inner.splice(2);
+      if (tanhOfCubic(src, t, x, inner) && closed(src, head, inner)) return spelled('Gelu', head, [x], [makeAttribute('approximate', 'tanh')], inner);
     }
   }
   return undefined;
 }
 
 /** `t` = erf(x / √2) (Div by √2 or Mul by 1/√2); its nodes pushed onto `inner`. */
-function erfOfScaledX(src: PatternSources, t: string, x: string, inner: NodeProto[], inside: (n: NodeProto) => boolean): boolean {
-  const erf = innerProducer(src, t, 'Erf', inside);
-  if (!erf) return false;
-  inner.push(erf);
-  const scaled = src.producer(erf.input[0]!);
-  if (!scaled || !innerProducer(src, erf.input[0]!, scaled.opType, inside)) return false;
+function erfOfScaledX(src: PatternSources, t: string, x: string, inner: NodeProto[]): boolean {
+  const erf = producerOf(src, t, 'Erf');
+  const scaled = erf && src.producer(erf.input[0]!);
+  if (!scaled || scaled.domain !== '') return false;
   const xAt = scaled.input.indexOf(x);
   const by = xAt < 0 ? undefined : scalar(src, scaled.input[1 - xAt]!);
   if (!((scaled.opType === 'Div' && xAt === 0 && near(by, Math.SQRT2)) || (scaled.opType === 'Mul' && near(by, Math.SQRT1_2)))) return false;
-  inner.push(scaled);
+  inner.push(erf, scaled);
   return true;
 }
 
 /** `t` = tanh(√(2/π) · (x + 0.044715 · x³)), x³ as Pow(x, 3); its nodes pushed onto `inner`. */
-function tanhOfCubic(src: PatternSources, t: string, x: string, inner: NodeProto[], inside: (n: NodeProto) => boolean): boolean {
-  const tanh = innerProducer(src, t, 'Tanh', inside);
+function tanhOfCubic(src: PatternSources, t: string, x: string, inner: NodeProto[]): boolean {
+  const tanh = producerOf(src, t, 'Tanh');
   if (!tanh) return false;
   inner.push(tanh);
-  // scalar · operand, either order; the operand's producer must be read only inside.
+  // k · operand, either order: the operand's `op` producer (the Mul pushed onto `inner`).
   const scaledBy = (name: string, k: number, op: string): NodeProto | undefined => {
-    const m = innerProducer(src, name, 'Mul', inside);
-    if (!m) return undefined;
-    const at = m.input.findIndex((i) => near(scalar(src, i), k));
-    if (at < 0) return undefined;
+    const m = producerOf(src, name, 'Mul');
+    const at = m ? m.input.findIndex((i) => near(scalar(src, i), k)) : -1;
+    if (!m || at < 0) return undefined;
     inner.push(m);
-    const operand = innerProducer(src, m.input[1 - at]!, op, inside);
-    return operand;
+    return producerOf(src, m.input[1 - at]!, op);
   };
   const sum = scaledBy(tanh.input[0]!, Math.sqrt(2 / Math.PI), 'Add');
-  if (!sum) return false;
+  const xAt = sum ? sum.input.indexOf(x) : -1;
+  if (!sum || xAt < 0) return false;
   inner.push(sum);
-  const xAt = sum.input.indexOf(x);
-  if (xAt < 0) return false;
   const cube = scaledBy(sum.input[1 - xAt]!, 0.044715, 'Pow');
   if (!cube || cube.input[0] !== x || !near(scalar(src, cube.input[1]!), 3)) return false;
   inner.push(cube);
